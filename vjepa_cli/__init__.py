@@ -1,0 +1,13 @@
+"""vjepa: V-JEPA video self-supervised learning, as a library and a command-line tool."""
+
+__version__ = "0.1.0"
+
+
+def load_model(path, device=None, dtype=None):
+    """Load a V-JEPA model file (ours, or anything `vjepa convert` reads); see `vjepa_cli.models.load`."""
+    from vjepa_cli.models.load import load_model as _load_model
+
+    return _load_model(path, device=device, dtype=dtype)
+
+
+__all__ = ["__version__", "load_model"]

@@ -1,0 +1,68 @@
+"""The `vjepa` command line: wiring only. Each command lives in its own module and calls a library
+function; errors a user can cause arrive as `VjepaError` and are printed once, here, as one line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from vjepa_cli import __version__
+from vjepa_cli.cli import (
+    convert,
+    demo,
+    export,
+    extract,
+    predict,
+    preprocess,
+    pretrain,
+    probe,
+    synth,
+    viz,
+    wm,
+)
+from vjepa_cli.errors import VjepaError
+
+app = typer.Typer(
+    name="vjepa",
+    help="V-JEPA: self-supervised video representations, feature extraction, probing and world-model planning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vjepa {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """V-JEPA: self-supervised video representations, feature extraction, probing and planning."""
+
+
+for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, viz, probe, demo):
+    _mod.register(app)
+app.add_typer(wm.app, name="wm", help="World model: collect episodes, train an action-conditioned predictor, plan.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `vjepa` script and `python -m vjepa_cli`."""
+    try:
+        app(args=argv, prog_name="vjepa")
+    except VjepaError as e:
+        from vjepa_cli.log import err_console
+
+        err_console().print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,265 @@
+"""Typed, strict configuration: YAML recipes and `--set a.b=c` overrides onto frozen dataclasses.
+
+Every config section is a frozen dataclass whose fields carry a comment each and whose `__post_init__`
+raises `ValueError` for impossible values. `load_recipe` reads a YAML file, applies the overrides, and
+builds the dataclass, refusing unknown keys (naming the closest valid key) and wrong types (naming the
+expected type). `to_dict` / `dump_yaml` write the resolved config back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from vjepa_cli.errors import VjepaError
+
+T = TypeVar("T")
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key path that `cls` accepts (nested dataclasses expanded)."""
+    keys = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        path = f"{prefix}{f.name}"
+        keys.append(path)
+        sub = _dataclass_of(hints[f.name])
+        if sub is not None:
+            keys.extend(_all_keys(sub, path + "."))
+    return keys
+
+
+def _dataclass_of(tp: Any) -> type | None:
+    """The dataclass inside `tp` (plain or Optional), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if _is_union(tp):
+        subs = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
+        return subs[0] if len(subs) == 1 else None
+    return None
+
+
+def _is_union(tp: Any) -> bool:
+    return get_origin(tp) is Union or isinstance(tp, types.UnionType)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    if _is_union(tp):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+class _Bad(Exception):
+    """Internal: a value does not fit a type."""
+
+
+def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
+    """Check `value` against the annotation `tp`, converting lists to tuples and ints to floats."""
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _Bad
+        return _build(tp, value, where, key + ".")
+    if _is_union(tp):
+        for arg in get_args(tp):
+            try:
+                return _coerce(value, arg, key, where)
+            except _Bad:
+                continue
+        raise _Bad
+    origin = get_origin(tp)
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise _Bad
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise _Bad
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise _Bad
+            return tuple(_coerce(v, a, key, where) for v, a in zip(value, args, strict=False))
+        item = args[0] if args else Any
+        out = [_coerce(v, item, key, where) for v in value]
+        return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Bad
+        kt, vt = get_args(tp) or (Any, Any)
+        return {_coerce(k, kt, key, where): _coerce(v, vt, key, where) for k, v in value.items()}
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Bad
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Bad
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise _Bad
+
+
+def _build(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in names:
+            full = f"{prefix}{key}"
+            valid = [f"{prefix}{n}" for n in sorted(names)]
+            close = difflib.get_close_matches(full, valid, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else "valid keys here: " + ", ".join(valid)
+            raise VjepaError(f"{where}: unknown key '{full}'", hint)
+    kwargs = {}
+    for name in names:
+        if name not in data:
+            continue
+        key = f"{prefix}{name}"
+        try:
+            kwargs[name] = _coerce(data[name], hints[name], key, where)
+        except _Bad:
+            raise VjepaError(
+                f"{where}: '{key}' must be {_type_name(hints[name])}, got {data[name]!r}"
+            ) from None
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as e:
+        label = prefix.rstrip(".") or cls.__name__
+        raise VjepaError(f"{where}: invalid '{label}': {e}") from None
+
+
+def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
+    """Build the dataclass `cls` from a plain dict, strictly (unknown keys and wrong types are errors)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise VjepaError(f"{where}: the top level must be a mapping of keys to values")
+    return _build(cls, data, where)
+
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """`"optim.lr=1e-3"` -> (["optim", "lr"], 0.001); the value is parsed as YAML."""
+    if "=" not in item:
+        raise VjepaError(f"--set '{item}' is not of the form key=value", "example: --set optim.lr=3e-4")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise VjepaError(f"--set '{item}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_sets(data: dict, sets: typing.Iterable[str]) -> dict:
+    """Return a copy of `data` with every `a.b=c` override applied (creating mappings as needed)."""
+    out = json.loads(json.dumps(data)) if data else {}
+    for item in sets:
+        parts, value = parse_set(item)
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise VjepaError(f"--set '{item}': '{part}' is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping, turning every failure into one clear VjepaError."""
+    p = Path(path)
+    if not p.exists():
+        raise VjepaError(f"recipe not found: {p}", "check the path, or list the built-in recipes in recipes/")
+    if p.is_dir():
+        raise VjepaError(f"recipe {p} is a directory, not a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise VjepaError(f"{p}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VjepaError(f"cannot read recipe {p}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise VjepaError(f"{p}: the top level must be a mapping of keys to values")
+    return data
+
+
+def load_recipe(cls: type[T], path: str | Path | None, sets: typing.Iterable[str] = ()) -> T:
+    """Load `cls` from a YAML recipe (or defaults when `path` is None) plus `--set` overrides."""
+    sets = list(sets)
+    data = read_yaml(path) if path is not None else {}
+    where = str(path) if path is not None else "defaults"
+    if sets:
+        data = apply_sets(data, sets)
+        where += " (with --set " + " ".join(sets) + ")"
+    return from_dict(cls, data, where)
+
+
+def to_dict(cfg: Any) -> dict:
+    """The config as plain YAML/JSON-able data (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def dump_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def config_hash(cfg: Any) -> str:
+    """A short stable hash of the resolved config (for provenance)."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def all_keys(cls: type) -> list[str]:
+    """All dotted keys a config class accepts (for docs and `--help`)."""
+    return _all_keys(cls)

@@ -1,0 +1,59 @@
+"""Console output for the CLI: rich consoles on stdout/stderr, progress bars, and the logging setup.
+
+Library code never prints: it takes an optional `progress` callback or uses `logging`. The CLI creates
+consoles here and renders results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from functools import cache
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+@cache
+def console() -> Console:
+    return Console()
+
+
+@cache
+def err_console() -> Console:
+    return Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(message)s", datefmt="[%X]",
+        handlers=[RichHandler(console=err_console(), show_path=False, rich_tracebacks=False)],
+        force=True,
+    )
+
+
+def progress(transient: bool = False, disable: bool | None = None) -> Progress:
+    """A rich progress bar on stderr (so stdout stays clean for --json and pipelines)."""
+    if disable is None:
+        disable = not sys.stderr.isatty() and os.environ.get("VJEPA_PROGRESS") != "1"
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console(),
+        transient=transient,
+        disable=disable,
+    )
