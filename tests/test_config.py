@@ -92,3 +92,19 @@ def test_model_config_validation():
     with pytest.raises(VjepaError, match="pred_num_heads 22"):
         from_dict(ModelConfig, {"arch": "vit_giant_xformers"})
     assert ModelConfig().grid(16, (224, 320)) == (8, 14, 20)
+
+
+def test_builtin_recipe_lookup(tmp_path, monkeypatch):
+    from vjepa_cli.config import _load
+
+    monkeypatch.setattr(_load, "BUILTIN_RECIPES", tmp_path)
+    (tmp_path / "wm").mkdir()
+    (tmp_path / "tiny-cpu.yaml").write_text("name: tiny\n")
+    (tmp_path / "wm" / "reach2d.yaml").write_text("name: reach\n")
+    assert _load.builtin_recipes() == ["tiny-cpu", "wm/reach2d"]
+    monkeypatch.chdir(tmp_path / "wm")  # so relative names are not found as plain paths
+    assert load_recipe(Outer, "tiny-cpu").name == "tiny"
+    assert load_recipe(Outer, "recipes/tiny-cpu.yaml").name == "tiny"
+    assert load_recipe(Outer, "wm/reach2d").name == "reach"
+    with pytest.raises(VjepaError, match="did you mean 'tiny-cpu'"):
+        load_recipe(Outer, "tiny-cpuu")

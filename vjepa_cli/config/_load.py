@@ -202,11 +202,35 @@ def apply_sets(data: dict, sets: typing.Iterable[str]) -> dict:
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, turning every failure into one clear VjepaError."""
+BUILTIN_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def builtin_recipes() -> list[str]:
+    """Names of the recipes shipped with the package (`tiny-cpu`, `probe/synth-motion`, ...)."""
+    if not BUILTIN_RECIPES.is_dir():
+        return []
+    return sorted(str(p.relative_to(BUILTIN_RECIPES).with_suffix("")) for p in BUILTIN_RECIPES.rglob("*.yaml"))
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe path as given, or else a built-in recipe by name (`tiny-cpu`, `recipes/vitb.yaml`, `wm/reach2d`)."""
     p = Path(path)
-    if not p.exists():
-        raise VjepaError(f"recipe not found: {p}", "check the path, or list the built-in recipes in recipes/")
+    if p.exists():
+        return p
+    name = str(path).removesuffix(".yaml").removesuffix(".yml")
+    name = name.removeprefix("recipes/")
+    candidate = BUILTIN_RECIPES / f"{name}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = builtin_recipes()
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'?" if close else "built-in recipes: " + ", ".join(known)
+    raise VjepaError(f"recipe not found: {p}", hint)
+
+
+def read_yaml(path: str | Path) -> dict:
+    """Read a YAML mapping (a path, or a built-in recipe name), turning every failure into one clear VjepaError."""
+    p = resolve_recipe(path)
     if p.is_dir():
         raise VjepaError(f"recipe {p} is a directory, not a YAML file")
     try:
