@@ -90,3 +90,17 @@ def test_heatmap_and_grid_shapes():
     assert tuple(cm[0]) != tuple(cm[1])
     g = image_grid([np.zeros((8, 8, 3), np.uint8)] * 3, ncols=2, pad=2)
     assert g.shape == (2 * 10 + 2, 2 * 10 + 2, 3)
+
+
+def test_atomic_write_respects_umask(tmp_path):
+    import os
+
+    from vjepa_cli.io.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left behind
