@@ -1,0 +1,108 @@
+"""Synthetic videos: deterministic files, labels recoverable from pixels by trivial oracles, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from _data_helpers import motion_oracle, shapes_oracle, shared_synth
+
+from vjepa_cli.data.manifest import read_labels, read_manifest
+from vjepa_cli.data.synth import generate_synth
+from vjepa_cli.data.video import read_frames
+
+
+def _all_rows(res):
+    return read_manifest(res.train_manifest) + read_manifest(res.val_manifest)
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a = generate_synth("physics", tmp_path / "a", n=4, frames=8, size=32, impossible=True)
+    b = generate_synth("physics", tmp_path / "b", n=4, frames=8, size=32, impossible=True)
+    c = generate_synth("physics", tmp_path / "c", n=4, frames=8, size=32, impossible=True, seed=1)
+    for name in ["videos/000000.mp4", "videos/000003.mp4", "train.csv", "val.csv", "labels.json", "synth.json"]:
+        assert (a.out_dir / name).read_bytes() == (b.out_dir / name).read_bytes(), name
+    assert (a.out_dir / "videos/000000.mp4").read_bytes() != (c.out_dir / "videos/000000.mp4").read_bytes()
+
+
+def test_motion_labels_need_time_and_are_recoverable(tmp_path_factory):
+    res = shared_synth(tmp_path_factory)
+    rows = _all_rows(res)
+    assert len(rows) == 24 and res.num_val == 5 and len(res.class_names) == 16
+    assert read_labels(res.labels_path)["0deg-speed1"] == 0
+    hits = []
+    for r in rows:
+        frames = read_frames(r.path, range(16))
+        assert frames.shape == (16, 64, 64, 3)
+        hits.append(motion_oracle(frames, 8, 2) == r.label)
+    assert np.mean(hits) >= 0.9  # phase correlation finds the labelled velocity
+    # a single frame says nothing: first frames of different classes come from the same distribution,
+    # and the objects are really moving (frames change)
+    f = read_frames(rows[0].path, [0, 8])
+    assert np.abs(f[0].astype(int) - f[1]).mean() > 5
+
+
+def test_shapes_labels_from_one_frame(tmp_path_factory):
+    res = shared_synth(tmp_path_factory, task="shapes", frames=4, n=24)
+    rows = _all_rows(res)
+    hits = [shapes_oracle(read_frames(r.path, [2])[0]) == r.label for r in rows]
+    assert np.mean(hits) >= 0.9 and len(res.class_names) == 12
+
+
+def test_physics_impossible_pairs_diverge_only_after_the_event(tmp_path):
+    res = generate_synth("physics", tmp_path / "p", n=12, frames=16, size=64, impossible=True, val_fraction=0.34)
+    meta = json.loads((res.out_dir / "synth.json").read_text())["videos"]
+    rows = _all_rows(res)
+    assert res.num_val == 4 and [r.label for r in rows] == [0, 1] * 6
+    events = set()
+    for p in range(6):
+        possible, impossible = (read_frames(rows[2 * p + k].path, range(16)).astype(int) for k in (0, 1))
+        m = meta[2 * p + 1]
+        assert m["pair"] == p and meta[2 * p]["event"] is None
+        e = m["event_frame"]
+        events.add(m["event"])
+        changed = (np.abs(possible - impossible).max(axis=3) > 40).sum(axis=(1, 2))  # pixels, per frame
+        assert changed[:e].max() <= 8  # same initial conditions and dynamics before the event (codec noise aside)
+        assert changed[e] >= 10  # something impossible is visible from the event frame on
+    assert len(events) >= 2
+
+
+def test_physics_plain_label_is_ball_count(tmp_path):
+    res = generate_synth("physics", tmp_path / "q", n=3, frames=4, size=32, val_fraction=0.0)
+    assert [r.label for r in read_manifest(res.train_manifest)] == [0, 1, 2]
+    assert res.class_names == ["1-ball", "2-balls", "3-balls"]
+    assert read_manifest(res.train_manifest)[0].num_frames == 4
+
+
+def test_synth_cli(run_cli, tmp_path):
+    r = run_cli("synth", tmp_path / "s", "--task", "shapes", "--videos", "4", "--frames", "4", "--size", "32",
+                "--json")
+    assert r.code == 0, r
+    out = json.loads(r.out)
+    assert out["num_train"] + out["num_val"] == 4 and out["num_classes"] == 12
+    bad = run_cli("synth", tmp_path / "t", "--task", "colours")
+    assert bad.code == 1 and "unknown synth task" in bad.err and "Traceback" not in bad.err
+    bad = run_cli("synth", tmp_path / "u", "--size", "33")
+    assert bad.code == 1 and "size" in bad.err and len(bad.err.strip().splitlines()) <= 2
+    odd = run_cli("synth", tmp_path / "v", "--task", "physics", "--impossible", "--videos", "3")
+    assert odd.code == 1 and "even" in odd.err
+
+
+def test_synth_refuses_to_mix_settings_in_one_folder(run_cli, tmp_path):
+    assert run_cli("synth", tmp_path / "s", "--videos", "2", "--frames", "4", "--size", "32").code == 0
+    r = run_cli("synth", tmp_path / "s", "--videos", "2", "--frames", "5", "--size", "32")
+    assert r.code == 1 and "other settings" in r.err
+
+
+@pytest.mark.parametrize("task", ["motion", "shapes", "physics"])
+def test_workers_give_the_same_files(tmp_path, task):
+    a = generate_synth(task, tmp_path / "a", n=4, frames=4, size=32, workers=2)
+    b = generate_synth(task, tmp_path / "b", n=4, frames=4, size=32, workers=1)
+    assert (a.out_dir / "videos/000001.mp4").read_bytes() == (b.out_dir / "videos/000001.mp4").read_bytes()
+
+
+def test_synth_cli_out_dir_is_a_file(run_cli, tmp_path):
+    (tmp_path / "f").write_text("x")
+    r = run_cli("synth", tmp_path / "f", "--videos", "2", "--frames", "2", "--size", "16")
+    assert r.code == 1 and "not a folder" in r.err

@@ -1,0 +1,92 @@
+"""Writing H.264 mp4 files with PyAV (libx264), deterministically: one encoder thread, fixed settings,
+so the same frames give byte-identical files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vjepa_cli.io.atomic import atomic_path
+
+
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3] RGB -> uint8 [3H/2, W] planar YUV 4:2:0 (BT.601, limited range), in numpy.
+
+    Done here rather than by FFmpeg's swscale, whose SIMD paths depend on buffer alignment and so can
+    round differently from run to run; this keeps encoded files byte-identical.
+    """
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    h, w = r.shape
+    q = x.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))  # 2x2 average for the chroma planes
+    r2, g2, b2 = q[..., 0], q[..., 1], q[..., 2]
+    cb = 128 + (-37.797 * r2 - 74.203 * g2 + 112.0 * b2) / 255
+    cr = 128 + (112.0 * r2 - 93.786 * g2 - 18.214 * b2) / 255
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, cb, cr)]
+    return np.concatenate([p.ravel() for p in planes]).reshape(h * 3 // 2, w)
+
+
+class VideoWriter:
+    """Stream RGB frames into an mp4 (H.264, yuv420p). Width and height must be even.
+
+    Args:
+        path: output file (written as-is; wrap in `atomic_path` for atomic output).
+        width, height: frame size in pixels.
+        fps: frame rate (int, float or Fraction).
+        crf: x264 quality (lower = better, bigger).
+        preset: x264 speed preset.
+        keyint: frames between keyframes (None: x264 default 250). Short = cheaper random access.
+        threads: encoder threads (1 keeps output byte-identical across runs).
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, crf: int = 18,
+                 preset: str = "veryfast", keyint: int | None = None, threads: int = 1):
+        import av
+
+        if width % 2 or height % 2:
+            raise ValueError("H.264 (yuv420p) needs even width and height")
+        rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        self._c = av.open(str(path), "w", format="mp4")
+        opts = {"crf": str(crf), "preset": preset, "threads": str(threads)}
+        if keyint:
+            opts.update({"g": str(keyint), "keyint_min": str(keyint), "sc_threshold": "0"})
+        self._s = self._c.add_stream("libx264", rate=rate, options=opts)
+        self._s.width, self._s.height, self._s.pix_fmt = width, height, "yuv420p"
+        self._s.codec_context.thread_count = threads
+        self._av, self._n, self._tb = av, 0, 1 / rate
+
+    def write(self, frame) -> None:
+        """Append one frame: uint8 [H, W, 3] RGB array, or an `av.VideoFrame`."""
+        if isinstance(frame, np.ndarray):
+            frame = self._av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")
+        frame.pts, frame.time_base = self._n, self._tb  # constant frame rate, whatever the source said
+        self._n += 1
+        for packet in self._s.encode(frame):
+            self._c.mux(packet)
+
+    def close(self) -> None:
+        if self._c is None:
+            return
+        for packet in self._s.encode():
+            self._c.mux(packet)
+        self._c.close()
+        self._c = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 18, keyint: int | None = None,
+                preset: str = "veryfast") -> Path:
+    """Write uint8 [T, H, W, 3] frames to an mp4 atomically (no half-written file on failure)."""
+    with atomic_path(path, suffix=".mp4") as tmp:
+        with VideoWriter(tmp, frames.shape[2], frames.shape[1], fps, crf=crf, preset=preset, keyint=keyint) as w:
+            for f in frames:
+                w.write(f)
+    return Path(path)

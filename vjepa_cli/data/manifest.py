@@ -1,0 +1,173 @@
+"""Manifests: the list of videos a dataset reads.
+
+Two formats are read everywhere a manifest is asked for:
+
+- ours: CSV with the header `path,label,num_frames,fps,width,height`; only `path` is required, unknown
+  values are left empty (label empty = unlabelled, read as -1);
+- the official V-JEPA one: headerless `path label` lines, space separated (the label is the last
+  field, so paths may contain spaces); `path::label` is also accepted.
+
+Relative paths resolve against the manifest's folder. `labels.json` maps class name -> index.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.atomic import write_text_atomic
+
+HEADER = ("path", "label", "num_frames", "fps", "width", "height")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One video. `path` is absolute after `read_manifest`; unknown fields are None; label -1 = none."""
+
+    path: str
+    label: int = -1
+    num_frames: int | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+def _resolve(p: str, root: Path) -> str:
+    q = Path(p).expanduser()
+    return str(q if q.is_absolute() else (root / q).resolve())
+
+
+def _opt(v: str, kind, where: str):
+    v = v.strip()
+    if v == "":
+        return None
+    try:
+        return kind(float(v)) if kind is int else kind(v)
+    except ValueError:
+        raise VjepaError(f"{where}: '{v}' is not a number") from None
+
+
+def _read_ours(text: str, root: Path, name: str) -> list[ManifestRow]:
+    reader = csv.DictReader(io.StringIO(text))
+    unknown = set(reader.fieldnames or ()) - set(HEADER)
+    if unknown:
+        raise VjepaError(f"{name}: unknown manifest column(s) {sorted(unknown)}", "expected " + ",".join(HEADER))
+    rows = []
+    for i, r in enumerate(reader, start=2):
+        where = f"{name} line {i}"
+        if not (r.get("path") or "").strip():
+            raise VjepaError(f"{where}: empty path")
+        label = _opt(r.get("label") or "", int, where)
+        rows.append(ManifestRow(
+            path=_resolve(r["path"].strip(), root),
+            label=-1 if label is None else label,
+            num_frames=_opt(r.get("num_frames") or "", int, where),
+            fps=_opt(r.get("fps") or "", float, where),
+            width=_opt(r.get("width") or "", int, where),
+            height=_opt(r.get("height") or "", int, where),
+        ))
+    return rows
+
+
+def parse_official_line(line: str) -> tuple[str, int] | None:
+    """`"/a/b.mp4 3"` or `"/a/b.mp4::3"` -> ("/a/b.mp4", 3); None when the last field is not an integer."""
+    line = line.strip()
+    sep = "::" if "::" in line else None
+    parts = line.rsplit(sep, 1)
+    if len(parts) != 2 or not parts[0].strip():
+        return None
+    try:
+        return parts[0].strip(), int(parts[1])
+    except ValueError:
+        return None
+
+
+def _read_official(lines: list[tuple[int, str]], root: Path, name: str) -> list[ManifestRow]:
+    rows = []
+    for i, line in lines:
+        parsed = parse_official_line(line)
+        if parsed is None:
+            raise VjepaError(f"{name} line {i}: expected 'path label' (label an integer), got {line.strip()!r}",
+                             "or use a CSV with the header " + ",".join(HEADER))
+        rows.append(ManifestRow(path=_resolve(parsed[0], root), label=parsed[1]))
+    return rows
+
+
+def is_our_header(first_line: str) -> bool:
+    return first_line.strip().lstrip("\ufeff").split(",")[0].strip() == "path"
+
+
+def read_manifest(path: str | Path) -> list[ManifestRow]:
+    """Read a manifest in either format (detected from the first line). Raises `VjepaError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise VjepaError(f"manifest not found: {path}", "create one with `vjepa preprocess` or `vjepa synth`")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise VjepaError(f"cannot read manifest {path}: {e}") from None
+    lines = [(i, ln) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if not lines:
+        raise VjepaError(f"manifest {path} is empty")
+    root = path.resolve().parent
+    rows = _read_ours(text, root, str(path)) if is_our_header(lines[0][1]) else _read_official(lines, root, str(path))
+    if not rows:
+        raise VjepaError(f"manifest {path} lists no videos")
+    return rows
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def write_manifest(path: str | Path, rows: list[ManifestRow], relative: bool = True) -> Path:
+    """Write our CSV atomically. With `relative`, paths under the manifest's folder are stored relative
+    to it (the folder can be moved); others stay absolute. Label -1 is written empty."""
+    path = Path(path)
+    root = path.resolve().parent
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(HEADER)
+    for r in rows:
+        p = Path(r.path)
+        if relative and p.is_absolute() and p.is_relative_to(root):
+            p = p.relative_to(root)
+        w.writerow([p.as_posix(), "" if r.label < 0 else r.label, _fmt(r.num_frames), _fmt(r.fps),
+                    _fmt(r.width), _fmt(r.height)])
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def read_labels(path: str | Path) -> dict[str, int]:
+    """labels.json: {class name: index} (SSv2's string indices are accepted)."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return {str(k): int(v) for k, v in data.items()}
+    except FileNotFoundError:
+        raise VjepaError(f"labels file not found: {path}") from None
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise VjepaError(f"{path}: not a JSON mapping of class name to index ({e})") from None
+
+
+def write_labels(path: str | Path, labels: dict[str, int]) -> Path:
+    """Write {class name: index} sorted by index, atomically."""
+    ordered = dict(sorted(labels.items(), key=lambda kv: kv[1]))
+    write_text_atomic(path, json.dumps(ordered, indent=1, ensure_ascii=False) + "\n")
+    return Path(path)
+
+
+def class_names(labels: dict[str, int]) -> list[str]:
+    """Index -> name list (gaps filled with the index as a string)."""
+    n = max(labels.values(), default=-1) + 1
+    names = [str(i) for i in range(n)]
+    for k, v in labels.items():
+        names[v] = k
+    return names

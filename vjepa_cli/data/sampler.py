@@ -1,0 +1,118 @@
+"""Resumable, distributed-aware batch sampling over several datasets, and the pretraining DataLoader.
+
+As V-JEPA 2 mixes datasets (`DistributedWeightedSampler`): each sample of dataset d has probability
+proportional to w_d / n_d, drawn with replacement. Here the draw of step s is a pure function of
+(seed, s): a numpy Generator seeded by (seed, s) draws the global batch (batch_size * world_size) and rank
+r takes slice r, so resuming at step s (or changing the worker count) reproduces the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from vjepa_cli.config.data import DataConfig
+
+_MASK64 = (1 << 64) - 1
+
+
+class StepBatchSampler:
+    """Yields, for each step, this rank's list of `(step, global_index)` keys for `VideoClipDataset`.
+
+    Args:
+        sizes_per_dataset: n_d, videos in each dataset (global index = dataset offset + local index).
+        weights: w_d per dataset (None: equal); dataset d is drawn with probability w_d / sum(w).
+        batch_size: samples per rank per step.
+        seed: base seed.
+        rank, world_size: this process's slice of the global batch.
+        start_step: first step to yield.
+        num_steps: stop before this step (None: infinite).
+
+    The position is `step`, the next step `__iter__` will yield. A DataLoader prefetches, so for exact
+    resume save the trainer's own step and pass it as `start_step` / `load_state_dict({"step": s})`.
+    """
+
+    def __init__(self, sizes_per_dataset: Sequence[int], weights: Sequence[float] | None, batch_size: int,
+                 seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0, num_steps: int | None = None):
+        self.sizes = np.asarray(sizes_per_dataset, dtype=np.int64)
+        if self.sizes.size == 0 or (self.sizes < 1).any():
+            raise ValueError("every dataset needs at least one video")
+        w = np.ones(len(self.sizes)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != self.sizes.shape or (w <= 0).any():
+            raise ValueError("need one positive weight per dataset")
+        if batch_size < 1 or not 0 <= rank < world_size:
+            raise ValueError("need batch_size >= 1 and 0 <= rank < world_size")
+        self.p = w / w.sum()
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.batch_size, self.seed, self.rank, self.world_size = batch_size, seed, rank, world_size
+        self.step, self.num_steps = start_step, num_steps
+
+    def global_batch(self, step: int) -> np.ndarray:
+        """All ranks' global indices for `step`: int64 [world_size * batch_size]."""
+        rng = np.random.default_rng([self.seed & _MASK64, step])
+        g = self.batch_size * self.world_size
+        d = rng.choice(len(self.sizes), size=g, p=self.p)  # dataset with prob w_d / sum w
+        local = rng.integers(0, self.sizes[d])  # uniform within it: w_d / n_d per sample overall
+        return self.offsets[d] + local
+
+    def batch(self, step: int) -> list[tuple[int, int]]:
+        idx = self.global_batch(step)[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
+        return [(step, int(i)) for i in idx]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        while self.num_steps is None or self.step < self.num_steps:
+            step = self.step
+            self.step += 1
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        if self.num_steps is None:
+            raise TypeError("an infinite StepBatchSampler has no length")
+        return max(0, self.num_steps - self.step)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.seed = int(state.get("seed", self.seed))
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers decode and resize; intra-op threads would oversubscribe the cores
+
+
+def build_pretrain_loader(
+    data_cfg: DataConfig,
+    batch_size: int,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    collate_fn: Callable | None = None,
+    num_workers: int | None = None,
+    start_step: int = 0,
+    num_steps: int | None = None,
+    pin_memory: bool | None = None,
+) -> tuple[torch.utils.data.DataLoader, StepBatchSampler]:
+    """DataLoader over `data_cfg`'s datasets (synth ones generated into the cache first) with a
+    `StepBatchSampler`. Each batch is `collate_fn(list of sample dicts)` (default `collate_clips`).
+
+    Returns:
+        (loader, sampler): iterate the loader; save/restore position with the trainer's step.
+    """
+    from vjepa_cli.data.dataset import VideoClipDataset, collate_clips
+    from vjepa_cli.data.synth import resolve_datasets
+
+    manifests, weights = resolve_datasets(data_cfg, split="train")
+    dataset = VideoClipDataset(data_cfg, manifests, train=True, seed=seed)
+    sampler = StepBatchSampler(dataset.sizes, weights, batch_size, seed, rank, world_size, start_step, num_steps)
+    workers = data_cfg.num_workers if num_workers is None else num_workers
+    pin = (data_cfg.pin_memory and torch.cuda.is_available()) if pin_memory is None else pin_memory
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_fn or collate_clips,
+        pin_memory=pin, persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=2 if workers else None,
+    )
+    return loader, sampler

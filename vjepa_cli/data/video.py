@@ -1,0 +1,295 @@
+"""Video readers: decord (default, as the official loaders) with a PyAV fallback, one interface.
+
+`open_video(path, backend, threads)` returns a reader with `.num_frames`, `.fps` (free), `.info`
+(`VideoInfo`; with decord the size costs a header read) and `.get_batch(indices) -> uint8 [T, H, W, 3]`. Failures raise `VideoReadError` with a short reason
+(missing, empty, cannot open, cannot decode) that the dataset records and replaces; user-facing entry
+points (`probe_video`, `iter_windows`) turn them into `VjepaError`.
+
+Thread count is explicit: the official loader passes `num_threads=-1`, which FFmpeg treats as one thread;
+here `threads=1` is that behaviour and `0` lets the decoder choose.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vjepa_cli.errors import VjepaError
+
+log = logging.getLogger(__name__)
+BACKENDS = ("decord", "pyav", "auto")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe knows about a video file."""
+
+    num_frames: int  # decodable frames (container count, or counted packets)
+    fps: float  # average frame rate
+    width: int  # pixels
+    height: int  # pixels
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+class VideoReadError(Exception):
+    """A video that cannot be used; `reason` is short and user-readable."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoReadError(path, "file not found")
+    if path.is_dir():
+        raise VideoReadError(path, "is a directory")
+    if path.stat().st_size == 0:
+        raise VideoReadError(path, "empty file")
+
+
+def _short(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg[:160]
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the container header via PyAV; (0, 0) if unavailable."""
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            return int(cc.width), int(cc.height)
+    except Exception:  # any failure: the caller decodes a frame instead
+        return 0, 0
+
+
+class DecordReader:
+    """decord `VideoReader` (frame-accurate seeking through its index)."""
+
+    name = "decord"
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import decord
+
+        self.path = Path(path)
+        try:
+            self._vr = decord.VideoReader(str(self.path), num_threads=threads, ctx=decord.cpu(0))
+            self.num_frames = len(self._vr)
+            self.fps = float(self._vr.get_avg_fps())
+        except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg text
+            raise VideoReadError(self.path, f"cannot open with decord: {_short(e)}") from None
+        if self.num_frames < 1:
+            raise VideoReadError(self.path, "no video frames")
+        self._info: VideoInfo | None = None
+
+    @property
+    def info(self) -> VideoInfo:
+        """Frames, fps and size; the size costs one decoded frame, so it is read only when asked for."""
+        if self._info is None:
+            w, h = _header_size(self.path)  # container header only: no decoding
+            if not w or not h:
+                h, w = self.get_batch([0]).shape[1:3]
+            self._info = VideoInfo(self.num_frames, self.fps, int(w), int(h))
+        return self._info
+
+    def get_batch(self, indices) -> np.ndarray:
+        """uint8 [T, H, W, 3] for the given frame indices (any order, repeats allowed)."""
+        try:
+            return self._vr.get_batch([int(i) for i in indices]).asnumpy()
+        except Exception as e:
+            raise VideoReadError(self.path, f"cannot decode: {_short(e)}") from None
+
+    def close(self) -> None:
+        self._vr = None
+
+
+class PyAVReader:
+    """PyAV (FFmpeg) reader: seek to the keyframe before the first index, decode forward, convert only
+    the wanted frames to RGB. Frame numbers come from timestamps (constant frame rate assumed)."""
+
+    name = "pyav"
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        import av
+
+        self.path = Path(path)
+        try:
+            self._c = av.open(str(self.path))
+            if not self._c.streams.video:
+                raise VideoReadError(self.path, "no video stream")
+            s = self._stream = self._c.streams.video[0]
+            s.thread_type = "AUTO"
+            s.codec_context.thread_count = threads
+            fps = float(s.average_rate or s.guessed_rate or 0) or 30.0
+            n = int(s.frames or 0)
+            if n <= 0:  # e.g. webm: count packets (demux only, no decoding)
+                n = sum(1 for p in self._c.demux(s) if p.size)
+                self._c.seek(0)
+            w, h = s.codec_context.width, s.codec_context.height
+        except VideoReadError:
+            raise
+        except Exception as e:
+            raise VideoReadError(self.path, f"cannot open with PyAV: {_short(e)}") from None
+        if n < 1:
+            raise VideoReadError(self.path, "no video frames")
+        self._fps, self._tb = fps, float(s.time_base)
+        self.num_frames, self.fps = n, fps
+        self._t0 = s.start_time or 0
+        self.info = VideoInfo(n, fps, int(w), int(h))
+
+    def _index(self, frame, counter: int) -> int:
+        if frame.pts is None:
+            return counter
+        return int(round((frame.pts - self._t0) * self._tb * self._fps))
+
+    def iter_frames(self, first: int = 0):
+        """Yield (index, av.VideoFrame) from about `first` (at or before it) to the end of the stream."""
+        s = self._stream
+        if first > 0:
+            self._c.seek(self._t0 + int(first / self._fps / self._tb), stream=s, backward=True, any_frame=False)
+            frames = self._c.decode(s)
+            head = next(frames, None)
+            if head is not None and head.pts is not None and self._index(head, 0) <= first:
+                yield self._index(head, 0), head
+                for frame in frames:
+                    yield self._index(frame, -1), frame
+                return
+        self._c.seek(0)  # from the start, counting frames (robust to odd timestamps)
+        yield from enumerate(self._c.decode(s))
+
+    def get_batch(self, indices) -> np.ndarray:
+        """uint8 [T, H, W, 3] for the given frame indices (any order, repeats allowed)."""
+        indices = [int(i) for i in indices]
+        want = set(indices)
+        got: dict[int, np.ndarray] = {}
+        try:
+            for fi, frame in self.iter_frames(min(want)):
+                if fi in want:
+                    got[fi] = frame.to_ndarray(format="rgb24")
+                if fi >= max(want):
+                    break
+        except Exception as e:
+            raise VideoReadError(self.path, f"cannot decode: {_short(e)}") from None
+        missing = want - got.keys()
+        if missing:
+            raise VideoReadError(self.path, f"cannot decode frame {min(missing)} (file truncated?)")
+        return np.stack([got[i] for i in indices])
+
+    def close(self) -> None:
+        if self._c is not None:
+            self._c.close()
+            self._c = None
+
+
+def _have_decord() -> bool:
+    try:
+        import decord  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> DecordReader | PyAVReader | _AutoReader:
+    """Open a video. `backend`: "decord", "pyav", or "auto" (decord; PyAV if decord is missing or fails).
+
+    Raises:
+        VideoReadError: the file is missing, empty, or cannot be opened by the chosen backend(s).
+    """
+    if backend not in BACKENDS:
+        raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav or auto")
+    path = Path(path)
+    _check_file(path)
+    if backend == "pyav" or (backend == "auto" and not _have_decord()):
+        return PyAVReader(path, threads)
+    if backend == "decord":
+        if not _have_decord():
+            raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")
+        return DecordReader(path, threads)
+    try:
+        return _AutoReader(DecordReader(path, threads), threads)
+    except VideoReadError as e:
+        log.debug("decord failed on %s (%s); trying PyAV", path, e.reason)
+        return PyAVReader(path, threads)
+
+
+class _AutoReader:
+    """decord, switching to PyAV for good if decord fails to decode (e.g. its copy bug on some sizes)."""
+
+    name = "auto"
+
+    def __init__(self, reader: DecordReader, threads: int):
+        self._r, self._threads = reader, threads
+        self.path, self.num_frames, self.fps = reader.path, reader.num_frames, reader.fps
+
+    @property
+    def info(self) -> VideoInfo:
+        try:
+            return self._r.info
+        except VideoReadError:
+            if not isinstance(self._r, DecordReader):
+                raise
+            self._switch()
+            return self._r.info
+
+    def _switch(self) -> None:
+        self._r.close()
+        self._r = PyAVReader(self.path, self._threads)
+
+    def get_batch(self, indices) -> np.ndarray:
+        try:
+            return self._r.get_batch(indices)
+        except VideoReadError as e:
+            if not isinstance(self._r, DecordReader):
+                raise
+            log.debug("decord failed on %s (%s); trying PyAV", self.path, e.reason)
+            self._switch()
+            return self._r.get_batch(indices)
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def read_frames(path: str | Path, indices, backend: str = "auto", threads: int = 1) -> np.ndarray:
+    """Decode the given frames of one video: uint8 [T, H, W, 3]. Raises `VideoReadError`."""
+    reader = open_video(path, backend, threads)
+    try:
+        return reader.get_batch(indices)
+    finally:
+        reader.close()
+
+
+def probe_video(path: str | Path, backend: str = "auto", check_decode: bool = True) -> VideoInfo:
+    """Frames, fps and size of one video; with `check_decode`, also decode its first and last frames
+    (catches truncated files). Raises `VjepaError` naming the file and the reason."""
+    try:
+        return _probe(path, backend, check_decode)
+    except VideoReadError as e:
+        raise VjepaError(f"cannot read video {e.path}: {e.reason}") from None
+
+
+def _probe(path: str | Path, backend: str = "auto", check_decode: bool = True, threads: int = 1) -> VideoInfo:
+    """Like `probe_video` but raises `VideoReadError` (for batch probing that collects failures)."""
+    reader = open_video(path, backend, threads)
+    try:
+        info = reader.info
+        if check_decode:
+            reader.get_batch([0, info.num_frames - 1])
+        return info
+    finally:
+        reader.close()
+
+
+def file_size(path: str | Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return -1
