@@ -1,0 +1,222 @@
+"""Transformer building blocks shared by the encoder, the predictors and the probe.
+
+Pre-norm ViT blocks (Dosovitskiy et al., 2021) as in V-JEPA (Bardes et al., 2024) and V-JEPA 2 (Assran et al.,
+2025): LayerNorm eps 1e-6, fused qkv with bias, exact GELU, attention through
+`torch.nn.functional.scaled_dot_product_attention`, stochastic depth (Huang et al., 2016). Parameter names are
+the official ones (`norm1`, `attn.qkv`, `attn.proj`, `norm2`, `mlp.fc1`, `mlp.fc2`) so checkpoints load strictly.
+
+Rotary positions are passed to the blocks as a `RopeTable` built once per forward (see `pos_embed.py`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from torch import Tensor, nn
+
+from vjepa_cli.models.pos_embed import RopeTable
+
+LN_EPS = 1e-6
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: zero a sample's residual branch with probability `p` while training."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask.div_(keep)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class PatchEmbed3D(nn.Module):
+    """Tubelets -> tokens: `Conv3d(in_chans, dim, kernel=stride=(tubelet, patch, patch))`, t-major flatten."""
+
+    def __init__(self, in_chans: int = 3, dim: int = 768, patch_size: int = 16, tubelet_size: int = 2):
+        super().__init__()
+        k = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, dim, kernel_size=k, stride=k)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # (B, C, T, H, W) -> (B, T'*H'*W', D). One copy to a token-major layout here: left as the transposed
+        # view, the whole residual stream inherits its strides and every LayerNorm and Linear copies its input.
+        return self.proj(x).flatten(2).transpose(1, 2).contiguous()
+
+
+class Mlp(nn.Module):
+    """fc1 -> exact GELU -> fc2 (hidden width default 4 * dim)."""
+
+    def __init__(self, dim: int, hidden_dim: int | None = None, out_dim: int | None = None):
+        super().__init__()
+        hidden = hidden_dim or 4 * dim
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.fc1(x)
+        # Without autograd, GELU in place: a fresh (N, hidden) output costs more than the erf itself on CPU.
+        h = self.act(h) if h.requires_grad else torch.ops.aten.gelu_(h)
+        return self.fc2(h)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection and optional 3D RoPE.
+
+    Args:
+        dim: token width D.
+        num_heads: heads; head dim = D / num_heads.
+        qkv_bias: bias on the qkv projection.
+        use_rope: rotate q and k with the `rope` table given to `forward` (V-JEPA 2).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, use_rope: bool = False):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.use_rope = use_rope
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        """x (B, N, D); rope tables for N tokens (needed when use_rope); attn_mask bool (True = attend) or
+        float additive, broadcastable to (B, heads, N, N)."""
+        b, n, d = x.shape
+        # unbind on the (B, N, 3, h, hd) view, then transpose: in backward the three grads are stacked straight
+        # into the layout of the qkv output (one copy; indexing a permuted view costs zero-fills and two copies)
+        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2))
+        if self.use_rope:  # q, k, v: (B, h, N, hd)
+            if rope is None:
+                raise ValueError("this attention uses RoPE: pass the rope table")
+            q, k = rope.apply(q), rope.apply(k)  # rotated in the tables' dtype (fp32), returned in v's dtype
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: `x += drop(attn(LN1 x))`, `x += drop(mlp(LN2 x))`.
+
+    Args:
+        dim: token width.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden = int(dim * mlp_ratio).
+        qkv_bias: bias on qkv.
+        drop_path: stochastic-depth rate of this block.
+        use_rope: 3D RoPE inside attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0, use_rope: bool = False):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias, use_rope=use_rope)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class CrossAttention(nn.Module):
+    """Queries attend to tokens: `q` Linear on the queries, fused `kv` Linear on the tokens.
+
+    `use_proj=True` keeps the output projection `proj` (V-JEPA 1 probe); V-JEPA 2's probe has none.
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, use_proj: bool = True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim) if use_proj else None
+
+    def forward(self, q: Tensor, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        """q (B, n, D) queries, x (B, N, D) tokens -> (B, n, D)."""
+        b, n, d = q.shape
+        q = self.q(q).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, n, hd)
+        k, v = (t.transpose(1, 2) for t in self.kv(x).view(b, x.shape[1], 2, self.num_heads, self.head_dim).unbind(2))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, n, hd)
+        out = out.transpose(1, 2).reshape(b, n, d)
+        return self.proj(out) if self.proj is not None else out
+
+
+class CrossAttentionBlock(nn.Module):
+    """`q += xattn(q, LN1 x)`, then `q += mlp(LN2 q)` (the query itself is not normalised, as upstream)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 use_proj: bool = True):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.xattn = CrossAttention(dim, num_heads, qkv_bias=qkv_bias, use_proj=use_proj)
+        self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, q: Tensor, x: Tensor) -> Tensor:
+        q = q + self.xattn(q, self.norm1(x))
+        return q + self.mlp(self.norm2(q))
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generator | None = None) -> None:
+    """Official init on every submodule: trunc_normal(std) Linear/Conv weights (cut-offs +-2 absolute, as
+    upstream), zero biases, LayerNorm 1/0. Draws from `generator` when given (deterministic, no global RNG)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2.0, b=2.0, generator=generator)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def rescale_blocks(blocks, first_layer: int = 1) -> None:
+    """`_rescale_blocks`: divide attn.proj and mlp.fc2 weights of block l (1-based) by sqrt(2 l)."""
+    for layer_id, blk in enumerate(blocks, first_layer):
+        blk.attn.proj.weight.div_(math.sqrt(2.0 * layer_id))
+        blk.mlp.fc2.weight.div_(math.sqrt(2.0 * layer_id))
+
+
+def run_blocks(blocks, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None,
+               checkpointing: bool = False, return_layers: list[int] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """Run `blocks` in order; activation checkpointing (non-reentrant) when asked and training.
+
+    Returns the output and the hidden states after the blocks in `return_layers` (negative indices allowed).
+    """
+    keep: set[int] = set()
+    if return_layers:
+        n = len(blocks)
+        for i in return_layers:
+            if not -n <= i < n:
+                raise ValueError(f"return_layers index {i} out of range for {n} blocks")
+            keep.add(i % n)
+    hidden: dict[int, Tensor] = {}
+    for i, blk in enumerate(blocks):
+        if checkpointing and torch.is_grad_enabled():
+            x = torch.utils.checkpoint.checkpoint(blk, x, rope, attn_mask, use_reentrant=False)
+        else:
+            x = blk(x, rope, attn_mask)
+        if i in keep:
+            hidden[i] = x
+    return x, [hidden[i % len(blocks)] for i in (return_layers or [])]
