@@ -1,18 +1,97 @@
-"""`vjepa convert`: not built yet."""
+"""`vjepa convert`: official V-JEPA / V-JEPA 2 checkpoints or transformers weights -> a vjepa model file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._options import DtypeOpt, JsonOpt
 
 HELP = "Convert official V-JEPA or transformers weights to a vjepa model file."
-EXAMPLES = """Example:\n\n  vjepa convert vitl.pth.tar -o vitl.safetensors"""
+EXAMPLES = (
+    "Examples:\n\n"
+    "  vjepa convert vitl16.pth.tar -o vitl16.safetensors\n\n"
+    "  vjepa convert vitg.pt -o vitg.safetensors --dtype bf16 --no-predictor\n\n"
+    "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json"
+)
 
 
-def command(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa convert")
+def command(
+    src: Annotated[Path, typer.Argument(help="Official .pth.tar/.pt, transformers model.safetensors or its folder, "
+                                             "or a vjepa model file.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.",
+                                         show_default=False)],
+    which: Annotated[Literal["target", "context"] | None, typer.Option(
+        "--which", help="Encoder of a training checkpoint: target (EMA, default) or context.")] = None,
+    no_predictor: Annotated[bool, typer.Option("--no-predictor", help="Leave the predictor out.")] = False,
+    dtype: DtypeOpt = "fp32",
+    num_heads: Annotated[int | None, typer.Option(
+        "--num-heads", min=1, help="Encoder heads (default: config.json, else the official count for the width).")] = None,
+    pred_num_heads: Annotated[int | None, typer.Option(
+        "--pred-num-heads", min=1, help="Predictor heads (default: encoder's for V-JEPA 1, 12 for V-JEPA 2).")] = None,
+    img_size: Annotated[int | None, typer.Option(
+        "--img-size", min=1, help="Crop size the model was trained at (default: from pos_embed, or 256 for RoPE).")] = None,
+    num_frames: Annotated[int | None, typer.Option(
+        "--num-frames", min=1, help="Frames per clip (default: from pos_embed, or 64 for RoPE).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.log import progress
+    from vjepa_cli.models.load import run_convert
+
+    steps = ["reading", "checking", "hashing", "writing"]
+    with progress(transient=True) as bar:
+        task = bar.add_task("convert", total=len(steps), info="")
+
+        def on_step(name: str) -> None:
+            bar.update(task, completed=steps.index(name), info=name)
+
+        result = run_convert(
+            src, output, which=which, predictor=not no_predictor, dtype=dtype, overwrite=overwrite,
+            num_heads=num_heads, pred_num_heads=pred_num_heads, img_size=img_size, num_frames=num_frames,
+            on_step=on_step,
+        )
+        bar.update(task, completed=len(steps), info="done")
+    _render(result, json_out)
+
+
+def _render(r, json_out: bool) -> None:
+    import dataclasses
+    import json
+
+    from rich.table import Table
+
+    from vjepa_cli.log import console
+
+    if json_out:
+        console().file.write(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n")
+        return
+    from vjepa_cli.config.model import ARCHS
+
+    c = r.config
+    exact = ARCHS[r.arch][:3] == (c["embed_dim"], c["depth"], c["num_heads"])
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    rows = [
+        ("source", f"{r.source}  [dim]({r.source_format}"
+                   + (f", {r.encoder_key}" if r.encoder_key else "") + ")[/]"),
+        ("arch", f"{r.arch}{'' if exact else ' (closest preset)'}: D={c['embed_dim']} depth={c['depth']} heads={c['num_heads']} "
+                 f"mlp={c['mlp_ratio']:.4g} patch={c['patch_size']} tubelet={c['tubelet_size']} {c['pos_embed']}"),
+        ("input", f"{c['num_frames']} frames at {c['img_size']}px"),
+        ("encoder", f"{r.encoder_params / 1e6:.2f}M params"),
+        ("predictor", f"{r.predictor_params / 1e6:.2f}M params: D={c['pred_embed_dim']} depth={c['pred_depth']} "
+                      f"heads={c['pred_num_heads']} mask tokens={c['pred_num_mask_tokens']}"
+         if r.has_predictor else "not included"),
+        ("written", f"{r.output}  [dim]({r.num_tensors} tensors, {r.dtype})[/]"),
+    ]
+    rows += [("note", n) for n in r.notes]
+    for k, v in rows:
+        t.add_row(k, v)
+    console().print(t)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="convert", help=HELP, epilog=EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(name="convert", help=HELP, epilog=EXAMPLES)(command)
