@@ -47,7 +47,10 @@ def texture(rng: np.random.Generator, h: int, w: int, cell: int, base, amp: floa
 
 def _disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    return np.clip(r + 0.5 - np.hypot(yy - cy, xx - cx), 0, 1)  # anti-aliased edge
+    dy, dx = yy - cy, xx - cx
+    # sqrt is correctly rounded in every SIMD path; np.hypot is not, so its result could depend on memory
+    # alignment and the same seed could give different files
+    return np.clip(r + 0.5 - np.sqrt(dy * dy + dx * dx), 0, 1)  # anti-aliased edge
 
 
 def _shape_mask(kind: str, h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
@@ -153,7 +156,7 @@ def _simulate(p, v, r, size, frames, substeps=4, ghost=-1, ghost_from=10**9, tel
             for i in range(n):  # elastic collisions, equal masses
                 for j in range(i + 1, n):
                     d = p[j] - p[i]
-                    dist = np.hypot(*d)
+                    dist = math.hypot(*d)
                     if 0 < dist < r[i] + r[j] and np.dot(v[j] - v[i], d) < 0:
                         u = d / dist
                         dv = np.dot(v[j] - v[i], u) * u
@@ -170,11 +173,11 @@ def physics_initial(rng: np.random.Generator, size: int, n: int):
         for _ in range(100):
             p[i] = rng.uniform(r[i] + 3, size - r[i] - 3, 2)
             away_from_bar = abs(p[i, 1] - size / 2) > r[i] + size * 0.05
-            if away_from_bar and all(np.hypot(*(p[i] - p[j])) > r[i] + r[j] + 1 for j in range(i)):
+            if away_from_bar and all(math.hypot(*(p[i] - p[j])) > r[i] + r[j] + 1 for j in range(i)):
                 break
     ang = rng.uniform(0, 2 * np.pi, n)
     speed = rng.uniform(1.5, 3.0, n) * size / 64
-    v = np.stack([np.sin(ang), np.cos(ang)], 1) * speed[:, None]
+    v = np.array([[math.sin(a), math.cos(a)] for a in ang]) * speed[:, None]  # libm: alignment-independent
     colours = PALETTE[rng.permutation(len(PALETTE))[:n]]  # saturated: always visible on the grey-ish box
     return p, v, r, colours
 
@@ -195,7 +198,7 @@ def physics_tracks(rng, size, frames, n, event: str | None):
         else:  # never reached the bar after the event: teleport instead
             event = "teleport"
     if event == "teleport":
-        if np.hypot(*(new_pos - base[e_frame, ball])) < size / 4:  # make the jump visible
+        if math.hypot(*(new_pos - base[e_frame, ball])) < size / 4:  # make the jump visible
             new_pos = np.where(new_pos < size / 2, new_pos + size / 3, new_pos - size / 3)
         tracks = _simulate(p, v, r, size, frames, teleport=(e_frame, ball, new_pos))
     elif event == "vanish":
