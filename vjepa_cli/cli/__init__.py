@@ -59,9 +59,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="vjepa")
     except VjepaError as e:
+        from rich.markup import escape
+
         from vjepa_cli.log import err_console
 
-        err_console().print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console().print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -68,6 +69,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
 class _Bad(Exception):
     """Internal: a value does not fit a type."""
 
@@ -122,6 +126,8 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         raise _Bad
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # YAML 1.1 reads `1e-3` as a string
             return float(value)
         raise _Bad
     if tp is str:
