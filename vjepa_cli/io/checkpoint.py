@@ -1,0 +1,118 @@
+"""Training checkpoints: one safetensors file per checkpoint, written atomically, plus a `latest` pointer.
+
+A checkpoint holds every tensor needed to continue exactly (encoder, predictor, target encoder, optimizer
+state, RNG states) under prefixed names, and everything else (step, config, optimizer hyperparameters,
+sampler position, ...) as JSON metadata. Files are `<dir>/step_00001000.safetensors`; `<dir>/latest` names the
+newest complete one and is only rewritten after that file is safely on disk, so a crash mid-write leaves the
+previous checkpoint as `latest`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.atomic import write_text_atomic
+from vjepa_cli.io.tensors import load_tensors, save_tensors
+
+CKPT_FORMAT = "vjepa-train-checkpoint"
+CKPT_VERSION = "1"
+LATEST = "latest"
+_NAME = re.compile(r"^step_(\d{8,})\.safetensors$")
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}.safetensors"
+
+
+def optimizer_to_tensors(state: dict, prefix: str = "optimizer.") -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """An optimizer `state_dict()` -> (flat tensors `optimizer.<param>.<name>`, JSON-able param groups)."""
+    tensors = {}
+    for pid, st in state["state"].items():
+        for name, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"{prefix}{pid}.{name}"] = t
+    return tensors, json.loads(json.dumps(state["param_groups"]))
+
+
+def optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict],
+                           prefix: str = "optimizer.") -> dict:
+    """Inverse of `optimizer_to_tensors` (betas come back as tuples)."""
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix):
+            pid, name = key[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in groups]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Write one checkpoint atomically (temporary file, fsync, rename)."""
+    meta = {"format": CKPT_FORMAT, "format_version": CKPT_VERSION, **meta}
+    return save_tensors(path, tensors, meta)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint: (tensors, decoded metadata). A truncated or foreign file is a clear VjepaError."""
+    path = Path(path)
+    tensors, raw = load_tensors(path, device)
+    if raw.get("format") != CKPT_FORMAT:
+        raise VjepaError(f"{path} is not a vjepa training checkpoint (format {raw.get('format')!r})",
+                         hint="--resume needs a checkpoint written by `vjepa pretrain`")
+    if raw.get("format_version") != CKPT_VERSION:
+        raise VjepaError(f"{path} has checkpoint format version {raw.get('format_version')}, this vjepa reads "
+                         f"{CKPT_VERSION}")
+    meta = {}
+    for k, v in raw.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    return tensors, meta
+
+
+def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:
+    """Complete checkpoint files in `ckpt_dir`, oldest step first."""
+    d = Path(ckpt_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def write_latest(ckpt_dir: str | Path, path: str | Path) -> None:
+    """Point `latest` at `path` (a file in `ckpt_dir`), atomically."""
+    write_text_atomic(Path(ckpt_dir) / LATEST, Path(path).name + "\n")
+
+
+def find_latest(ckpt_dir: str | Path) -> Path | None:
+    """The checkpoint `latest` names (None when there is none yet)."""
+    d = Path(ckpt_dir)
+    pointer = d / LATEST
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text().strip()
+    if not _NAME.match(name):
+        raise VjepaError(f"{pointer} does not name a checkpoint ({name!r})",
+                         hint="point it at one of the step_*.safetensors files, or delete it")
+    path = d / name
+    if not path.is_file():
+        raise VjepaError(f"{pointer} names {name}, which does not exist",
+                         hint="point it at one of the step_*.safetensors files, or delete it")
+    return path
+
+
+def prune_checkpoints(ckpt_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints (never the one `latest` names); returns the deleted paths."""
+    files = list_checkpoints(ckpt_dir)
+    latest = find_latest(ckpt_dir)
+    doomed = [p for p in files[:-keep] if p != latest] if keep > 0 else []
+    for p in doomed:
+        p.unlink(missing_ok=True)
+    return doomed

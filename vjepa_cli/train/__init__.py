@@ -1,0 +1,1 @@
+"""V-JEPA pretraining: EMA target encoder, schedules, loss, and the training loop (`run_pretrain`)."""

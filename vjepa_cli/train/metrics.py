@@ -1,0 +1,81 @@
+"""Run records: `metrics.jsonl` (one JSON object per logged step), optional TensorBoard, the loss-curve PNG."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from vjepa_cli.errors import VjepaError
+
+
+class MetricsWriter:
+    """Appends records to `metrics.jsonl` (flushed per record) and mirrors scalars to TensorBoard when asked."""
+
+    def __init__(self, out_dir: Path, tensorboard: bool = False, resume_step: int | None = None):
+        self.path = Path(out_dir) / "metrics.jsonl"
+        if resume_step is not None:
+            truncate_metrics(self.path, resume_step)
+        elif self.path.exists():
+            self.path.unlink()
+        self._f = open(self.path, "a")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self._f.close()
+                raise VjepaError("tensorboard: true needs the tensorboard package",
+                                 hint="pip install tensorboard, or set tensorboard: false") from None
+            self._tb = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=resume_step)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._f.write(json.dumps(record, sort_keys=False) + "\n")
+        self._f.flush()
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        self._f.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """Records of a metrics.jsonl (a torn last line, from a crash, is skipped)."""
+    out = []
+    p = Path(path)
+    if not p.is_file():
+        return out
+    for line in p.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop records after `step` (written by a run that died after its last checkpoint)."""
+    kept = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def loss_curve_png(metrics_path: str | Path, png_path: str | Path, title: str = "V-JEPA pretraining") -> Path | None:
+    """Plot loss (and target-feature std) against step from metrics.jsonl; None when there is nothing to plot."""
+    from vjepa_cli.io.png import write_png
+    from vjepa_cli.plot import line_plot
+
+    recs = [r for r in read_metrics(metrics_path) if isinstance(r.get("loss"), (int, float))]
+    recs = [r for r in recs if math.isfinite(r["loss"])]
+    if not recs:
+        return None
+    series = {"loss": ([r["step"] for r in recs], [r["loss"] for r in recs])}
+    std = [r for r in recs if isinstance(r.get("target_std"), (int, float))]
+    if std:
+        series["target std"] = ([r["step"] for r in std], [r["target_std"] for r in std])
+    img = line_plot(series, title=title, xlabel="step", ylabel="loss", size=(720, 420))
+    return write_png(png_path, img)
