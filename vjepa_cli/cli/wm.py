@@ -1,34 +1,154 @@
-"""`vjepa wm ...`: world model commands, not built yet."""
+"""`vjepa wm ...`: collect episodes, train an action-conditioned world model, plan toward goal images."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, OutDirOpt, SetOpt
 
 app = typer.Typer(no_args_is_help=True)
-_CTX = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+ModelReq = Annotated[Path, typer.Option("--model", "-m", help="World-model file written by `vjepa wm train`.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 
 
-@app.command(help="Record episodes from a simulated environment.", context_settings=_CTX,
-             epilog="Example:\n\n  vjepa wm collect --env reach2d --episodes 200 -o episodes/")
-def collect(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa wm collect")
+def _device(device: str | None) -> str:
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@app.command(help="Train an action-conditioned predictor on episodes.", context_settings=_CTX,
-             epilog="Example:\n\n  vjepa wm train recipes/wm/reach2d.yaml")
-def train(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa wm train")
+@app.command(help="Record episodes from a simulated environment (reach2d, push2d, or gym:<id>).",
+             epilog="Example:\n\n  vjepa wm collect --env reach2d --episodes 200 -o episodes/reach2d")
+def collect(
+    out: Annotated[Path, typer.Option("--output-dir", "-o", help="New folder for manifest.csv and episodes.")],
+    env: Annotated[str, typer.Option("--env", help="reach2d, push2d, or gym:<Gymnasium id> (needs [gym]).")] = "reach2d",
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes to record.")] = 100,
+    steps: Annotated[int, typer.Option("--steps", help="Actions per episode (frames = steps + 1).")] = 24,
+    size: Annotated[int, typer.Option("--size", help="Frame side in pixels.")] = 64,
+    seed: SeedOpt = 0,
+    policy: Annotated[str, typer.Option("--policy", help="random (uniform actions) or noisy (scripted expert + noise).")] = "random",
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.log import console, progress
+    from vjepa_cli.wm.collect import run_wm_collect
+
+    with progress() as bar:
+        task = bar.add_task(f"collect {env}", total=episodes, info="")
+        res = run_wm_collect(env, episodes, out, steps=steps, size=size, seed=seed, policy=policy,
+                             on_episode=lambda i: bar.advance(task))
+    if json_out:
+        typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir)}))
+    else:
+        console().print(f"wrote {res.episodes} episodes ({res.frames} frames, {res.solved} solved) to {res.out_dir}")
 
 
-@app.command(help="Plan actions from a start image toward a goal image.", context_settings=_CTX,
-             epilog="Example:\n\n  vjepa wm plan --model wm.safetensors --start s.png --goal g.png")
-def plan(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa wm plan")
+@app.command(help="Train an action-conditioned predictor on episodes (collects them first if the recipe says so).",
+             epilog="Example:\n\n  vjepa wm train recipes/wm/reach2d.yaml -o runs/reach2d\n\n"
+                    "  vjepa wm train recipes/wm/reach2d.yaml -o runs/reach2d --resume")
+def train(
+    recipe: Annotated[Path, typer.Argument(metavar="RECIPE", help="YAML recipe, e.g. recipes/wm/reach2d.yaml.")],
+    sets: SetOpt = None,
+    out: OutDirOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output folder.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.log import console, progress
+    from vjepa_cli.wm.train import run_wm_train
+
+    cfg = load_recipe(WMConfig, recipe, sets or [])
+    out = out or Path("runs") / Path(recipe).stem
+    with progress() as bar:
+        state = {"task": None}
+
+        def on_phase(name: str, total: int) -> None:
+            state["task"] = bar.add_task(name, total=total, info="")
+
+        def on_step(i: int, info: dict) -> None:
+            text = f"loss {info['loss']:.4f}" if "loss" in info else ""
+            bar.update(state["task"], completed=i + 1, info=text)
+
+        res = run_wm_train(cfg, out, resume=resume, on_phase=on_phase, on_step=on_step)
+    if json_out:
+        typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir), "model_path": str(res.model_path)}))
+    else:
+        console().print(f"trained {res.steps} steps on {res.episodes} episodes in {res.seconds:.0f} s, "
+                        f"final loss {res.final_loss:.4f}\nworld model: {res.model_path}")
+
+
+@app.command(help="Plan actions from a start image toward a goal image.",
+             epilog="Example:\n\n  vjepa wm plan --model runs/reach2d/wm.safetensors --start s.png --goal g.png --json")
+def plan(
+    model: ModelReq,
+    start: Annotated[Path, typer.Option("--start", help="Start image (PNG or JPEG).")],
+    goal: Annotated[Path, typer.Option("--goal", help="Goal image, same size as the start.")],
+    sets: SetOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from rich.table import Table
+
+    from vjepa_cli.log import console
+    from vjepa_cli.wm.eval import run_wm_plan
+
+    res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=_device(device))
+    if json_out:
+        typer.echo(json.dumps(asdict(res)))
+        return
+    names = res.action_names or [f"a{i}" for i in range(len(res.actions[0]))]
+    table = Table("step", *names, title="planned actions (execute the first, observe, re-plan)")
+    for i, a in enumerate(res.actions):
+        table.add_row(str(i), *(f"{x:+.4f}" for x in a))
+    console().print(table)
+    console().print(f"energy {res.start_energy:.4f} -> {res.energy:.4f}, confidence {res.confidence:.2f}, "
+                    f"{res.seconds * 1000:.0f} ms")
 
 
 @app.command(name="eval", help="Closed-loop planning in a simulator: success rate against baselines.",
-             context_settings=_CTX, epilog="Example:\n\n  vjepa wm eval --env reach2d --episodes 50 --model wm.safetensors")
-def eval_(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa wm eval")
+             epilog="Example:\n\n  vjepa wm eval --env reach2d --episodes 50 --model runs/reach2d/wm.safetensors")
+def eval_(
+    model: ModelReq,
+    env: Annotated[str, typer.Option("--env", help="reach2d or push2d (must match the model's episodes).")] = "reach2d",
+    episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per method.")] = 50,
+    sets: SetOpt = None,
+    seed: SeedOpt = 0,
+    out: OutDirOpt = None,
+    baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run random actions and the scripted oracle.")] = True,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    from rich.table import Table
+
+    from vjepa_cli.io.atomic import write_text_atomic
+    from vjepa_cli.log import console, progress
+    from vjepa_cli.wm.eval import run_wm_eval
+
+    out = out or Path(model).parent / f"eval-{env}"
+    total = episodes * (3 if baselines else 1)
+    with progress() as bar:
+        task = bar.add_task("eval", total=total, info="")
+        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=_device(device),
+                          baselines=baselines, png_path=out / "trajectories.png",
+                          on_episode=lambda name, i: bar.update(task, advance=1, info=name))
+    record = {"env": res.env, "episodes": res.episodes, "max_steps": res.max_steps, "device": res.device,
+              "png": str(res.png) if res.png else None, "methods": [asdict(r) for r in res.rows]}
+    write_text_atomic(out / "eval.json", json.dumps(record, indent=2) + "\n")
+    if json_out:
+        typer.echo(json.dumps(record))
+        return
+    table = Table("method", "success", "final distance", "steps", "plan ms/action", "confidence",
+                  title=f"{res.env}: {res.episodes} episodes, at most {res.max_steps} steps ({res.device})")
+    for r in res.rows:
+        table.add_row(r.method, f"{100 * r.success_rate:.0f}%", f"{r.final_distance:.3f}", f"{r.steps:.1f}",
+                      "-" if r.plan_ms is None else f"{r.plan_ms:.0f}",
+                      "-" if r.confidence is None else f"{r.confidence:.2f}")
+    console().print(table)
+    console().print(f"trajectories: {res.png}\nresults: {out / 'eval.json'}")

@@ -1,0 +1,187 @@
+"""Simulators: dynamics, bounds, rendering, goal images, oracle; episode folders round trip; Gym adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.wm.envs import AGENT, Push2D, Reach2D, make_env
+from vjepa_cli.wm.episodes import (
+    Episode,
+    read_episode,
+    read_manifest,
+    stride_for,
+    window_actions,
+    window_indices,
+    write_episode,
+    write_manifest,
+)
+from vjepa_cli.wm.gym_adapter import GymAdapter, make_gym_env
+from vjepa_cli.wm.images import read_image, read_video, write_png, write_video
+
+
+def test_reach2d_dynamics_clip_and_render():
+    env = Reach2D(size=32)
+    env.reset(np.random.default_rng(0))
+    env.agent = np.array([0.5, 0.5], dtype=np.float32)
+    env.step(np.array([0.05, -0.02]))
+    assert np.allclose(env.state(), [0.55, 0.48], atol=1e-6)
+    env.step(np.array([5.0, 5.0]))  # clipped to max_step 0.1
+    assert np.allclose(env.state(), [0.65, 0.58], atol=1e-6)
+    env.agent = np.array([0.98, 0.5], dtype=np.float32)
+    env.step(np.array([0.1, 0.0]))  # stays inside the arena
+    assert env.state()[0] == 1.0
+    env.agent = np.array([0.25, 0.75], dtype=np.float32)
+    img = env.render()
+    assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+    # the agent's disk is drawn at (x, y) = (col, row): pixel (row 24, col 8) is the agent colour
+    assert np.abs(img[24, 8] / 255.0 - AGENT).max() < 0.02
+    far = img[2, 30] / 255.0  # far corner: lit less than near the agent, but not background-only
+    assert np.abs(far - AGENT).max() > 0.3
+
+
+def test_reach2d_goal_image_and_oracle_succeeds():
+    env = Reach2D(size=32)
+    env.reset(np.random.default_rng(3))
+    assert env.distance() >= 0.3 and not env.success()
+    goal = env.goal_image()
+    for _ in range(30):
+        if env.success():
+            break
+        a = env.oracle_action()
+        assert np.abs(a).max() <= env.max_step + 1e-6
+        env.step(a)
+    assert env.success()
+    env.agent = env.target.copy()
+    assert np.array_equal(env.render(), goal)  # the goal image is the frame at the target
+
+
+def test_push2d_contact_moves_block_and_oracle_pushes():
+    env = Push2D(size=32)
+    env.reset(np.random.default_rng(0))
+    env.block = np.array([0.5, 0.5], dtype=np.float32)
+    env.agent = np.array([0.2, 0.5], dtype=np.float32)
+    env.step(np.array([0.1, 0.0]))  # no contact yet: 0.3 + radius 0.06 < 0.42 block edge
+    assert np.allclose(env.block, [0.5, 0.5])
+    env.step(np.array([0.1, 0.0]))  # contact: agent edge at 0.46 pushes the block edge 0.42 -> 0.46
+    assert env.block[0] == pytest.approx(0.54, abs=1e-5) and abs(env.block[1] - 0.5) < 1e-6
+    assert env.block[0] - env.half - env.agent[0] >= env.radius - 1e-5
+    solved = 0
+    for s in range(10):
+        env.reset(np.random.default_rng(s))
+        for _ in range(40):
+            if env.success():
+                break
+            env.step(env.oracle_action())
+        solved += env.success()
+    assert solved >= 9
+    assert env.state().shape == (4,)
+
+
+def test_make_env_errors():
+    with pytest.raises(VjepaError, match="unknown environment"):
+        make_env("cartpole")
+    with pytest.raises(VjepaError, match="pip install vjepa-cli\\[gym\\]"):
+        make_gym_env("Pendulum-v1")  # gymnasium is not a dependency
+
+
+def test_image_and_video_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
+    write_video(tmp_path / "v.mp4", frames, fps=10)
+    assert np.array_equal(read_video(tmp_path / "v.mp4"), frames)  # lossless
+    write_png(tmp_path / "a.png", frames[0])
+    assert np.array_equal(read_image(tmp_path / "a.png"), frames[0])
+    with pytest.raises(VjepaError, match="not found"):
+        read_image(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(VjepaError, match="cannot decode"):
+        read_image(tmp_path / "bad.png")
+
+
+def test_episode_round_trip_and_windows(tmp_path):
+    rng = np.random.default_rng(0)
+    T = 7
+    ep = Episode(frames=rng.integers(0, 256, (T, 16, 16, 3), dtype=np.uint8),
+                 actions=rng.normal(size=(T - 1, 2)).astype(np.float32), states=rng.normal(size=(T, 3)).astype(np.float32),
+                 fps=20.0, action_names=("dx", "dy"), state_names=("a", "b", "c"), action_low=(-1.0, -1.0),
+                 action_high=(1.0, 1.0), goal=np.zeros((16, 16, 3), np.uint8), info={"env": "toy", "success": True})
+    write_episode(tmp_path / "ep_0", ep)
+    write_manifest(tmp_path, [{"path": "ep_0", "num_frames": T, "fps": 20.0, "width": 16, "height": 16}])
+    (dirs,) = [read_manifest(tmp_path)]
+    back = read_episode(dirs[0])
+    assert np.array_equal(back.frames, ep.frames) and np.array_equal(back.actions, ep.actions)
+    assert np.array_equal(back.states, ep.states) and np.array_equal(back.goal, ep.goal)
+    assert back.fps == 20.0 and back.action_names == ("dx", "dy") and back.action_high == (1.0, 1.0)
+    assert back.info == {"env": "toy", "success": True}
+    # at 10 fps from 20 fps: every 2nd frame, actions in between summed
+    stride = stride_for(back.fps, 10)
+    idx = window_indices(T, 3, stride, start=1)
+    assert stride == 2 and idx.tolist() == [1, 3, 5]
+    wa = window_actions(back.actions, idx)
+    assert np.allclose(wa, [ep.actions[1] + ep.actions[2], ep.actions[3] + ep.actions[4]])
+    with pytest.raises(ValueError):
+        window_indices(T, 4, 2, start=1)
+    with pytest.raises(ValueError, match="T-1"):
+        Episode(frames=ep.frames, actions=ep.actions[:3]).check()
+    with pytest.raises(VjepaError, match="no episode manifest"):
+        read_manifest(tmp_path / "nowhere")
+    with pytest.raises(VjepaError, match="not an episode folder"):
+        read_episode(tmp_path)
+
+
+class _Box:
+    def __init__(self, low, high):
+        self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+        self.shape = self.low.shape
+
+
+class FakeGymEnv:
+    """The slice of the Gymnasium API the adapter uses: a 1-D point that renders as a bright column."""
+
+    metadata = {"render_fps": 30}
+    render_mode = "rgb_array"
+
+    def __init__(self):
+        self.action_space = _Box([-1.0], [1.0])
+        self.observation_space = _Box([-10.0], [10.0])
+        self.x, self.seed = 0.0, None
+
+    def reset(self, seed=None):
+        self.seed, self.x = seed, 0.0
+        return np.array([self.x], np.float32), {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        return np.array([self.x], np.float32), 0.0, False, abs(self.x) > 2.5, {}
+
+    def render(self):
+        img = np.zeros((40, 80, 3), np.uint8)
+        img[:, int(np.clip(40 + 10 * self.x, 0, 79))] = 255
+        return img
+
+
+def test_gym_adapter_with_fake_env_and_collect(tmp_path, monkeypatch):
+    env = GymAdapter(FakeGymEnv(), name="gym:Fake-v0", size=16)
+    assert env.spec.action_low == (-1.0,) and env.spec.state_names == ("obs0",) and env.spec.fps == 30
+    frame = env.reset(np.random.default_rng(0))
+    assert frame.shape == (16, 16, 3)
+    env.step(np.array([5.0]))  # clipped to the Box
+    assert env.state().tolist() == [1.0]
+    with pytest.raises(VjepaError, match="no scripted policy"):
+        env.oracle_action()
+    bad = FakeGymEnv()
+    bad.render_mode = None
+    with pytest.raises(VjepaError, match="rgb_array"):
+        GymAdapter(bad)
+    # `wm collect --env gym:...` goes through the adapter and stops at truncation
+    import vjepa_cli.wm.gym_adapter as ga
+    from vjepa_cli.wm.collect import run_wm_collect
+
+    monkeypatch.setattr(ga, "make_gym_env", lambda name, size: GymAdapter(FakeGymEnv(), f"gym:{name}", size))
+    res = run_wm_collect("gym:Fake-v0", 2, tmp_path / "eps", steps=50, size=16, policy="random")
+    ep = read_episode(read_manifest(tmp_path / "eps")[0])
+    assert res.episodes == 2 and ep.num_frames < 51 and ep.states.shape == (ep.num_frames, 1)
+    assert ep.info["env"] == "gym:Fake-v0" and ep.goal is None
+

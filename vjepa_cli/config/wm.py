@@ -1,0 +1,152 @@
+"""World-model recipe (`vjepa wm train`): episodes, frozen encoder, action-conditioned predictor, loss,
+optimisation, and the planner settings stored with the trained model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from vjepa_cli.config.model import ModelConfig
+
+
+def _tiny_encoder() -> ModelConfig:
+    # 64px frames, 8px patches -> 8x8 tokens; 2 blocks keep the random features local (see README)
+    return ModelConfig(arch="vit_tiny", embed_dim=96, depth=2, num_heads=4, patch_size=8, tubelet_size=2,
+                       num_frames=2, img_size=64, pos_embed="sincos")
+
+
+@dataclass(frozen=True)
+class WMDataConfig:
+    """Where episodes come from; when `episodes` is empty they are collected from `env` first."""
+
+    episodes: str = ""  # folder with manifest.csv (from `vjepa wm collect`); "" = collect into OUT/episodes
+    env: str = "reach2d"  # environment to collect from when `episodes` is empty
+    num_episodes: int = 300  # episodes to collect
+    steps: int = 24  # actions per collected episode
+    policy: Literal["random", "noisy"] = "random"  # collection policy
+    size: int = 64  # rendered frame side, pixels
+    seed: int = 0  # collection seed
+    num_frames: int = 6  # frames per training window
+    fps: float | None = None  # sample windows at this rate (None = every recorded frame)
+    cache_dir: str = ""  # feature cache folder ("" = EPISODES/features)
+
+    def __post_init__(self):
+        if self.num_episodes < 1 or self.steps < 1 or self.size < 16:
+            raise ValueError("num_episodes and steps must be >= 1, size >= 16")
+        if self.num_frames < 2:
+            raise ValueError("num_frames must be >= 2 (a frame and its successor)")
+
+
+@dataclass(frozen=True)
+class WMEncoderConfig:
+    """The frozen encoder: a model file's encoder, or a randomly initialised one with a fixed seed."""
+
+    path: str = ""  # model file to take the encoder from ("" = random init of `model` with `seed`)
+    model: ModelConfig = field(default_factory=_tiny_encoder)  # architecture when `path` is empty
+    seed: int = 0  # init seed of the random encoder
+    batch_size: int = 64  # frames per encoder forward when caching features
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class WMPredictorConfig:
+    """Action-conditioned predictor size (input width, grid and action size come from the data/encoder)."""
+
+    pred_embed_dim: int = 192  # predictor width
+    depth: int = 4  # blocks
+    num_heads: int = 4  # heads
+    mlp_ratio: float = 4.0  # MLP hidden / width
+    pos: Literal["rope", "learned"] = "rope"  # 3D RoPE or learned positions
+    use_states: bool = False  # add a state token per frame (needs states in the episodes)
+
+    def __post_init__(self):
+        if self.pred_embed_dim < 1 or self.depth < 1 or self.num_heads < 1:
+            raise ValueError("pred_embed_dim, depth and num_heads must be >= 1")
+        if self.pred_embed_dim % self.num_heads:
+            raise ValueError("pred_embed_dim must be divisible by num_heads")
+
+
+@dataclass(frozen=True)
+class WMLossConfig:
+    """Teacher forcing plus an autoregressive rollout, both L1 on layer-normed features."""
+
+    rollout_steps: int = 2  # frames predicted from the first frame using own predictions (0 = off)
+    rollout_weight: float = 1.0  # weight of the rollout loss
+    tf_weight: float = 1.0  # weight of the teacher-forcing loss
+
+    def __post_init__(self):
+        if self.rollout_steps < 0 or self.rollout_weight < 0 or self.tf_weight < 0:
+            raise ValueError("rollout_steps and the weights must be >= 0")
+
+
+@dataclass(frozen=True)
+class WMOptimConfig:
+    """AdamW with a warmup-constant-anneal (WSD) learning rate, as the official 2-AC recipe."""
+
+    steps: int = 3000  # optimiser steps
+    batch_size: int = 32  # windows per step
+    lr: float = 1e-3  # peak learning rate
+    start_lr: float = 1e-4  # learning rate at step 0
+    final_lr: float = 0.0  # learning rate at the end of the anneal
+    warmup_steps: int = 200  # linear warmup
+    anneal_steps: int = 500  # linear decay to final_lr over the last steps
+    weight_decay: float = 0.04  # AdamW weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    grad_clip: float = 1.0  # max grad norm (0 = off)
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # Accelerate mixed precision
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+        if self.warmup_steps + self.anneal_steps > self.steps:
+            raise ValueError("warmup_steps + anneal_steps must be <= steps")
+        if self.lr <= 0 or self.grad_clip < 0:
+            raise ValueError("lr must be > 0 and grad_clip >= 0")
+
+
+@dataclass(frozen=True)
+class WMPlanConfig:
+    """CEM/MPC defaults stored with the model (bounds come from the episodes' action bounds)."""
+
+    horizon: int = 3  # actions per plan
+    samples: int = 128  # CEM samples per iteration
+    topk: int = 16  # CEM elites
+    iterations: int = 5  # CEM iterations
+    momentum_mean: float = 0.1  # weight of the old mean
+    momentum_std: float = 0.1  # weight of the old std
+    energy: Literal["final", "sum"] = "final"  # L1 to the goal at the last step, or summed over the horizon
+    max_steps: int = 30  # MPC steps per episode in `wm eval`
+    prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
+
+    def __post_init__(self):
+        if min(self.horizon, self.samples, self.topk, self.iterations, self.max_steps) < 1:
+            raise ValueError("horizon, samples, topk, iterations and max_steps must be >= 1")
+        if self.topk > self.samples:
+            raise ValueError("topk must be <= samples")
+        if not 0.0 <= self.prior_weight <= 1.0:
+            raise ValueError("prior_weight must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class WMConfig:
+    """`vjepa wm train` recipe."""
+
+    data: WMDataConfig = field(default_factory=WMDataConfig)
+    encoder: WMEncoderConfig = field(default_factory=WMEncoderConfig)
+    predictor: WMPredictorConfig = field(default_factory=WMPredictorConfig)
+    loss: WMLossConfig = field(default_factory=WMLossConfig)
+    optim: WMOptimConfig = field(default_factory=WMOptimConfig)
+    plan: WMPlanConfig = field(default_factory=WMPlanConfig)
+    seed: int = 0  # seed of predictor init and window sampling
+    device: str = ""  # "" = cuda when available, else cpu
+    log_every: int = 50  # steps between metrics.jsonl lines
+    checkpoint_every: int = 500  # steps between resumable checkpoints
+
+    def __post_init__(self):
+        if self.log_every < 1 or self.checkpoint_every < 1:
+            raise ValueError("log_every and checkpoint_every must be >= 1")
+        if self.loss.rollout_steps >= self.data.num_frames:
+            raise ValueError("loss.rollout_steps must be < data.num_frames")

@@ -1,0 +1,166 @@
+"""Action-conditioned predictor (V-JEPA 2-AC): next-frame patch features from frame features + actions.
+
+Assran et al., "V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction and Planning"
+(2025), sec. 3. Per time step t the sequence holds `[action_t, (state_t,) patch tokens of frame t]`;
+block-causal attention lets every token of step t see all tokens of steps <= t, and the patch tokens
+of step t are read out as the prediction of frame t+1. Positions are 3D RoPE (time, row, column) with
+action/state tokens rotated on time only, or learned embeddings. Parameter names follow the official
+model (`predictor_embed`, `action_encoder`, `state_encoder`, `predictor_blocks.i`, `predictor_norm`,
+`predictor_proj`) so official weights can be mapped onto it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from vjepa_cli.models.layers import LN_EPS, Block, init_weights, run_blocks
+from vjepa_cli.models.pos_embed import RopeTable
+
+
+@dataclass(frozen=True)
+class ACPredictorConfig:
+    """Architecture of the action-conditioned predictor."""
+
+    embed_dim: int = 192  # encoder feature width D (input and output)
+    pred_embed_dim: int = 256  # predictor width Dp
+    depth: int = 4  # predictor blocks
+    num_heads: int = 4  # attention heads
+    mlp_ratio: float = 4.0  # MLP hidden = Dp * mlp_ratio
+    action_dim: int = 2  # A
+    state_dim: int = 0  # S (0 = no state tokens)
+    grid: tuple[int, int] = (8, 8)  # patch grid (H', W') of one frame
+    max_frames: int = 16  # longest sequence (learned positions only)
+    pos: Literal["rope", "learned"] = "rope"  # 3D RoPE (V-JEPA 2) or learned per-token embeddings
+
+    def __post_init__(self):
+        for name in ("embed_dim", "pred_embed_dim", "depth", "num_heads", "action_dim", "max_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.state_dim < 0 or min(self.grid) < 1:
+            raise ValueError("state_dim must be >= 0 and grid sides >= 1")
+        if self.pred_embed_dim % self.num_heads:
+            raise ValueError("pred_embed_dim must be divisible by num_heads")
+        if self.pos == "rope" and (self.pred_embed_dim // self.num_heads) // 3 < 2:
+            raise ValueError("RoPE needs a head dim of at least 6 (two per axis)")
+
+    @property
+    def cond_tokens(self) -> int:
+        return 1 + (self.state_dim > 0)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.cond_tokens + self.grid[0] * self.grid[1]
+
+
+def block_causal_mask(num_frames: int, tokens_per_frame: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boolean [T*P, T*P] mask, True = may attend: token i sees token j iff frame(j) <= frame(i)."""
+    frame = torch.arange(num_frames, device=device).repeat_interleave(tokens_per_frame)  # (T*P,)
+    return frame[:, None] >= frame[None, :]
+
+
+class ACPredictor(nn.Module):
+    """`forward(z [B, T, N, D], actions [B, T, A], states [B, T, S]?) -> [B, T, N, D]`: output t predicts frame t+1."""
+
+    def __init__(self, cfg: ACPredictorConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        Dp = cfg.pred_embed_dim
+        self.predictor_embed = nn.Linear(cfg.embed_dim, Dp)
+        self.action_encoder = nn.Linear(cfg.action_dim, Dp)
+        self.state_encoder = nn.Linear(cfg.state_dim, Dp) if cfg.state_dim else None
+        self.predictor_blocks = nn.ModuleList(
+            Block(Dp, cfg.num_heads, cfg.mlp_ratio, use_rope=cfg.pos == "rope") for _ in range(cfg.depth))
+        self.predictor_norm = nn.LayerNorm(Dp, eps=LN_EPS)
+        self.predictor_proj = nn.Linear(Dp, cfg.embed_dim)
+        if cfg.pos == "learned":
+            self.pos_embed = nn.Parameter(torch.zeros(1, cfg.max_frames, cfg.tokens_per_frame, Dp))
+        self._masks: dict[tuple[int, str], torch.Tensor] = {}  # block-causal masks, cached per (T, device)
+        self._ropes: dict[tuple[int, str, torch.dtype], RopeTable] = {}  # RoPE tables, cached likewise
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Official init (truncated normal 0.02, zero biases), drawn from `generator`."""
+        init_weights(self, generator=generator)
+        if self.cfg.pos == "learned":
+            nn.init.trunc_normal_(self.pos_embed, std=0.02, generator=generator)
+
+    def mask(self, num_frames: int, device: torch.device) -> torch.Tensor:
+        key = (num_frames, str(device))
+        if key not in self._masks:  # built for the T in use, not for a maximum (512 frames = GBs)
+            self._masks[key] = block_causal_mask(num_frames, self.cfg.tokens_per_frame, device)
+        return self._masks[key]
+
+    def rope(self, num_frames: int, device: torch.device, dtype: torch.dtype) -> RopeTable:
+        key = (num_frames, str(device), dtype)
+        if key not in self._ropes:
+            head_dim = self.cfg.pred_embed_dim // self.cfg.num_heads
+            self._ropes[key] = RopeTable.build(self.positions(num_frames, device), head_dim, dtype)
+        return self._ropes[key]
+
+    def positions(self, num_frames: int, device: torch.device) -> torch.Tensor:
+        """RoPE positions [T*P, 3]: (t, 0, 0) for action/state tokens (time only), (t, row, col) for patches."""
+        gh, gw = self.cfg.grid
+        c = self.cfg.cond_tokens
+        rows = torch.arange(gh, device=device).repeat_interleave(gw)
+        cols = torch.arange(gw, device=device).repeat(gh)
+        frame_pos = torch.zeros(c + gh * gw, 3, device=device)
+        frame_pos[c:, 1], frame_pos[c:, 2] = rows.float(), cols.float()
+        pos = frame_pos.repeat(num_frames, 1)  # (T*P, 3)
+        pos[:, 0] = torch.arange(num_frames, device=device).repeat_interleave(c + gh * gw).float()
+        return pos
+
+    def forward(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, N, _ = z.shape
+        cfg = self.cfg
+        if N != cfg.grid[0] * cfg.grid[1]:
+            raise ValueError(f"expected {cfg.grid[0] * cfg.grid[1]} patch tokens per frame, got {N}")
+        toks = [self.action_encoder(actions).unsqueeze(2)]  # (B, T, 1, Dp)
+        if self.state_encoder is not None:
+            if states is None:
+                raise ValueError("this predictor was built with state tokens: pass states [B, T, S]")
+            toks.append(self.state_encoder(states).unsqueeze(2))
+        toks.append(self.predictor_embed(z))  # (B, T, N, Dp)
+        x = torch.cat(toks, 2)  # (B, T, P, Dp)
+        rope = None
+        if cfg.pos == "learned":
+            if T > cfg.max_frames:
+                raise ValueError(f"sequence of {T} frames exceeds max_frames={cfg.max_frames}")
+            x = x + self.pos_embed[:, :T]
+        else:
+            rope = self.rope(T, z.device, x.dtype)
+        x = x.flatten(1, 2)  # (B, T*P, Dp)
+        x, _ = run_blocks(self.predictor_blocks, x, rope=rope, attn_mask=self.mask(T, z.device))
+        x = x.view(B, T, cfg.tokens_per_frame, -1)[:, :, cfg.cond_tokens:]  # patch tokens only (B, T, N, Dp)
+        return self.predictor_proj(self.predictor_norm(x))  # (B, T, N, D)
+
+    def rollout(self, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Autoregressive prediction from `context` [B, T0, N, D]; see `autoregress`."""
+        return autoregress(self, context, actions, states)
+
+
+def autoregress(step_fn, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+    """Roll a predictor forward on its own outputs.
+
+    `step_fn(z [B, T, N, D], a [B, T, A], s [B, T, S] | None) -> [B, T, N, D]` is the predictor (or a
+    wrapper of it, e.g. for data parallelism). From `context` [B, T0, N, D] and `actions` [B, T0-1+H, A]
+    (the context's own actions, then H new ones) predict H frames -> [B, H, N, D]. Without future
+    states, the last given state is held (`states` [B, >=T0, S]).
+    """
+    T0 = context.shape[1]
+    H = actions.shape[1] - (T0 - 1)
+    if H < 1:
+        raise ValueError("actions must cover the context and at least one new step")
+    if states is not None and states.shape[1] < actions.shape[1]:
+        pad = states[:, -1:].expand(-1, actions.shape[1] - states.shape[1], -1)
+        states = torch.cat([states, pad], 1)
+    seq, out = context, []
+    for _ in range(H):
+        T = seq.shape[1]
+        nxt = step_fn(seq, actions[:, :T], None if states is None else states[:, :T])[:, -1]  # (B, N, D)
+        out.append(nxt)
+        seq = torch.cat([seq, nxt.unsqueeze(1)], 1)
+    return torch.stack(out, 1)  # (B, H, N, D)

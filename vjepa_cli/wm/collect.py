@@ -1,0 +1,79 @@
+"""`vjepa wm collect`: record episodes from a simulator with a random or scripted-noisy policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.wm.envs import make_env
+from vjepa_cli.wm.episodes import Episode, write_episode, write_manifest
+
+
+@dataclass(frozen=True)
+class CollectResult:
+    out_dir: Path  # folder holding manifest.csv and the episode folders
+    episodes: int  # episodes written
+    frames: int  # frames written in total
+    solved: int  # episodes that ended within the task's success radius
+
+
+def policy_action(env, policy: str, rng: np.random.Generator, noise: float = 0.6) -> np.ndarray:
+    """One action: uniform in the bounds ("random"), or the scripted expert plus Gaussian noise ("noisy")."""
+    low, high = np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
+    if policy == "random":
+        return rng.uniform(low, high).astype(np.float32)
+    if policy == "noisy":
+        a = env.oracle_action() + rng.normal(0, noise * (high - low) / 2)
+        return np.clip(a, low, high).astype(np.float32)
+    raise VjepaError(f"unknown policy '{policy}'", "use random or noisy")
+
+
+def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int = 24, size: int = 64,
+                   seed: int = 0, policy: str = "random",
+                   on_episode: Callable[[int], None] | None = None) -> CollectResult:
+    """Record `episodes` episodes of `steps` actions (steps + 1 frames) into `out_dir`."""
+    if episodes < 1 or steps < 1:
+        raise VjepaError("--episodes and --steps must be >= 1")
+    if policy not in ("random", "noisy"):
+        raise VjepaError(f"unknown policy '{policy}'", "use random or noisy")
+    env = make_env(env_name, size=size)
+    out_dir = Path(out_dir)
+    if (out_dir / "manifest.csv").exists():
+        raise VjepaError(f"{out_dir} already holds episodes", "choose a new -o folder")
+    rng = np.random.default_rng(seed)
+    rows, total, solved = [], 0, 0
+    for i in range(episodes):
+        frames = [env.reset(rng)]
+        goal = env.goal_image() if hasattr(env, "goal_image") else None
+        states = [env.state()]
+        actions = []
+        for _ in range(steps):
+            a = policy_action(env, policy, rng)
+            frames.append(env.step(a))
+            actions.append(a)
+            states.append(env.state())
+            if getattr(env, "done", False):
+                break
+        ok = bool(env.success()) if hasattr(env, "success") else False
+        solved += ok
+        info = {"env": env.spec.name, "policy": policy, "seed": seed, "index": i, "success": ok}
+        if hasattr(env, "target"):
+            info["target"] = [float(x) for x in env.target]
+        ep = Episode(
+            frames=np.stack(frames), actions=np.stack(actions).astype(np.float32),
+            states=None if states[0] is None else np.stack(states).astype(np.float32), fps=env.spec.fps,
+            action_names=env.spec.action_names, state_names=env.spec.state_names,
+            action_low=env.spec.action_low, action_high=env.spec.action_high, goal=goal, info=info,
+        )
+        name = f"ep_{i:05d}"
+        write_episode(out_dir / name, ep)
+        total += len(frames)
+        rows.append({"path": name, "num_frames": len(frames), "fps": env.spec.fps, "width": size, "height": size})
+        write_manifest(out_dir, rows)  # after every episode: an interrupted run leaves a valid collection
+        if on_episode is not None:
+            on_episode(i)
+    return CollectResult(out_dir, len(rows), total, solved)

@@ -1,0 +1,115 @@
+"""Training data for the world model: episodes -> cached features -> random fixed-length windows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vjepa_cli.config.wm import WMConfig
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.wm.episodes import read_episode, read_manifest, stride_for, window_actions, window_indices
+from vjepa_cli.wm.features import FrozenEncoder, cache_features, load_cached, load_frozen_encoder
+
+
+@dataclass
+class WMData:
+    """Cached features and per-episode actions/states, plus what the model file must record."""
+
+    encoder: FrozenEncoder
+    features: list[torch.Tensor]  # per episode (T_i, N, D), CPU
+    actions: list[np.ndarray]  # per episode (T_i - 1, A)
+    states: list[np.ndarray | None]  # per episode (T_i, S) or None
+    action_names: list[str]
+    action_low: list[float]
+    action_high: list[float]
+    state_names: list[str]
+    fps: float  # recording fps of the episodes
+    stride: int  # frame step of the training windows
+    env: str  # environment name recorded in the episodes ("" when unknown)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.features[0].shape[-1])
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.encoder.grid
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.actions[0].shape[1])
+
+    @property
+    def state_dim(self) -> int:
+        return 0 if self.states[0] is None else int(self.states[0].shape[1])
+
+
+def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
+                 on_phase: Callable[[str, int], None] | None = None,
+                 on_step: Callable[[int, dict], None] | None = None) -> WMData:
+    """Collect episodes when the recipe names none, then encode and cache every episode's frames."""
+    d = cfg.data
+    root = Path(d.episodes) if d.episodes else out_dir / "episodes"
+    if not d.episodes and not (root / "manifest.csv").is_file():
+        from vjepa_cli.wm.collect import run_wm_collect
+
+        if on_phase:
+            on_phase("collect", d.num_episodes)
+        run_wm_collect(d.env, d.num_episodes, root, steps=d.steps, size=d.size, seed=d.seed, policy=d.policy,
+                       on_episode=(lambda i: on_step(i, {})) if on_step else None)
+    dirs = read_manifest(root)
+    first = read_episode(dirs[0], frames=False)
+    stride = stride_for(first.fps, d.fps)
+    need = (d.num_frames - 1) * stride + 1
+    encoder = load_frozen_encoder(cfg.encoder, device)
+    cache = Path(d.cache_dir) if d.cache_dir else root / "features" / encoder.key
+    if on_phase:
+        on_phase("features", len(dirs))
+    paths = cache_features(encoder, dirs, cache, cfg.encoder.batch_size,
+                           on_episode=(lambda i: on_step(i, {})) if on_step else None)
+    feats, acts, states = [], [], []
+    for ep_dir, path in zip(dirs, paths, strict=True):
+        ep = read_episode(ep_dir, frames=False)
+        if ep.actions.shape[1] != first.actions.shape[1]:
+            raise VjepaError(f"{ep_dir}: {ep.actions.shape[1]} action dims, but {dirs[0]} has {first.actions.shape[1]}")
+        if ep.num_frames < need:
+            continue  # too short for one window at this stride
+        if cfg.predictor.use_states and ep.states is None:
+            raise VjepaError(f"{ep_dir} has no states", "set predictor.use_states=false")
+        feats.append(load_cached(path))
+        acts.append(ep.actions)
+        states.append(ep.states)
+    if not feats:
+        raise VjepaError(f"no episode in {root} has {need} frames", "lower data.num_frames or collect longer episodes")
+    low = list(first.action_low) or [float(x) for x in np.min([a.min(0) for a in acts], 0)]
+    high = list(first.action_high) or [float(x) for x in np.max([a.max(0) for a in acts], 0)]
+    return WMData(encoder, feats, acts, states, list(first.action_names), low, high, list(first.state_names),
+                  first.fps, stride, str(first.info.get("env", "")))
+
+
+class WindowSampler:
+    """Draws windows of `num_frames` frames (uniform over all valid windows) from `WMData`."""
+
+    def __init__(self, data: WMData, num_frames: int, use_states: bool = False):
+        self.data, self.num_frames, self.use_states = data, num_frames, use_states
+        span = (num_frames - 1) * data.stride
+        self.starts = np.array([f.shape[0] - span for f in data.features])  # valid starts per episode
+        self.weights = self.starts / self.starts.sum()
+
+    def sample(self, batch: int, rng: np.random.Generator, device: torch.device | str):
+        """-> features [B, T, N, D], actions [B, T-1, A], states [B, T, S] or None (on `device`)."""
+        eps = rng.choice(len(self.starts), size=batch, p=self.weights)
+        z, a, s = [], [], []
+        for e in eps:
+            start = int(rng.integers(self.starts[e]))
+            idx = window_indices(self.data.features[e].shape[0], self.num_frames, self.data.stride, start)
+            z.append(self.data.features[e][torch.from_numpy(idx)])
+            a.append(torch.from_numpy(window_actions(self.data.actions[e], idx)))
+            if self.use_states:
+                s.append(torch.from_numpy(self.data.states[e][idx]))
+        states = torch.stack(s).to(device) if self.use_states else None
+        return torch.stack(z).to(device), torch.stack(a).float().to(device), states

@@ -1,0 +1,90 @@
+"""The world-model file that `vjepa wm train` writes and `wm plan` / `wm eval` read.
+
+One safetensors file: `encoder.*` (the frozen encoder the predictor was trained on) and `predictor.*`
+(the action-conditioned predictor), with JSON metadata: `format`, `encoder_config` (a ModelConfig),
+`encoder_source`, `predictor_config` (an ACPredictorConfig), `action_names`, `action_low`, `action_high`,
+`state_names`, `fps`, `stride`, `env`, `plan` (WMPlanConfig defaults), `wm_config` and `step`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vjepa_cli.config._load import from_dict, to_dict
+from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
+from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig
+from vjepa_cli.wm.features import FrozenEncoder, encode_frames
+
+FORMAT = "vjepa-wm/1"
+
+
+@dataclass
+class WorldModel:
+    """Frozen encoder + action-conditioned predictor + what planning needs to know about the actions."""
+
+    encoder: FrozenEncoder
+    predictor: ACPredictor
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    action_names: tuple[str, ...]
+    plan: WMPlanConfig
+    meta: dict[str, Any]
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.predictor.parameters()).device
+
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 [T, H, W, 3] -> layer-normed features [T, N, D]."""
+        return encode_frames(self.encoder, frames)
+
+    @torch.no_grad()
+    def rollout(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """CEM rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D]."""
+        ctx = z0.unsqueeze(0).unsqueeze(0).expand(actions.shape[0], 1, *z0.shape)  # (S, 1, N, D)
+        return self.predictor.rollout(ctx, actions)
+
+
+def save_world_model(path: str | Path, enc: FrozenEncoder, predictor: ACPredictor, meta: dict[str, Any]) -> Path:
+    """Write the world-model file atomically (weights from the unwrapped modules)."""
+    tensors = {f"encoder.{k}": v for k, v in enc.module.state_dict().items()}
+    tensors.update({f"predictor.{k}": v for k, v in predictor.state_dict().items()})
+    full = {"format": FORMAT, "encoder_config": to_dict(enc.config), "encoder_source": enc.source,
+            "predictor_config": to_dict(predictor.cfg), **meta}
+    return save_tensors(path, tensors, full)
+
+
+def load_world_model(path: str | Path, device: torch.device | str = "cpu") -> WorldModel:
+    """Read a world-model file strictly; anything else is a clear VjepaError."""
+    from vjepa_cli.models import build_encoder
+
+    path = Path(path)
+    tensors, meta = load_tensors(path, device="cpu")
+    if meta.get("format") != FORMAT:
+        raise VjepaError(f"{path} is not a world-model file (format {meta.get('format')!r})",
+                         "train one with `vjepa wm train RECIPE -o DIR` and pass DIR/wm.safetensors")
+    ecfg = from_dict(ModelConfig, meta_json(meta, "encoder_config"), f"{path} encoder_config")
+    pdict = meta_json(meta, "predictor_config")
+    pcfg = from_dict(ACPredictorConfig, pdict, f"{path} predictor_config")
+    encoder = build_encoder(ecfg)
+    predictor = ACPredictor(pcfg)
+    for prefix, module in (("encoder.", encoder), ("predictor.", predictor)):
+        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(sd, strict=True)
+        except RuntimeError as e:
+            raise VjepaError(f"{path}: {prefix.rstrip('.')} weights do not match their config: {e}") from None
+    enc = FrozenEncoder(encoder.to(device).eval().requires_grad_(False), ecfg, meta_json(meta, "encoder_source", {}))
+    predictor = predictor.to(device).eval().requires_grad_(False)
+    plan = from_dict(WMPlanConfig, meta_json(meta, "plan", {}), f"{path} plan")
+    info = {k: meta_json(meta, k) for k in meta}
+    return WorldModel(enc, predictor, tuple(meta_json(meta, "action_low")), tuple(meta_json(meta, "action_high")),
+                      tuple(meta_json(meta, "action_names", [])), plan, info)

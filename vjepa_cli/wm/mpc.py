@@ -1,0 +1,106 @@
+"""Model-predictive control with a world model: plan with CEM, execute the first action, observe, re-plan.
+
+As in V-JEPA 2-AC (Assran et al., 2025, sec. 4): the goal is an image, the energy is the L1 distance
+between predicted and goal features. A `PolicyPrior` (e.g. a vision-language-action model) may propose
+an action: the CEM mean starts from it, and the executed action can blend the two.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.plan.cem import CEMConfig, PlanResult, cem_plan
+
+
+class PolicyPrior(Protocol):
+    """Proposes an action [A] for the current frame and goal image (both uint8 [H, W, 3])."""
+
+    def __call__(self, frame: np.ndarray, goal: np.ndarray) -> np.ndarray: ...
+
+
+def cem_config(plan: WMPlanConfig, low, high) -> CEMConfig:
+    """The CEM settings for a model's plan defaults and action bounds."""
+    return CEMConfig(low=tuple(float(x) for x in low), high=tuple(float(x) for x in high), horizon=plan.horizon,
+                     samples=plan.samples, topk=plan.topk, iterations=plan.iterations,
+                     momentum_mean=plan.momentum_mean, momentum_std=plan.momentum_std, energy=plan.energy)
+
+
+@dataclass
+class Planner:
+    """Plans one action at a time toward fixed goal features, warm-starting from the previous plan."""
+
+    rollout_fn: object  # rollout_fn(z0 [N, D], actions [S, H, A]) -> [S, H, N, D]
+    z_goal: torch.Tensor  # (N, D) goal features
+    cem: CEMConfig
+    generator: torch.Generator
+    prior_weight: float = 0.0  # executed = (1 - w) * plan[0] + w * prior
+    warm_start: bool = True  # start the next CEM mean from this plan shifted by one step
+    _prev: torch.Tensor | None = field(default=None, repr=False)
+
+    def act(self, z: torch.Tensor, prior_action: np.ndarray | None = None) -> tuple[np.ndarray, PlanResult, float]:
+        """-> (action to execute [A], the plan, planning seconds)."""
+        init = None
+        if prior_action is not None:
+            init = torch.as_tensor(prior_action, dtype=torch.float32, device=self.z_goal.device)
+        elif self.warm_start and self._prev is not None:
+            init = torch.cat([self._prev[1:], self._prev[-1:]])  # (H, A) shifted by one step
+        t0 = time.perf_counter()
+        res = cem_plan(self.rollout_fn, z, self.z_goal, self.cem, self.generator, init_mean=init)
+        dt = time.perf_counter() - t0
+        self._prev = res.actions
+        a = res.actions[0].cpu().numpy()
+        if prior_action is not None and self.prior_weight > 0:
+            a = (1 - self.prior_weight) * a + self.prior_weight * np.asarray(prior_action, dtype=np.float32)
+        return np.clip(a, self.cem.low, self.cem.high).astype(np.float32), res, dt
+
+
+@dataclass
+class EpisodeLog:
+    """One closed-loop episode."""
+
+    frames: list[np.ndarray]  # observed frames, first to last
+    goal: np.ndarray  # goal image
+    distances: list[float]  # task distance after each frame
+    success: bool
+    steps: int  # actions executed
+    plan_seconds: list[float] = field(default_factory=list)  # per planned action
+    confidences: list[float] = field(default_factory=list)  # per plan
+
+
+def run_mpc_episode(env, encode, planner_factory, max_steps: int, prior: PolicyPrior | None = None,
+                    rng: np.random.Generator | None = None) -> EpisodeLog:
+    """Closed loop on an already reset `env`: encode the frame, plan, step, until success or `max_steps`.
+
+    `encode(frame [H, W, 3]) -> [N, D]`; `planner_factory(z_goal) -> Planner`.
+    """
+    frame, goal = env.render(), env.goal_image()
+    planner = planner_factory(encode(goal))
+    log = EpisodeLog([frame], goal, [env.distance()], env.success(), 0)
+    while not log.success and log.steps < max_steps:
+        prior_a = prior(frame, goal) if prior is not None else None
+        a, res, dt = planner.act(encode(frame), prior_a)
+        frame = env.step(a)
+        log.frames.append(frame)
+        log.distances.append(env.distance())
+        log.plan_seconds.append(dt)
+        log.confidences.append(res.confidence)
+        log.steps += 1
+        log.success = env.success()
+    return log
+
+
+def run_policy_episode(env, policy, max_steps: int) -> EpisodeLog:
+    """Closed loop with a plain policy `policy(env) -> action` (random baseline, scripted oracle)."""
+    log = EpisodeLog([env.render()], env.goal_image(), [env.distance()], env.success(), 0)
+    while not log.success and log.steps < max_steps:
+        log.frames.append(env.step(policy(env)))
+        log.distances.append(env.distance())
+        log.steps += 1
+        log.success = env.success()
+    return log
