@@ -1,18 +1,43 @@
-"""`vjepa export`: not built yet."""
+"""`vjepa export`: a training checkpoint -> a model file (see `vjepa_cli.eval.export`)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._options import JsonOpt
 
-HELP = "Export the EMA target encoder of a training run or checkpoint."
-EXAMPLES = """Example:\n\n  vjepa export runs/vitb -o encoder.safetensors"""
+HELP = "Export the EMA target encoder (and optionally the predictor) of a training run or checkpoint."
+EXAMPLES = """Examples:\n\n  vjepa export runs/tiny-cpu -o encoder.safetensors\n\n  vjepa export runs/tiny-cpu -o model.safetensors --with-predictor\n\n  vjepa export runs/vitl-rope/checkpoints/step_00090000.safetensors --format hf -o vjepa2-hf/"""
 
 
-def command(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa export")
+def command(
+    checkpoint: Annotated[Path, typer.Argument(help="A training run directory (its latest checkpoint) or a checkpoint file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file (or folder with --format hf).")],
+    which: Annotated[str, typer.Option("--which", help="target (the EMA encoder) or context (the online encoder).")] = "target",
+    with_predictor: Annotated[bool, typer.Option("--with-predictor", help="Also export the predictor (for predict/surprise).")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16 weights.")] = "fp32",
+    fmt: Annotated[str, typer.Option("--format", help="vjepa (our safetensors) or hf (a transformers VJEPA2Model folder).")] = "vjepa",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.eval.export import run_export
+    from vjepa_cli.log import err_console
+
+    res = run_export(checkpoint, output, which=which, with_predictor=with_predictor, dtype=dtype, fmt=fmt,
+                     overwrite=overwrite)
+    if json_out:
+        sys.stdout.write(json.dumps(res.__dict__) + "\n")
+    else:
+        err_console().print(
+            f"wrote {res.output}: {res.which} encoder ({res.arch}, {res.encoder_params / 1e6:.2f} M params)"
+            f"{' + predictor' if res.with_predictor else ''} from step {res.step} of {res.source}, {res.dtype}",
+            highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="export", help=HELP, epilog=EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(name="export", help=HELP, epilog=EXAMPLES)(command)

@@ -1,18 +1,95 @@
-"""`vjepa extract`: not built yet."""
+"""`vjepa extract`: frozen-encoder features for videos (see `vjepa_cli.eval.extract`)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._eval_options import (
+    BatchOpt,
+    FpsOpt,
+    FramesOpt,
+    FrameStepOpt,
+    ResizeOpt,
+    SizeOpt,
+    StrideOpt,
+    ViewsOpt,
+    WorkersOpt,
+    window_config,
+)
+from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt
 
-HELP = "Extract frozen-encoder features from videos."
-EXAMPLES = """Example:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors"""
+HELP = "Extract frozen-encoder features from videos (one safetensors file per video)."
+EXAMPLES = """Examples:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors\n\n  vjepa extract videos/ -o feats/ --pool none --frames 16 --frame-step 4 --stride 2s\n\n  find data -name '*.mp4' | vjepa extract - -o feats/ --json"""
 
 
-def command(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa extract")
+def command(
+    inputs: Annotated[list[str], typer.Argument(help="Videos, folders, manifests (.csv/.txt), or - for paths on stdin.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (one video) or folder.")],
+    model: ModelOpt = None,
+    frames: FramesOpt = 16,
+    frame_step: FrameStepOpt = None,
+    fps: FpsOpt = None,
+    stride: StrideOpt = None,
+    size: SizeOpt = None,
+    resize: ResizeOpt = None,
+    views: ViewsOpt = 1,
+    pool: Annotated[str, typer.Option("--pool", help="mean: features [W, D]; none: patch tokens [W, N, D].")] = "mean",
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = "fp32",
+    workers: WorkersOpt = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.config.extract import ExtractConfig
+    from vjepa_cli.errors import VjepaError
+    from vjepa_cli.eval.extract import Listener, run_extract
+    from vjepa_cli.log import err_console, progress
+
+    wcfg = window_config(frames, frame_step, fps, stride, size, resize, views)
+    try:
+        cfg = ExtractConfig(window=wcfg, pool=pool, batch_size=batch_size, device=device, dtype=dtype,
+                            workers=workers, overwrite=overwrite)
+    except ValueError as e:
+        raise VjepaError(f"bad option: {e}") from None
+    stdin_lines = sys.stdin if "-" in inputs else None
+
+    with progress() as bar:
+        vids = bar.add_task("videos", total=None, info="")
+        wins = bar.add_task("windows", total=None, info="")
+
+        class _Show(Listener):
+            def videos_planned(self, n):
+                bar.update(vids, total=n)
+
+            def video_started(self, job, planned_windows):
+                total = bar.tasks[wins].total or 0
+                bar.update(wins, total=total + planned_windows, info=job.path.name)
+
+            def windows_done(self, n):
+                bar.advance(wins, n)
+
+            def video_done(self, r):
+                bar.advance(vids, 1)
+                if json_out:
+                    sys.stdout.write(json.dumps(r.as_json()) + "\n")
+                    sys.stdout.flush()
+                elif r.status == "failed":
+                    err_console().print(f"[red]failed[/] {r.path}: {r.error}", highlight=False)
+
+        result = run_extract(inputs, output, cfg, model_path=model, stdin_lines=stdin_lines, listener=_Show())
+    ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
+    summary = f"{ok} extracted, {skipped} skipped (already done), {len(failed)} failed"
+    err_console().print(summary, highlight=False)
+    if failed:
+        err_console().print("failed: " + ", ".join(f.path for f in failed), highlight=False)
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="extract", help=HELP, epilog=EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(name="extract", help=HELP, epilog=EXAMPLES)(command)

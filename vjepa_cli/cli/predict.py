@@ -1,18 +1,66 @@
-"""`vjepa predict`: not built yet."""
+"""`vjepa predict`: predicted and actual future features of every window (see `vjepa_cli.eval.predict`)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._eval_options import (
+    BatchOpt,
+    FpsOpt,
+    FramesOpt,
+    FrameStepOpt,
+    ResizeOpt,
+    SizeOpt,
+    StrideOpt,
+    WorkersOpt,
+)
+from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt
 
-HELP = "Predict future features of a video with the predictor."
-EXAMPLES = """Example:\n\n  vjepa predict video.mp4 --model model.safetensors -o pred.safetensors"""
+HELP = "Predict the features of the last frames of each window from its first --context frames."
+EXAMPLES = """Example:\n\n  vjepa predict video.mp4 --model model.safetensors -o pred.safetensors --frames 16 --context 8"""
 
 
-def command(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa predict")
+def command(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file.")],
+    model: ModelOpt = None,
+    context_model: Annotated[
+        Path | None, typer.Option("--context-model", help="Encode the context with this file's encoder instead.")
+    ] = None,
+    context: Annotated[int | None, typer.Option("--context", help="Context frames (default: half the window).")] = None,
+    frames: FramesOpt = 16,
+    frame_step: FrameStepOpt = None,
+    fps: FpsOpt = None,
+    stride: StrideOpt = None,
+    size: SizeOpt = None,
+    resize: ResizeOpt = None,
+    mask_index: Annotated[int, typer.Option("--mask-index", help="Predictor mask token to use.")] = 0,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = "fp32",
+    workers: WorkersOpt = 1,
+    json_out: JsonOpt = False,
+) -> None:
+    from vjepa_cli.cli._eval_options import surprise_config
+    from vjepa_cli.eval.predict import run_predict
+    from vjepa_cli.log import console, err_console, progress
+
+    cfg = surprise_config(frames, frame_step, fps, stride, size, resize, [context or frames // 2],
+                          "min", mask_index, batch_size, device, dtype, workers)
+    with progress(transient=True) as bar:
+        task = bar.add_task("windows", total=None, info=video.name)
+        res = run_predict(video, output, cfg, model_path=model, on_windows=lambda n: bar.advance(task, n),
+                          context_model=context_model)
+    if json_out:
+        console().print(json.dumps(res), highlight=False, soft_wrap=True)
+    else:
+        err_console().print(f"wrote {res['output']}: {res['windows']} windows, context {res['context_frames']} "
+                             f"frames, mean L1 error {res['mean_error']:.4f}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="predict", help=HELP, epilog=EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(name="predict", help=HELP, epilog=EXAMPLES)(command)

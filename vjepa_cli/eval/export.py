@@ -1,0 +1,139 @@
+"""`vjepa export`: a training checkpoint -> a model file for inference.
+
+By default the EMA target encoder is exported (the encoder V-JEPA evaluates, Bardes et al. 2024), optionally
+with the predictor (needed by `vjepa predict` / `vjepa surprise`), in our safetensors format with the
+architecture and provenance in the metadata, or as a `transformers` VJEPA2Model folder (RoPE models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vjepa_cli.errors import VjepaError
+
+PREFIX = {"target": "target_encoder.", "context": "encoder."}
+
+
+@dataclass
+class ExportResult:
+    source: str  # the checkpoint file read
+    output: str  # the file or folder written
+    step: int | None  # training step of the checkpoint
+    which: str  # target or context
+    with_predictor: bool
+    format: str  # vjepa or hf
+    dtype: str
+    arch: str
+    encoder_params: int
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint file, or the one a run directory's `latest` names (in it or in its `checkpoints/`)."""
+    from vjepa_cli.io.checkpoint import find_latest, list_checkpoints
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise VjepaError(f"checkpoint not found: {path}", hint="give a run directory or a step_*.safetensors file")
+    for d in (path, path / "checkpoints"):
+        latest = find_latest(d)
+        if latest is not None:
+            return latest
+        found = list_checkpoints(d)
+        if found:
+            return found[-1]
+    raise VjepaError(f"no checkpoint in {path}", hint="train with `vjepa pretrain RECIPE` first, or give a file")
+
+
+def _model_config(meta: dict[str, Any], path: Path):
+    """The architecture a checkpoint records (`model`, else `config.model`)."""
+    from vjepa_cli.config._load import from_dict
+    from vjepa_cli.config.model import ModelConfig
+
+    model = meta.get("model")
+    if not isinstance(model, dict) and isinstance(meta.get("config"), dict):
+        model = meta["config"].get("model")
+    if not isinstance(model, dict):
+        raise VjepaError(f"{path} records no model architecture (metadata 'model')")
+    return from_dict(ModelConfig, model, where=f"{path}: model")
+
+
+def _recipe_hash(meta: dict[str, Any]) -> str | None:
+    """The same hash `vjepa pretrain` records for its recipe (`config_hash` of the PretrainConfig)."""
+    from vjepa_cli.config._load import config_hash, from_dict
+    from vjepa_cli.config.train import PretrainConfig
+
+    try:
+        return config_hash(from_dict(PretrainConfig, meta["config"]))
+    except Exception:  # an older or foreign config: hash the raw record instead
+        return _hash(meta.get("config"))
+
+
+def _strict_load(module: torch.nn.Module, sd: dict, what: str, path: Path) -> None:
+    from vjepa_cli.models.load import load_strict
+
+    if not sd:
+        raise VjepaError(f"{path} holds no {what} weights")
+    load_strict(module, sd, what, str(path))
+
+
+def run_export(checkpoint: str | Path, output: str | Path, which: str = "target", with_predictor: bool = False,
+               dtype: str = "fp32", fmt: str = "vjepa", overwrite: bool = False) -> ExportResult:
+    """Export the `which` encoder (target = EMA, context = online) of a checkpoint or run directory."""
+    from vjepa_cli import __version__
+    from vjepa_cli.io.checkpoint import load_checkpoint
+    from vjepa_cli.io.convert import cast_floats, now_iso, write_hf_dir
+    from vjepa_cli.models import build_encoder, build_predictor
+    from vjepa_cli.models.load import save_model_file
+
+    if which not in PREFIX:
+        raise VjepaError(f"unknown --which '{which}'", hint="use target (EMA, default) or context")
+    if fmt not in ("vjepa", "hf"):
+        raise VjepaError(f"unknown --format '{fmt}'", hint="use vjepa (default) or hf")
+    if dtype not in ("fp32", "bf16", "fp16"):
+        raise VjepaError(f"unknown --dtype '{dtype}'", hint="use fp32, bf16 or fp16")
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise VjepaError(f"{output} already exists", hint="pass --overwrite to replace it")
+    src = resolve_checkpoint(checkpoint)
+    tensors, meta = load_checkpoint(src)
+    cfg = _model_config(meta, src)
+    if fmt == "hf" and cfg.pos_embed != "rope":
+        raise VjepaError("--format hf needs a RoPE (V-JEPA 2) model; this one uses sin-cos positions",
+                         hint="export it in our format (the default) instead")
+    split = {name: {k[len(p):]: v for k, v in tensors.items() if k.startswith(p)}
+             for name, p in {**PREFIX, "predictor": "predictor."}.items()}
+    enc = build_encoder(cfg)
+    _strict_load(enc, split[which], f"{which} encoder", src)
+    pred = None
+    if with_predictor:
+        pred = build_predictor(cfg)
+        _strict_load(pred, split["predictor"], "predictor", src)
+    step = meta.get("step")
+    provenance = {
+        "source": str(src.resolve()), "source_format": "vjepa-train-checkpoint", "encoder": which,
+        "step": step, "recipe_hash": _recipe_hash(meta),
+        "date": now_iso(), "vjepa_version": __version__,
+    }
+    if fmt == "hf":
+        torch_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        write_hf_dir(output, cast_floats(enc.state_dict(), torch_dtype),
+                     cast_floats(pred.state_dict(), torch_dtype) if pred is not None else None, cfg)
+    else:
+        save_model_file(output, enc, pred, cfg, provenance, dtype=dtype)
+    return ExportResult(str(src), str(output), step, which, pred is not None, fmt, dtype, cfg.arch,
+                        sum(p.numel() for p in enc.parameters()))
+
+
+def _hash(obj: Any) -> str | None:
+    import hashlib
+    import json
+
+    if obj is None:
+        return None
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]

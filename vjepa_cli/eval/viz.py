@@ -1,0 +1,157 @@
+"""Pictures of what the encoder sees and of what the masks hide.
+
+`vjepa viz`: the first three principal components of the patch features, fitted over the whole video and
+mapped to RGB (the usual way to look at self-supervised ViT features, e.g. DINOv2, Oquab et al. 2023),
+shown beside the frames. `vjepa viz-masks`: a recipe's context/target masks drawn over a clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vjepa_cli.config.extract import WindowConfig
+from vjepa_cli.errors import VjepaError
+
+TARGET_RGB = np.array([230, 40, 40], np.float32)  # target tokens: red tint
+
+
+def pca_rgb(tokens: torch.Tensor, k: int = 3, max_fit: int = 20000) -> np.ndarray:
+    """Project `(M, D)` features on their first `k` principal components, scaled to [0, 1] per component
+    (1st-99th percentile). Signs are fixed (largest loading positive) so colours are deterministic."""
+    x = tokens.detach().double().reshape(-1, tokens.shape[-1])
+    xc = x - x.mean(dim=0)
+    fit = xc if len(xc) <= max_fit else xc[torch.linspace(0, len(xc) - 1, max_fit).long()]
+    _, _, vh = torch.linalg.svd(fit, full_matrices=False)
+    comps = vh[:k]  # (k', D)
+    idx = comps.abs().argmax(dim=1)
+    comps = comps * torch.sign(comps[torch.arange(len(comps)), idx]).unsqueeze(1)
+    proj = (xc @ comps.T).numpy()  # (M, k')
+    lo, hi = np.percentile(proj, 1, axis=0), np.percentile(proj, 99, axis=0)
+    out = np.clip((proj - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+    if out.shape[1] < k:  # fewer components than channels (tiny inputs)
+        out = np.concatenate([out, np.zeros((len(out), k - out.shape[1]))], axis=1)
+    return out
+
+
+def upsample_tokens(colors: np.ndarray, tubelet: int, patch: int) -> np.ndarray:
+    """`(T', H', W', 3)` colours in [0, 1] -> uint8 frames `(T'*tubelet, H'*patch, W'*patch, 3)` (nearest)."""
+    img = (colors * 255).round().astype(np.uint8)
+    return img.repeat(tubelet, 0).repeat(patch, 1).repeat(patch, 2)
+
+
+def side_by_side(frames: np.ndarray, pca: np.ndarray, gap: int = 4, scale: int = 1) -> np.ndarray:
+    """uint8 `(T, H, W, 3)` x2 -> `(T, H*s, (2W+gap)*s, 3)`, sized even for H.264."""
+    t, h, w, _ = frames.shape
+    out = np.full((t, h, 2 * w + gap, 3), 255, np.uint8)
+    out[:, :, :w], out[:, :, w + gap:] = frames, pca[:, :h, :w]
+    out = out.repeat(scale, 1).repeat(scale, 2)
+    return out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> Path:
+    """uint8 `(T, H, W, 3)` -> H.264 mp4, written atomically."""
+    import av
+
+    from vjepa_cli.io.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path, suffix=".mp4") as tmp:
+        with av.open(str(tmp), "w", format="mp4") as c:
+            s = c.add_stream("libx264", rate=max(1, round(fps)))
+            s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            for f in frames:
+                for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                    c.mux(pkt)
+            for pkt in s.encode():
+                c.mux(pkt)
+    return path
+
+
+def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_path: str | Path | None = None,
+            device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4) -> dict:
+    """Encode `video` window by window and write frames | PCA colours as mp4 (every frame) or png (a strip)."""
+    from vjepa_cli.eval.common import check_window, load_eval_model, normalize_clips, resolve_device
+    from vjepa_cli.eval.inputs import VideoJob
+    from vjepa_cli.eval.windows import batched_windows
+    from vjepa_cli.io.png import write_png
+    from vjepa_cli.plot import image_grid
+
+    output = Path(output)
+    if output.suffix.lower() not in (".mp4", ".png"):
+        raise VjepaError(f"cannot write {output.name}", hint="-o must end in .mp4 or .png")
+    dev = resolve_device(device)
+    model = model or load_eval_model(model_path, dev)
+    check_window(model, wcfg)
+    enc = model.encoder
+    frames, tokens, grid, info = [], [], None, None
+    job = VideoJob(0, Path(video), output)
+    with torch.inference_mode():
+        for kind, _, payload in batched_windows([job], wcfg, int(model.config.img_size), 1, batch_size):
+            if kind == "start":
+                info = payload
+            elif kind == "end" and payload is not None:
+                raise VjepaError(payload)
+            elif kind == "batch":
+                clips = np.stack([w.frames[0] for w in payload])  # (B, T, S, S, 3)
+                x = normalize_clips(torch.from_numpy(clips).to(dev))
+                grid = enc.token_grid(x)
+                tokens.append(enc(x).float().cpu())  # (B, N, D)
+                frames.append(clips)
+                if max_windows and sum(len(f) for f in frames) >= max_windows:
+                    break
+    if not tokens:
+        raise VjepaError(f"{video}: no windows decoded")
+    z = torch.cat(tokens)[:max_windows]  # (W, N, D)
+    clips = np.concatenate(frames)[:max_windows]  # (W, T, S, S, 3)
+    colors = pca_rgb(z).reshape(len(z), *grid, 3)  # (W, T', H', W', 3)
+    pca = np.stack([upsample_tokens(c, enc.tubelet_size, enc.patch_size) for c in colors])  # (W, T, S, S, 3)
+    t_used = grid[0] * enc.tubelet_size
+    clips, pca = clips[:, :t_used], pca[:, :t_used]
+    scale = max(1, 256 // clips.shape[2])
+    if output.suffix.lower() == ".mp4":
+        seq = side_by_side(clips.reshape(-1, *clips.shape[2:]), pca.reshape(-1, *pca.shape[2:]), scale=scale)
+        write_mp4(output, seq, info.fps / wcfg.step_for(info.fps))
+    else:
+        picks = [(w, t) for w in range(len(z)) for t in range(0, t_used, enc.tubelet_size)][:16]
+        ims = [clips[w, t] for w, t in picks] + [pca[w, t] for w, t in picks]
+        big = [im.repeat(scale, 0).repeat(scale, 1) for im in ims]
+        write_png(output, image_grid(big, ncols=len(picks), labels=[f"w{w} f{t}" for w, t in picks] * 2))
+    return {"path": str(video), "output": str(output), "windows": len(z), "grid": list(grid)}
+
+
+def draw_masks(frames: np.ndarray, grid: tuple[int, int, int], patch: int, tubelet: int,
+               pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequence[str] = ()) -> np.ndarray:
+    """Draw (context ids, target ids) pairs over a clip: one row per pair, one column per time step.
+
+    Context tokens are shown as they are, targets tinted red, tokens in neither darkened.
+    `frames` is uint8 `(T, H, W, 3)` with H = H'*patch, W = W'*patch.
+    """
+    from vjepa_cli.plot import draw_text
+
+    t, h, w = grid
+    fh, fw = frames.shape[1:3]
+    pad, lab = 4, 12
+    out = np.full((len(pairs) * (fh + lab + pad) + lab + pad, t * (fw + pad) + pad, 3), 255, np.uint8)
+    for s in range(t):
+        draw_text(out, pad + s * (fw + pad), 2, f"t{s} (frames {s * tubelet}-{s * tubelet + tubelet - 1})"[: fw // 6])
+    for r, (ctx, tgt) in enumerate(pairs):
+        state = np.zeros(t * h * w, np.int8)  # 0 neither, 1 context, 2 target
+        state[np.asarray(ctx, np.int64)] = 1
+        state[np.asarray(tgt, np.int64)] = 2
+        state = state.reshape(t, h, w).repeat(patch, 1).repeat(patch, 2)  # (T', H, W)
+        y = lab + pad + r * (fh + lab + pad)
+        if r < len(labels):
+            draw_text(out, pad, y, str(labels[r]))
+        for s in range(t):
+            img = frames[s * tubelet].astype(np.float32)
+            m = state[s][..., None]
+            img = np.where(m == 2, 0.35 * img + 0.65 * TARGET_RGB, img)
+            img = np.where(m == 0, 0.3 * img, img)
+            x = pad + s * (fw + pad)
+            out[y + lab:y + lab + fh, x:x + fw] = img.round().astype(np.uint8)
+    return out
