@@ -1,18 +1,121 @@
-"""`vjepa probe`: not built yet."""
+"""`vjepa probe`: attentive probes on frozen features (see `vjepa_cli.eval.probe`)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from vjepa_cli.errors import NotImplementedYet
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt
 
-HELP = "Train and evaluate attentive probes on frozen features."
-EXAMPLES = """Example:\n\n  vjepa probe --task synth-motion --model encoder.safetensors"""
+HELP = "Train and evaluate attentive probes on frozen features (V-JEPA / V-JEPA 2 frozen evaluation)."
+EXAMPLES = """Tasks and layouts: ssv2 (labels.json + train.json/validation.json, videos <id>.webm);
+k400/k600/k700 (train.csv/validate.csv with label,youtube_id,time_start,time_end,split; videos under
+train/ and val/); diving48 (Diving48_V2_train.json/test.json, rgb/<vid_name>.mp4); in1k (train/<class>/*.jpg,
+val/<class>/*.jpg); manifest (--train/--val); synth-motion, synth-shapes (generated on first use).\n\n
+Examples:\n\n
+  vjepa probe --task synth-motion --model encoder.safetensors -o probe-motion\n\n
+  vjepa probe --task ssv2 --data-root /data/ssv2 --model vitl.safetensors --cache /scratch/feats\n\n
+  vjepa probe --task manifest --train train.csv --val val.csv --model m.safetensors --probe linear --json"""
 
 
-def command(ctx: typer.Context) -> None:
-    raise NotImplementedYet("vjepa probe")
+def _layers(text: str | None) -> list[int] | None:
+    from vjepa_cli.errors import VjepaError
+
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise VjepaError(f"--layers '{text}' is not a comma-separated list of block numbers", "example: --layers 2,4,-1") from None
+
+
+def command(
+    task: Annotated[str, typer.Option("--task", "-t", help="ssv2, k400, k600, k700, diving48, in1k, manifest, synth-motion, synth-shapes.")],
+    model: ModelOpt = None,
+    data_root: Annotated[Path | None, typer.Option("--data-root", "-d", help="Dataset folder (not for synth-* or manifest).")] = None,
+    recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Probe recipe YAML (default: the built-in probe/<task>).")] = None,
+    output: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: probe-<task>).")] = None,
+    train: Annotated[Path | None, typer.Option("--train", help="Training manifest (task manifest).")] = None,
+    val: Annotated[Path | None, typer.Option("--val", help="Validation manifest (task manifest).")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="Keep encoded features in this folder and reuse them.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Encode fresh clips every epoch (the official on-the-fly protocol).")] = False,
+    probe: Annotated[str | None, typer.Option("--probe", help="attentive (V-JEPA 1), attentive-v2 (V-JEPA 2) or linear.")] = None,
+    layers: Annotated[str | None, typer.Option("--layers", help="Encoder blocks to read, e.g. 2,4,-1 (concatenated); default: last.")] = None,
+    random_init: Annotated[bool, typer.Option("--random-init", help="Probe a freshly initialised encoder of the same architecture (the baseline).")] = False,
+    init_seed: Annotated[int, typer.Option("--init-seed", help="Seed of --random-init; the run's `seed` rebuilds the init `vjepa pretrain` started from.")] = 0,
+    device: DeviceOpt = None,
+    json_out: JsonOpt = False,
+    sets: SetOpt = None,
+) -> None:
+    from vjepa_cli.config._load import builtin_recipes, load_recipe
+    from vjepa_cli.config.probe import TASKS, ProbeConfig
+    from vjepa_cli.errors import VjepaError
+    from vjepa_cli.eval.probe import run_probe
+    from vjepa_cli.log import progress
+
+    if task not in TASKS:
+        import difflib
+
+        close = difflib.get_close_matches(task, TASKS, n=1)
+        raise VjepaError(f"unknown task '{task}'", f"did you mean '{close[0]}'?" if close else "valid: " + ", ".join(TASKS))
+    if cache is not None and no_cache:
+        raise VjepaError("--cache and --no-cache contradict each other")
+    overrides = [f"task={task}"]
+    if probe is not None:
+        overrides.append(f"probe.kind={probe}")
+    lay = _layers(layers)
+    if lay is not None:
+        overrides.append(f"probe.layers=[{','.join(map(str, lay))}]")
+    if no_cache:
+        overrides.append("cache=false")
+    if recipe is None:
+        recipe = f"probe/{task}" if f"probe/{task}" in builtin_recipes() else None
+    cfg = load_recipe(ProbeConfig, recipe, overrides + list(sets or []))
+    out = output or Path(f"probe-{task}")
+
+    with progress() as bar:
+        ids: dict[str, int] = {}
+
+        def tick(phase: str, n: int, total: int) -> None:
+            if phase not in ids:
+                ids[phase] = bar.add_task(phase, total=total, info="")
+            bar.advance(ids[phase], n)
+
+        res = run_probe(cfg, model=model, data_root=data_root, train=train, val=val, output_dir=out,
+                        cache_dir=cache, device=device, random_init=init_seed if random_init else None,
+                        progress=tick)
+    summary = {"task": res.task, "probe": res.kind, "val_top1": res.best["val_top1"], "val_top5": res.best["val_top5"],
+               "train_top1": res.best["train_top1"], "lr": res.best["lr"], "wd": res.best["wd"],
+               "num_train": res.num_train, "num_val": res.num_val, "skipped": res.skipped, "classes": len(res.classes),
+               "cache_hit": res.cache_hit, **res.timings, "outputs": res.outputs, "notes": res.notes}
+    if json_out:
+        sys.stdout.write(json.dumps(summary) + "\n")
+        return
+    _render(res, out)
+
+
+def _render(res, out: Path) -> None:
+    from rich.table import Table
+
+    from vjepa_cli.log import console, err_console
+
+    for note in res.notes:
+        err_console().print(f"[yellow]note:[/] {note}", highlight=False)
+    t = Table(title=f"{res.task}: {res.kind} probe, {res.num_train} train / {res.num_val} val videos, {len(res.classes)} classes")
+    for col in ("lr", "wd", "train top-1", "val top-1", "val top-5"):
+        t.add_column(col, justify="right")
+    for r in sorted(res.heads, key=lambda r: -r["val_top1"])[:10]:
+        style = "bold green" if r is res.best else None
+        t.add_row(f"{r['lr']:g}", f"{r['wd']:g}", f"{r['train_top1']:.3f}", f"{r['val_top1']:.3f}", f"{r['val_top5']:.3f}", style=style)
+    console().print(t)
+    b = res.best
+    console().print(f"best: val top-1 {b['val_top1']:.3f}, top-5 {b['val_top5']:.3f} (lr {b['lr']:g}, wd {b['wd']:g}); "
+                    f"{len(res.heads)} heads; written to {out}/", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    app.command(name="probe", help=HELP, epilog=EXAMPLES, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
+    app.command(name="probe", help=HELP, epilog=EXAMPLES)(command)

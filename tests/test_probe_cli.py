@@ -1,0 +1,100 @@
+"""`vjepa probe` end to end on tiny data: outputs, --json, cache reuse, random-init baseline, user errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests._probe_helpers import TINY_SETS, colour_manifests, tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("probe")
+    train, val = colour_manifests(root)
+    return root, tiny_model(root / "m.safetensors"), train, val
+
+
+def _sets(drop: str = "-"):
+    return [a for s in TINY_SETS if not s.startswith(drop) for a in ("--set", s)]
+
+
+def test_probe_manifest_end_to_end(run_cli, tiny, tmp_path):
+    root, model, train, val = tiny
+    out = tmp_path / "out"
+    args = ["probe", "--task", "manifest", "--train", train, "--val", val, "-m", model, "-o", out,
+            "--cache", tmp_path / "cache", "--json", *_sets()]
+    r = run_cli(*args)
+    assert r.code == 0, r
+    rec = json.loads(r.out.strip().splitlines()[-1])
+    assert rec["num_train"] == 12 and rec["num_val"] == 6 and rec["classes"] == 2 and rec["skipped"] == 0
+    assert rec["val_top1"] >= 0.8  # colour is trivially decodable even from a random tiny encoder
+    assert not rec["cache_hit"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["heads"]) == 2 and len(metrics["confusion"]) == 2
+    assert sum(map(sum, metrics["confusion"])) == 6
+    from vjepa_cli.io.png import read_png
+    from vjepa_cli.io.tensors import load_tensors, meta_json
+
+    assert read_png(out / "confusion.png").ndim == 3
+    tensors, meta = load_tensors(out / "probe.safetensors")
+    assert meta_json(meta, "classes") == ["0", "1"] and meta_json(meta, "task") == "manifest"
+    assert "linear.weight" in tensors
+
+    again = run_cli(*args)  # the same features come from the cache: same accuracy
+    rec2 = json.loads(again.out.strip().splitlines()[-1])
+    assert rec2["cache_hit"] and rec2["val_top1"] == rec["val_top1"]
+
+
+def test_probe_skips_unreadable_videos_and_random_init(run_cli, tiny, tmp_path):
+    from vjepa_cli.data.manifest import ManifestRow, read_manifest, write_manifest
+
+    root, model, train, val = tiny
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all")
+    rows = read_manifest(train) + [ManifestRow(str(bad), 1)]
+    write_manifest(tmp_path / "train.csv", rows)
+    r = run_cli("probe", "--task", "manifest", "--train", tmp_path / "train.csv", "--val", val, "-m", model,
+                "-o", tmp_path / "o", "--probe", "linear", "--layers", "1,-1", "--random-init", "--json", *_sets("probe.kind"))
+    assert r.code == 0, r
+    rec = json.loads(r.out.strip().splitlines()[-1])
+    assert rec["skipped"] == 1 and rec["num_train"] == 12 and rec["probe"] == "linear"
+    assert any("unreadable" in n for n in rec["notes"])
+
+
+def test_probe_table_output(run_cli, tiny, tmp_path):
+    root, model, train, val = tiny
+    r = run_cli("probe", "--task", "manifest", "--train", train, "--val", val, "-m", model, "-o", tmp_path / "o",
+                "--no-cache", *_sets())
+    assert r.code == 0, r
+    assert "val top-1" in r.out and "best: val top-1" in r.out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--task", "k400", "--data-root", "/nonexistent/kinetics"], "data root not found"),
+        (["--task", "kinetics"], "unknown task 'kinetics'"),
+        (["--task", "ssv2"], "needs --data-root"),
+        (["--task", "manifest"], "needs --train and --val"),
+        (["--task", "manifest", "--cache", "c", "--no-cache"], "contradict"),
+        (["--task", "manifest", "--layers", "a,b"], "comma-separated"),
+        (["--task", "manifest", "--set", "optim.lrz=1"], "unknown key 'optim.lrz'"),
+    ],
+)
+def test_probe_user_errors(run_cli, tiny, args, message):
+    root, model, train, val = tiny
+    r = run_cli("probe", "-m", model, *args)
+    assert r.code == 1, r
+    assert message in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) <= 3
+
+
+def test_probe_wrong_layout_message(run_cli, tiny, tmp_path):
+    root, model, _, _ = tiny
+    (tmp_path / "labels.json").write_text('{"Holding something": "0"}')
+    (tmp_path / "train.json").write_text('{"not": "a list"}')
+    (tmp_path / "validation.json").write_text("[]")
+    r = run_cli("probe", "--task", "ssv2", "--data-root", tmp_path, "-m", model)
+    assert r.code == 1 and "not the SSv2 layout" in r.err, r
