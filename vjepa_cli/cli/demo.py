@@ -23,7 +23,7 @@ Examples:\n\n
 
 def command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
-    minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget; sets the pretraining length from a measured step time.")] = None,
+    minutes: Annotated[float, typer.Option("--minutes", help="Time budget for the whole demo; the pretraining length is set from a measured step time.")] = 12.0,
     steps: Annotated[int | None, typer.Option("--steps", help="Pretraining steps (overrides --minutes and the recipe).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Pretraining seed; the random baseline is the init it builds.")] = 0,
@@ -34,11 +34,11 @@ def command(
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, progress
 
-    if minutes is not None and minutes <= 0:
+    if minutes <= 0:
         raise VjepaError("--minutes must be > 0")
     if steps is not None and steps < 1:
         raise VjepaError("--steps must be >= 1")
-    cfg = DemoConfig(quick=quick, steps=steps, minutes=minutes, seed=seed, device=device)
+    cfg = DemoConfig(quick=quick, steps=steps, minutes=None if quick else minutes, seed=seed, device=device)
     tasks: dict[str, int] = {}
     with progress() as bar:
 
