@@ -23,7 +23,7 @@ Examples:\n\n
 
 def command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
-    minutes: Annotated[float, typer.Option("--minutes", help="Time budget for the whole demo; the pretraining length is set from a measured step time.")] = 12.0,
+    minutes: Annotated[float, typer.Option("--minutes", help="Time budget for the whole demo; the pretraining length is set from a measured step time.")] = 15.0,
     steps: Annotated[int | None, typer.Option("--steps", help="Pretraining steps (overrides --minutes and the recipe).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Pretraining seed; the random baseline is the init it builds.")] = 0,

@@ -17,11 +17,14 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     Done here rather than by FFmpeg's swscale, whose SIMD paths depend on buffer alignment and so can
     round differently from run to run; this keeps encoded files byte-identical.
     """
-    x = rgb.astype(np.float32)
+    # Only element-wise float64 operations (each correctly rounded whatever the SIMD path) and an exact
+    # integer 2x2 sum: a float reduction such as .mean() may associate differently with alignment.
+    x = rgb.astype(np.float64)
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
     h, w = r.shape
-    q = x.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))  # 2x2 average for the chroma planes
+    s4 = rgb.astype(np.int32).reshape(h // 2, 2, w // 2, 2, 3)
+    q = (s4[:, 0, :, 0] + s4[:, 0, :, 1] + s4[:, 1, :, 0] + s4[:, 1, :, 1]).astype(np.float64) / 4  # 2x2 chroma mean
     r2, g2, b2 = q[..., 0], q[..., 1], q[..., 2]
     cb = 128 + (-37.797 * r2 - 74.203 * g2 + 112.0 * b2) / 255
     cr = 128 + (112.0 * r2 - 93.786 * g2 - 18.214 * b2) / 255

@@ -45,6 +45,11 @@ def texture(rng: np.random.Generator, h: int, w: int, cell: int, base, amp: floa
     return np.clip(np.asarray(base, np.float32) + amp * (noise - 0.5) * 2, 0, 255)
 
 
+def _dot2(a: np.ndarray, b: np.ndarray) -> float:
+    """2-vector dot product in a fixed order (BLAS may fuse or reorder it depending on alignment)."""
+    return float(a[0]) * float(b[0]) + float(a[1]) * float(b[1])
+
+
 def _disc(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dy, dx = yy - cy, xx - cx
@@ -157,9 +162,9 @@ def _simulate(p, v, r, size, frames, substeps=4, ghost=-1, ghost_from=10**9, tel
                 for j in range(i + 1, n):
                     d = p[j] - p[i]
                     dist = math.hypot(*d)
-                    if 0 < dist < r[i] + r[j] and np.dot(v[j] - v[i], d) < 0:
+                    if 0 < dist < r[i] + r[j] and _dot2(v[j] - v[i], d) < 0:
                         u = d / dist
-                        dv = np.dot(v[j] - v[i], u) * u
+                        dv = _dot2(v[j] - v[i], u) * u
                         v[i] += dv
                         v[j] -= dv
     return out
