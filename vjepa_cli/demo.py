@@ -46,7 +46,7 @@ class DemoResult:
                 "timings": self.timings, "pretrain": self.pretrain, "report": str(self.report)}
 
 
-def _pretrain_sets(cfg: DemoConfig, data_dir: Path) -> list[str]:
+def _pretrain_sets(cfg: DemoConfig) -> list[str]:
     sets = [f"seed={cfg.seed}"]
     if cfg.device:
         sets.append(f"device={cfg.device}")
@@ -122,7 +122,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
 
     # 1. pretrain on synthetic motion videos (generated into the cache on first use)
     t = clock()
-    sets = _pretrain_sets(cfg, out)
+    sets = _pretrain_sets(cfg)
     if cfg.minutes is not None and cfg.steps is None:
         sets.append(f"steps={_steps_for_budget(sets, cfg.minutes, out / '.timing')}")
     pcfg = load_recipe(PretrainConfig, "tiny-cpu", sets)
@@ -162,7 +162,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
                        + ([f"device={cfg.device}"] if cfg.device else []))
     run_extract([video], out / "features.safetensors", ecfg, model_path=model)
     run_viz(video, out / "pca.png", ecfg.window, model_path=model, device=cfg.device)
-    run_viz_masks("tiny-cpu", out / "masks.png", sets=_pretrain_sets(cfg, out))
+    run_viz_masks("tiny-cpu", out / "masks.png", sets=_pretrain_sets(cfg))
     res.timings["extract"] = clock() - t
 
     # 5. surprise: matched possible / impossible physics videos, pretrained vs random
