@@ -34,7 +34,7 @@ def _fake_run(root, cfg, step=10):
                **{f"target_encoder.{k}": v for k, v in tgt.state_dict().items()},
                **{f"predictor.{k}": v for k, v in pred.state_dict().items()}}
     ckpt = save_checkpoint(root / "checkpoints" / checkpoint_name(step), tensors,
-                           {"step": step, "config": {"model": to_dict(cfg), "seed": 0}, "model": to_dict(cfg.resolve())})
+                           {"step": step, "config": {"model": to_dict(cfg), "seed": 3}, "model": to_dict(cfg.resolve())})
     write_latest(root / "checkpoints", ckpt)
     return enc, tgt, pred, ckpt
 
@@ -60,6 +60,7 @@ def test_export_roundtrip_target_and_context(run_cli, tmp_path):
         assert not torch.allclose(m.encoder(x), enc(x))  # the EMA target, not the online encoder
     prov = json.loads(load_tensors(tmp_path / "t.safetensors")[1]["provenance"])
     assert prov["step"] == 10 and prov["encoder"] == "target" and prov["recipe_hash"]
+    assert prov["seed"] == 3  # the run's seed: `vjepa probe --random-init` rebuilds its init from it
     # the online encoder + predictor, from the checkpoint file itself
     r = run_cli("export", ckpt, "-o", tmp_path / "c.safetensors", "--which", "context", "--with-predictor")
     assert r.code == 0, r

@@ -98,3 +98,24 @@ def test_probe_wrong_layout_message(run_cli, tiny, tmp_path):
     (tmp_path / "validation.json").write_text("[]")
     r = run_cli("probe", "--task", "ssv2", "--data-root", tmp_path, "-m", model)
     assert r.code == 1 and "not the SSv2 layout" in r.err, r
+
+
+def test_random_init_seed_defaults_to_the_recorded_pretraining_seed(run_cli, tiny, tmp_path):
+    from vjepa_cli.config.model import ModelConfig
+    from vjepa_cli.eval.probe import recorded_seed
+    from vjepa_cli.models.load import build_models, save_model_file
+
+    root, model, train, val = tiny
+    cfg = ModelConfig(arch="vit_tiny", embed_dim=32, depth=2, num_heads=2, num_frames=4, img_size=32,
+                      pred_embed_dim=16, pred_depth=1, pred_num_heads=2)
+    seeded = save_model_file(tmp_path / "s.safetensors", *build_models(cfg, True), cfg, {"seed": 5})
+    assert recorded_seed(seeded) == 5 and recorded_seed(model) is None
+    base = ["probe", "--task", "manifest", "--train", train, "--val", val, "--probe", "linear", *_sets("probe.kind")]
+    r = run_cli(*base, "-m", seeded, "-o", tmp_path / "a", "--random-init")
+    assert r.code == 0, r
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["model_id"].endswith("-random5")
+    r = run_cli(*base, "-m", seeded, "-o", tmp_path / "b", "--random-init", "--init-seed", "2")
+    assert r.code == 0, r
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["model_id"].endswith("-random2")
+    r = run_cli(*base, "-m", seeded, "-o", tmp_path / "c", "--init-seed", "2")
+    assert r.code == 1 and "--random-init" in r.err and "Traceback" not in r.err

@@ -46,7 +46,7 @@ def command(
     probe: Annotated[str | None, typer.Option("--probe", help="attentive (V-JEPA 1), attentive-v2 (V-JEPA 2) or linear.")] = None,
     layers: Annotated[str | None, typer.Option("--layers", help="Encoder blocks to read, e.g. 2,4,-1 (concatenated); default: last.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Probe a freshly initialised encoder of the same architecture (the baseline).")] = False,
-    init_seed: Annotated[int, typer.Option("--init-seed", help="Seed of --random-init; the run's `seed` rebuilds the init `vjepa pretrain` started from.")] = 0,
+    init_seed: Annotated[int | None, typer.Option("--init-seed", help="Seed of --random-init (default: the pretraining seed recorded in the model file, else 0); it rebuilds the init `vjepa pretrain` started from.")] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     sets: SetOpt = None,
@@ -54,7 +54,7 @@ def command(
     from vjepa_cli.config._load import builtin_recipes, load_recipe
     from vjepa_cli.config.probe import TASKS, ProbeConfig
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.eval.probe import run_probe
+    from vjepa_cli.eval.probe import recorded_seed, run_probe
     from vjepa_cli.log import progress
 
     if task not in TASKS:
@@ -62,6 +62,10 @@ def command(
 
         close = difflib.get_close_matches(task, TASKS, n=1)
         raise VjepaError(f"unknown task '{task}'", f"did you mean '{close[0]}'?" if close else "valid: " + ", ".join(TASKS))
+    if init_seed is not None and not random_init:
+        raise VjepaError("--init-seed only applies with --random-init", hint="add --random-init, or drop --init-seed")
+    if random_init and init_seed is None:
+        init_seed = (recorded_seed(model) if model is not None and Path(model).exists() else None) or 0
     if cache is not None and no_cache:
         raise VjepaError("--cache and --no-cache contradict each other")
     overrides = [f"task={task}"]

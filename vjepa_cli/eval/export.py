@@ -63,6 +63,13 @@ def _model_config(meta: dict[str, Any], path: Path):
     return from_dict(ModelConfig, model, where=f"{path}: model")
 
 
+def _seed(meta: dict[str, Any]) -> int | None:
+    """The run's `seed` (rebuilds the random init it started from: `vjepa probe --random-init`)."""
+    config = meta.get("config")
+    seed = config.get("seed") if isinstance(config, dict) else None
+    return seed if isinstance(seed, int) else None
+
+
 def _recipe_hash(meta: dict[str, Any]) -> str | None:
     """The same hash `vjepa pretrain` records for its recipe (`config_hash` of the PretrainConfig)."""
     from vjepa_cli.config._load import config_hash, from_dict
@@ -117,7 +124,7 @@ def run_export(checkpoint: str | Path, output: str | Path, which: str = "target"
     step = meta.get("step")
     provenance = {
         "source": str(src.resolve()), "source_format": "vjepa-train-checkpoint", "encoder": which,
-        "step": step, "recipe_hash": _recipe_hash(meta),
+        "step": step, "recipe_hash": _recipe_hash(meta), "seed": _seed(meta),
         "date": now_iso(), "vjepa_version": __version__,
     }
     if fmt == "hf":

@@ -63,6 +63,18 @@ class ProbeResult:
         return d
 
 
+def recorded_seed(path: str | Path) -> int | None:
+    """The pretraining `seed` stored in one of our model files (None for other files or older ones)."""
+    from vjepa_cli.io.convert import sniff
+    from vjepa_cli.io.tensors import meta_json, read_metadata
+
+    if sniff(Path(path)) != "safetensors":
+        return None
+    prov = meta_json(read_metadata(path), "provenance", {})
+    seed = prov.get("seed") if isinstance(prov, dict) else None
+    return seed if isinstance(seed, int) else None
+
+
 def _random_init(model, seed: int):
     """Replace the encoder's weights by a fresh init of the same architecture (the random baseline)."""
     from vjepa_cli.models import build_encoder

@@ -101,7 +101,7 @@ def export_model(path: Path, cfg: PretrainConfig, target: nn.Module, predictor: 
     from vjepa_cli.io.tensors import save_tensors
 
     prov = {"source": "vjepa pretrain", "run": name, "step": step, "encoder": "target_encoder (EMA)",
-            "recipe_hash": config_hash(cfg), "created": now_iso()}
+            "recipe_hash": config_hash(cfg), "seed": cfg.seed, "created": now_iso()}
     sd = pack(target.state_dict(), predictor.state_dict())
     return save_tensors(path, sd, model_metadata(cfg.model, prov, has_predictor=True))
 
