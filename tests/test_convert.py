@@ -201,13 +201,13 @@ def test_vjepa2_style_rope_checkpoint(tmp_path, run_cli):
     assert z16.dtype == torch.bfloat16 and (z16.float() - z32).abs().max().item() < 0.1 * z32.abs().max().item()
 
 
-def test_ac_predictor_not_supported_yet(src, tmp_path, run_cli):
+def test_mixed_mask_and_ac_predictor_is_rejected(src, tmp_path, run_cli):  # real 2-AC: tests/test_convert_ac.py
     ck = _official(src["enc"], src["tgt"], src["pred"], prefix="module.")
     ck["predictor"]["module.action_encoder.weight"] = torch.zeros(96, 7)
     path = tmp_path / "ac.pt"
     torch.save(ck, path)
     r = run_cli("convert", path, "-o", tmp_path / "ac.safetensors")
-    assert r.code == 1 and "not supported yet" in r.err and "--no-predictor" in r.err
+    assert r.code == 1 and "mix mask tokens with action/state encoders" in r.err and "--no-predictor" in r.err
     assert not (tmp_path / "ac.safetensors").exists()
     assert run_cli("convert", path, "-o", tmp_path / "ac.safetensors", "--no-predictor").code == 0
 

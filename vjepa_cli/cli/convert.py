@@ -9,11 +9,12 @@ import typer
 
 from vjepa_cli.cli._options import DtypeOpt, JsonOpt
 
-HELP = "Convert official V-JEPA or transformers weights to a vjepa model file."
+HELP = "Convert official V-JEPA / V-JEPA 2 / 2-AC or transformers weights to a vjepa model file."
 EXAMPLES = (
     "Examples:\n\n"
     "  vjepa convert vitl16.pth.tar -o vitl16.safetensors\n\n"
     "  vjepa convert vitg.pt -o vitg.safetensors --dtype bf16 --no-predictor\n\n"
+    "  vjepa convert vjepa2-ac-vitg.pt -o vjepa2-ac-vitg.safetensors\n\n"
     "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json"
 )
 
@@ -30,9 +31,11 @@ def command(
     num_heads: Annotated[int | None, typer.Option(
         "--num-heads", min=1, help="Encoder heads (default: config.json, else the official count for the width).")] = None,
     pred_num_heads: Annotated[int | None, typer.Option(
-        "--pred-num-heads", min=1, help="Predictor heads (default: encoder's for V-JEPA 1, 12 for V-JEPA 2).")] = None,
+        "--pred-num-heads", min=1,
+        help="Predictor heads (default: encoder's for V-JEPA 1, 12 for V-JEPA 2, 16 for the 1024-wide 2-AC).")] = None,
     img_size: Annotated[int | None, typer.Option(
-        "--img-size", min=1, help="Crop size the model was trained at (default: from pos_embed, or 256 for RoPE).")] = None,
+        "--img-size", min=1,
+        help="Crop size the model was trained at (default: from pos_embed, or 256 for RoPE); sets a 2-AC predictor's grid.")] = None,
     num_frames: Annotated[int | None, typer.Option(
         "--num-frames", min=1, help="Frames per clip (default: from pos_embed, or 64 for RoPE).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")] = False,
@@ -82,15 +85,26 @@ def _render(r, json_out: bool) -> None:
                  f"mlp={c['mlp_ratio']:.4g} patch={c['patch_size']} tubelet={c['tubelet_size']} {c['pos_embed']}"),
         ("input", f"{c['num_frames']} frames at {c['img_size']}px"),
         ("encoder", f"{r.encoder_params / 1e6:.2f}M params"),
-        ("predictor", f"{r.predictor_params / 1e6:.2f}M params: D={c['pred_embed_dim']} depth={c['pred_depth']} "
-                      f"heads={c['pred_num_heads']} mask tokens={c['pred_num_mask_tokens']}"
-         if r.has_predictor else "not included"),
+        ("predictor", _predictor_row(r)),
         ("written", f"{r.output}  [dim]({r.num_tensors} tensors, {r.dtype})[/]"),
     ]
     rows += [("note", n) for n in r.notes]
     for k, v in rows:
         t.add_row(k, v)
     console().print(t)
+
+
+def _predictor_row(r) -> str:
+    if not r.has_predictor:
+        return "not included"
+    if r.predictor_kind == "ac":
+        a = r.ac_config
+        return (f"{r.predictor_params / 1e6:.2f}M params, action-conditioned (V-JEPA 2-AC): D={a['pred_embed_dim']} "
+                f"depth={a['depth']} heads={a['num_heads']} actions={a['action_dim']} states={a['state_dim']} "
+                f"grid={a['grid'][0]}x{a['grid'][1]}")
+    c = r.config
+    return (f"{r.predictor_params / 1e6:.2f}M params: D={c['pred_embed_dim']} depth={c['pred_depth']} "
+            f"heads={c['pred_num_heads']} mask tokens={c['pred_num_mask_tokens']}")
 
 
 def register(app: typer.Typer) -> None:

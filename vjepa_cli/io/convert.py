@@ -7,7 +7,8 @@ Layouts (names follow the official code, V-JEPA: Bardes et al. 2024, V-JEPA 2: A
   `target_encoder`, `predictor` state dicts whose keys carry `module.` and/or `backbone.` prefixes;
 - `transformers` V-JEPA 2 (`model.safetensors` + `config.json`): separate q/k/v, stacked mask tokens;
 - ours: safetensors with `encoder.<official name>` / `predictor.<official name>` and the architecture
-  (`ModelConfig`) and provenance as JSON metadata.
+  (`ModelConfig`) and provenance as JSON metadata; a V-JEPA 2-AC (action-conditioned) predictor is marked by
+  `predictor_kind: "ac"` and its `ACPredictorConfig` in `ac_config`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from vjepa_cli.config._load import from_dict, to_dict
 from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.hf_layout import hf_to_ours, to_hf_state_dict, write_hf_dir
-from vjepa_cli.io.infer_arch import infer_config
+from vjepa_cli.io.infer_arch import infer_ac_config, infer_config, is_ac_predictor
 from vjepa_cli.io.tensors import load_tensors, meta_json, read_metadata
+from vjepa_cli.models.ac_predictor import ACPredictorConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,6 @@ MODEL_FORMAT = "vjepa-model"
 MODEL_FORMAT_VERSION = "1"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _PREFIXES = ("module.", "backbone.", "_orig_mod.")
-_AC_KEYS = ("action_encoder.", "state_encoder.", "extrinsics_encoder.")
 
 StateDict = dict[str, torch.Tensor]
 
@@ -52,6 +53,14 @@ class Weights:
     hf_config: dict | None = None  # transformers config.json, when there is one
     metadata: dict = field(default_factory=dict)  # decoded metadata of our files
     notes: list[str] = field(default_factory=list)  # assumptions made while reading
+    ac_config: ACPredictorConfig | None = None  # stored 2-AC predictor architecture (our files only)
+
+    @property
+    def predictor_kind(self) -> str | None:
+        """"ac" for a V-JEPA 2-AC (action-conditioned) predictor, "mask" for a JEPA one, None without one."""
+        if self.predictor is None:
+            return None
+        return "ac" if self.ac_config is not None or is_ac_predictor(self.predictor) else "mask"
 
 
 # ---------------------------------------------------------------- reading
@@ -76,7 +85,8 @@ def read_weights(path: str | Path, which: str | None = None, predictor: bool = T
     """Read weights from our files, official checkpoints, or transformers files/directories (by content).
 
     `which` picks the encoder of a training checkpoint: "target" (EMA, the default) or "context".
-    `predictor=False` drops the predictor (and lets an action-conditioned checkpoint's encoder through).
+    `predictor=False` drops the predictor. An action-conditioned (V-JEPA 2-AC) predictor is kept as it is;
+    `Weights.predictor_kind` tells it apart.
     """
     path = Path(path)
     if which not in (None, "target", "context"):
@@ -94,10 +104,7 @@ def read_weights(path: str | Path, which: str | None = None, predictor: bool = T
     if which is not None and w.source_format not in ("official-v1", "official-v2"):
         raise VjepaError(f"--which applies to official training checkpoints only; {path} is '{w.source_format}'")
     if not predictor:
-        w.predictor = None
-    elif w.predictor is not None and any(k.startswith(_AC_KEYS) for k in w.predictor):
-        raise VjepaError(f"{path}: V-JEPA 2-AC (action-conditioned) predictors are not supported yet",
-                         hint="pass --no-predictor to convert only its encoder")
+        w.predictor, w.ac_config = None, None
     return w
 
 
@@ -205,7 +212,14 @@ def _read_safetensors(path: Path) -> Weights:
     enc, pred = unpack(tensors)
     decoded = {k: meta_json(meta, k) for k in ("config", "provenance")}
     decoded.update(format=fmt, format_version=meta["format_version"], has_predictor=pred is not None)
-    return Weights(enc, pred, "vjepa", config=cfg, metadata=decoded)
+    ac_cfg = None
+    if meta.get("predictor_kind", "mask") == "ac":
+        ac_dict = meta_json(meta, "ac_config")
+        if not isinstance(ac_dict, dict):
+            raise VjepaError(f"{path}: the model file marks an action-conditioned predictor but has no 'ac_config'")
+        ac_cfg = from_dict(ACPredictorConfig, ac_dict, where=f"{path} (metadata 'ac_config')")
+        decoded.update(predictor_kind="ac", ac_config=ac_dict)
+    return Weights(enc, pred, "vjepa", config=cfg, metadata=decoded, ac_config=ac_cfg)
 
 
 def _read_hf_config(path: Path) -> dict:
@@ -262,13 +276,18 @@ def cast_floats(sd: StateDict, dtype: torch.dtype | None) -> StateDict:
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
 
 
-def model_metadata(cfg: ModelConfig, provenance: dict, has_predictor: bool) -> dict[str, str]:
-    return {
+def model_metadata(cfg: ModelConfig, provenance: dict, has_predictor: bool,
+                   ac_config: ACPredictorConfig | None = None) -> dict[str, str]:
+    """Our model file's metadata; `ac_config` marks the predictor as action-conditioned (V-JEPA 2-AC)."""
+    meta = {
         "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
         "config": json.dumps(to_dict(cfg.resolve()), sort_keys=True),
         "provenance": json.dumps(provenance, sort_keys=True, default=str),
         "has_predictor": "true" if has_predictor else "false",
     }
+    if has_predictor and ac_config is not None:
+        meta.update(predictor_kind="ac", ac_config=json.dumps(to_dict(ac_config), sort_keys=True))
+    return meta
 
 
 def sha256_of(path: str | Path) -> str:
@@ -290,7 +309,8 @@ def now_iso() -> str:
 
 
 __all__ = [
-    "DTYPES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "Weights", "cast_floats", "hf_to_ours", "infer_config",
+    "DTYPES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "Weights", "cast_floats", "hf_to_ours", "infer_ac_config",
+    "infer_config",
     "model_metadata", "now_iso", "official_to_ours", "pack", "read_weights", "sha256_of", "sniff",
     "strip_prefixes", "to_hf_state_dict", "unpack", "write_hf_dir",
 ]

@@ -4,6 +4,7 @@ Widths, depths, patch/tubelet sizes, MLP ratio, predictor sizes and the number o
 from shapes. Head counts are not visible in shapes: they come from a transformers `config.json` when there
 is one, else from the official table for the width. For sin-cos (V-JEPA 1) models the token grid the
 `pos_embed` table was built for is read back from the table itself (its first column per axis is sin(pos)).
+`infer_ac_config` does the same for a V-JEPA 2-AC (action-conditioned) predictor (Assran et al. 2025).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import torch
 
 from vjepa_cli.config.model import ARCHS, ModelConfig
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.ac_predictor import ACPredictorConfig
 
 # Official head counts by width; the released V-JEPA 2 ViT-g (RoPE) has 22 heads, V-JEPA 1's ViT-g 16.
 HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
 HEADS_BY_WIDTH_ROPE = {**HEADS_BY_WIDTH, 1408: 22}
 V2_PRED_HEADS = 12  # V-JEPA 2 predictors use 12 heads whatever the encoder
+AC_KEYS = ("action_encoder.", "state_encoder.", "extrinsics_encoder.")  # what marks a 2-AC predictor
 ROPE_DEFAULTS = (256, 64)  # V-JEPA 2 hub defaults: img_size, num_frames (RoPE itself works at any size)
 
 
@@ -167,4 +170,63 @@ def infer_config(
     except ValueError as e:
         raise VjepaError(f"the inferred architecture is invalid: {e}",
                          hint="pass --num-heads / --pred-num-heads / --img-size / --num-frames") from None
+    return cfg, notes
+
+
+def is_ac_predictor(sd: dict | None) -> bool:
+    """Whether an official-named predictor state dict is a V-JEPA 2-AC (action-conditioned) one."""
+    return bool(sd) and any(k.startswith(AC_KEYS) for k in sd)
+
+
+def _in_features(sd: dict, name: str) -> int:
+    w = sd.get(f"{name}.weight")
+    return int(w.shape[1]) if w is not None and w.ndim == 2 else 0
+
+
+def infer_ac_config(predictor: dict, encoder_cfg: ModelConfig, *,
+                    num_heads: int | None = None) -> tuple[ACPredictorConfig, list[str]]:
+    """The `ACPredictorConfig` of an official-named 2-AC predictor state dict, and notes on what was assumed.
+
+    Widths, depth, MLP ratio and the action/state/extrinsics sizes come from shapes; the patch grid from the
+    encoder's `img_size / patch_size`. Heads are not visible in shapes: `num_heads`, else the official count for
+    the width (16 for the released 1024-wide predictor). Positions are RoPE and the extrinsics token is off,
+    as in every released model (neither shows in the weights).
+    """
+    notes: list[str] = []
+    pe = predictor.get("predictor_embed.weight")
+    ae = predictor.get("action_encoder.weight")
+    if pe is None or pe.ndim != 2 or ae is None:
+        raise VjepaError("the action-conditioned predictor weights lack predictor_embed.weight / action_encoder.weight")
+    if any(k.startswith("mask_tokens.") for k in predictor):
+        raise VjepaError("the predictor weights mix mask tokens with action/state encoders: neither a V-JEPA 2 "
+                         "nor a V-JEPA 2-AC predictor", hint="pass --no-predictor to keep only the encoder")
+    if "predictor_blocks.0.mlp.fc3.weight" in predictor:
+        raise VjepaError("this action-conditioned predictor uses a SwiGLU MLP (use_silu), which is not supported")
+    pdim, in_dim = int(pe.shape[0]), int(pe.shape[1])
+    enc_dim = encoder_cfg.resolved_sizes()[0]
+    if in_dim != enc_dim:
+        raise VjepaError(f"the action-conditioned predictor reads {in_dim}-wide features but the encoder is "
+                         f"{enc_dim} wide: they do not belong together")
+    fc1 = predictor.get("predictor_blocks.0.mlp.fc1.weight")
+    hidden = int(fc1.shape[0]) if fc1 is not None else 4 * pdim
+    heads = num_heads or HEADS_BY_WIDTH.get(pdim)
+    if heads is None:
+        raise VjepaError(f"cannot tell the number of attention heads of a width-{pdim} predictor from its weights",
+                         hint="pass --pred-num-heads")
+    if num_heads is None:
+        notes.append(f"{heads} predictor heads: the official 2-AC count for width {pdim} (not visible in the "
+                     f"weights; override with --pred-num-heads)")
+    edim = _in_features(predictor, "extrinsics_encoder")
+    if edim:
+        notes.append("extrinsics_encoder stored but unused, as in the released model (use_extrinsics off)")
+    g = encoder_cfg.img_size // encoder_cfg.patch_size
+    try:
+        cfg = ACPredictorConfig(
+            embed_dim=in_dim, pred_embed_dim=pdim, depth=count_blocks(predictor, "predictor_blocks"),
+            num_heads=heads, mlp_ratio=_mlp_ratio(pdim, hidden, 4.0), action_dim=int(ae.shape[1]),
+            state_dim=_in_features(predictor, "state_encoder"), grid=(g, g), pos="rope", extrinsics_dim=edim,
+        )
+    except ValueError as e:
+        raise VjepaError(f"the inferred action-conditioned predictor is invalid: {e}",
+                         hint="pass --pred-num-heads / --img-size") from None
     return cfg, notes

@@ -1,12 +1,19 @@
 """Action-conditioned predictor (V-JEPA 2-AC): next-frame patch features from frame features + actions.
 
 Assran et al., "V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction and Planning"
-(2025), sec. 3. Per time step t the sequence holds `[action_t, (state_t,) patch tokens of frame t]`;
-block-causal attention lets every token of step t see all tokens of steps <= t, and the patch tokens
-of step t are read out as the prediction of frame t+1. Positions are 3D RoPE (time, row, column) with
-action/state tokens rotated on time only, or learned embeddings. Parameter names follow the official
-model (`predictor_embed`, `action_encoder`, `state_encoder`, `predictor_blocks.i`, `predictor_norm`,
-`predictor_proj`) so official weights can be mapped onto it.
+(2025), sec. 3. Per time step t the sequence holds `[action_t, (state_t,) (extrinsics_t,) patch tokens of
+frame t]`; block-causal attention lets every token of step t see all tokens of steps <= t, and the patch
+tokens of step t are read out as the prediction of frame t+1. Positions are 3D RoPE (time, row, column) with
+the conditioning tokens rotated on time only, or learned embeddings. Parameter names follow the official
+model (`predictor_embed`, `action_encoder`, `state_encoder`, `extrinsics_encoder`, `predictor_blocks.i`,
+`predictor_norm`, `predictor_proj`), so the released `vjepa2-ac-vitg.pt` predictor loads strictly
+(`vjepa convert`): it is 1024 wide, 24 blocks, 16 heads, 7-d actions and states, with a 6-d
+`extrinsics_encoder` that is stored but unused (the official `use_extrinsics` switch is off).
+
+Official RoPE layout (`ACRoPEAttention`): per head, the first `d = 2 * ((head_dim // 3) // 2)` channels
+rotate with the frame index, the next d with the row, the next d with the column times `H'/W'` (1 on
+square grids), the rest are left alone; conditioning tokens rotate only their first d channels, with the
+frame index. Here that is RoPE at positions (t, 0, 0), which leaves the row/column channels unchanged.
 """
 
 from __future__ import annotations
@@ -35,13 +42,17 @@ class ACPredictorConfig:
     grid: tuple[int, int] = (8, 8)  # patch grid (H', W') of one frame
     max_frames: int = 16  # longest sequence (learned positions only)
     pos: Literal["rope", "learned"] = "rope"  # 3D RoPE (V-JEPA 2) or learned per-token embeddings
+    extrinsics_dim: int = 0  # E: inputs of an `extrinsics_encoder` (0 = none; the official 2-AC stores a 6-d one)
+    use_extrinsics: bool = False  # add an extrinsics token after the state (official switch; off when released)
 
     def __post_init__(self):
         for name in ("embed_dim", "pred_embed_dim", "depth", "num_heads", "action_dim", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
-        if self.state_dim < 0 or min(self.grid) < 1:
-            raise ValueError("state_dim must be >= 0 and grid sides >= 1")
+        if self.state_dim < 0 or self.extrinsics_dim < 0 or min(self.grid) < 1:
+            raise ValueError("state_dim and extrinsics_dim must be >= 0 and grid sides >= 1")
+        if self.use_extrinsics and not self.extrinsics_dim:
+            raise ValueError("use_extrinsics needs extrinsics_dim >= 1")
         if self.pred_embed_dim % self.num_heads:
             raise ValueError("pred_embed_dim must be divisible by num_heads")
         if self.pos == "rope" and (self.pred_embed_dim // self.num_heads) // 3 < 2:
@@ -49,7 +60,8 @@ class ACPredictorConfig:
 
     @property
     def cond_tokens(self) -> int:
-        return 1 + (self.state_dim > 0)
+        """Conditioning tokens per step: the action, then the state and extrinsics when used."""
+        return 1 + (self.state_dim > 0) + self.use_extrinsics
 
     @property
     def tokens_per_frame(self) -> int:
@@ -63,7 +75,8 @@ def block_causal_mask(num_frames: int, tokens_per_frame: int, device: torch.devi
 
 
 class ACPredictor(nn.Module):
-    """`forward(z [B, T, N, D], actions [B, T, A], states [B, T, S]?) -> [B, T, N, D]`: output t predicts frame t+1."""
+    """`forward(z [B, T, N, D], actions [B, T, A], states [B, T, S]?, extrinsics [B, T, E]?) -> [B, T, N, D]`:
+    output t predicts frame t+1."""
 
     def __init__(self, cfg: ACPredictorConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -72,6 +85,8 @@ class ACPredictor(nn.Module):
         self.predictor_embed = nn.Linear(cfg.embed_dim, Dp)
         self.action_encoder = nn.Linear(cfg.action_dim, Dp)
         self.state_encoder = nn.Linear(cfg.state_dim, Dp) if cfg.state_dim else None
+        # stored whenever the weights have one (official); used only with `use_extrinsics`
+        self.extrinsics_encoder = nn.Linear(cfg.extrinsics_dim, Dp) if cfg.extrinsics_dim else None
         self.predictor_blocks = nn.ModuleList(
             Block(Dp, cfg.num_heads, cfg.mlp_ratio, use_rope=cfg.pos == "rope") for _ in range(cfg.depth))
         self.predictor_norm = nn.LayerNorm(Dp, eps=LN_EPS)
@@ -102,18 +117,20 @@ class ACPredictor(nn.Module):
         return self._ropes[key]
 
     def positions(self, num_frames: int, device: torch.device) -> torch.Tensor:
-        """RoPE positions [T*P, 3]: (t, 0, 0) for action/state tokens (time only), (t, row, col) for patches."""
+        """RoPE positions [T*P, 3]: (t, 0, 0) for conditioning tokens (time only), (t, row, col * H'/W') for
+        patches (the official column scaling; 1 on square grids)."""
         gh, gw = self.cfg.grid
         c = self.cfg.cond_tokens
         rows = torch.arange(gh, device=device).repeat_interleave(gw)
         cols = torch.arange(gw, device=device).repeat(gh)
         frame_pos = torch.zeros(c + gh * gw, 3, device=device)
-        frame_pos[c:, 1], frame_pos[c:, 2] = rows.float(), cols.float()
+        frame_pos[c:, 1], frame_pos[c:, 2] = rows.float(), cols.float() * (gh / gw)
         pos = frame_pos.repeat(num_frames, 1)  # (T*P, 3)
         pos[:, 0] = torch.arange(num_frames, device=device).repeat_interleave(c + gh * gw).float()
         return pos
 
-    def forward(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
+                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
         B, T, N, _ = z.shape
         cfg = self.cfg
         if N != cfg.grid[0] * cfg.grid[1]:
@@ -123,6 +140,10 @@ class ACPredictor(nn.Module):
             if states is None:
                 raise ValueError("this predictor was built with state tokens: pass states [B, T, S]")
             toks.append(self.state_encoder(states).unsqueeze(2))
+        if cfg.use_extrinsics:
+            if extrinsics is None:
+                raise ValueError("this predictor uses extrinsics tokens: pass extrinsics [B, T, E]")
+            toks.append(self.extrinsics_encoder(extrinsics).unsqueeze(2))
         toks.append(self.predictor_embed(z))  # (B, T, N, Dp)
         x = torch.cat(toks, 2)  # (B, T, P, Dp)
         rope = None
@@ -137,30 +158,41 @@ class ACPredictor(nn.Module):
         x = x.view(B, T, cfg.tokens_per_frame, -1)[:, :, cfg.cond_tokens:]  # patch tokens only (B, T, N, Dp)
         return self.predictor_proj(self.predictor_norm(x))  # (B, T, N, D)
 
-    def rollout(self, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+    def rollout(self, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
+                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
         """Autoregressive prediction from `context` [B, T0, N, D]; see `autoregress`."""
-        return autoregress(self, context, actions, states)
+        return autoregress(self, context, actions, states, extrinsics)
 
 
-def autoregress(step_fn, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+def _hold_last(x: torch.Tensor | None, length: int) -> torch.Tensor | None:
+    """Pad x [B, T, C] to `length` steps by repeating its last step (None stays None)."""
+    if x is None or x.shape[1] >= length:
+        return x
+    return torch.cat([x, x[:, -1:].expand(-1, length - x.shape[1], -1)], 1)
+
+
+def autoregress(step_fn, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
+                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
     """Roll a predictor forward on its own outputs.
 
     `step_fn(z [B, T, N, D], a [B, T, A], s [B, T, S] | None) -> [B, T, N, D]` is the predictor (or a
     wrapper of it, e.g. for data parallelism). From `context` [B, T0, N, D] and `actions` [B, T0-1+H, A]
     (the context's own actions, then H new ones) predict H frames -> [B, H, N, D]. Without future
-    states, the last given state is held (`states` [B, >=T0, S]).
+    states, the last given state is held (`states` [B, >=T0, S]); likewise `extrinsics` [B, >=T0, E],
+    which are passed to `step_fn` as a fourth argument only when given.
     """
     T0 = context.shape[1]
     H = actions.shape[1] - (T0 - 1)
     if H < 1:
         raise ValueError("actions must cover the context and at least one new step")
-    if states is not None and states.shape[1] < actions.shape[1]:
-        pad = states[:, -1:].expand(-1, actions.shape[1] - states.shape[1], -1)
-        states = torch.cat([states, pad], 1)
+    states, extrinsics = _hold_last(states, actions.shape[1]), _hold_last(extrinsics, actions.shape[1])
     seq, out = context, []
     for _ in range(H):
         T = seq.shape[1]
-        nxt = step_fn(seq, actions[:, :T], None if states is None else states[:, :T])[:, -1]  # (B, N, D)
+        args = (seq, actions[:, :T], None if states is None else states[:, :T])
+        if extrinsics is not None:
+            args += (extrinsics[:, :T],)
+        nxt = step_fn(*args)[:, -1]  # (B, N, D)
         out.append(nxt)
         seq = torch.cat([seq, nxt.unsqueeze(1)], 1)
     return torch.stack(out, 1)  # (B, H, N, D)

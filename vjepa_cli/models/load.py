@@ -3,7 +3,9 @@
 Weights are read by `vjepa_cli.io.convert` (our model files, official V-JEPA / V-JEPA 2 checkpoints,
 `transformers` V-JEPA 2) into official-named state dicts; this module builds the modules and loads them
 strictly: every missing, unexpected or mis-shaped tensor is reported, never silently skipped (the official
-loaders use `strict=False`).
+loaders use `strict=False`). A V-JEPA 2-AC checkpoint's action-conditioned predictor is built as an
+`ACPredictor` (architecture read from the shapes, or from our file's `ac_config`) and returned as
+`LoadedModel.ac_predictor`; `.predictor` keeps its contract (the JEPA mask predictor, or None).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ class LoadedModel:
     """What `load_model` returns: modules in eval mode, their architecture, and the file's metadata."""
 
     encoder: nn.Module
-    predictor: nn.Module | None
+    predictor: nn.Module | None  # the JEPA (mask-token) predictor, or None
     config: ModelConfig
     metadata: dict = field(default_factory=dict)
+    ac_predictor: nn.Module | None = None  # a V-JEPA 2-AC `ACPredictor`, when the file holds one
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -78,6 +81,17 @@ def build_empty(cfg: ModelConfig, with_predictor: bool = True) -> tuple[nn.Modul
         return enc, pred, True
     except (NotImplementedError, RuntimeError):  # a constructor that needs real data
         return *build_models(cfg, with_predictor), False
+
+
+def build_ac_empty(ac_cfg) -> tuple[nn.Module, bool]:
+    """An `ACPredictor` for `ac_cfg` on the meta device (flag True) when possible, else a normal CPU build."""
+    from vjepa_cli.models.ac_predictor import ACPredictor
+
+    try:
+        with torch.device("meta"):
+            return ACPredictor(ac_cfg), True
+    except (NotImplementedError, RuntimeError):
+        return ACPredictor(ac_cfg), False
 
 
 def expected_shapes(cfg: ModelConfig, with_predictor: bool = True) -> tuple[dict, dict | None]:
@@ -135,6 +149,14 @@ def weights_and_config(path: str | Path, which: str | None = None, predictor: bo
         cfg, notes = w.config, []
         if any(v is not None for v in overrides.values()):
             raise VjepaError(f"{path} is a vjepa model file: its architecture is stored and cannot be overridden")
+        if w.predictor_kind == "ac" and w.ac_config is None:
+            raise VjepaError(f"{path}: the model file holds an action-conditioned predictor without its 'ac_config'",
+                             hint="re-convert the original checkpoint with `vjepa convert`")
+    elif w.predictor_kind == "ac":  # V-JEPA 2-AC: the encoder as usual, the predictor's own architecture
+        ac_heads = overrides.pop("pred_num_heads", None)
+        cfg, notes = cv.infer_config(w.encoder, None, hf_config=w.hf_config, **overrides)
+        w.ac_config, ac_notes = cv.infer_ac_config(w.predictor, cfg, num_heads=ac_heads)
+        notes += ac_notes
     else:
         cfg, notes = cv.infer_config(w.encoder, w.predictor, hf_config=w.hf_config, **overrides)
     return w, cfg, w.notes + notes
@@ -153,22 +175,31 @@ def load_model(path: str | Path, device: str | torch.device | None = None,
     w, cfg, notes = weights_and_config(path)
     for note in notes:
         log.info("%s: %s", path, note)
-    enc, pred, empty = build_empty(cfg, w.predictor is not None)
+    kind = w.predictor_kind
+    enc, pred, empty = build_empty(cfg, kind == "mask")
     load_strict(enc, w.encoder, "encoder", str(path), assign=empty)
     if pred is not None:
         load_strict(pred, w.predictor, "predictor", str(path), assign=empty)
+    ac = None
+    if kind == "ac":
+        ac, ac_empty = build_ac_empty(w.ac_config)
+        load_strict(ac, w.predictor, "action-conditioned predictor", str(path), assign=ac_empty)
     meta = w.metadata or {"source": str(path), "source_format": w.source_format, "encoder_key": w.encoder_key,
-                          "notes": notes, "has_predictor": pred is not None}
-    mods = [m.to(device=dev, dtype=dt).eval() for m in (enc, pred) if m is not None]
-    return LoadedModel(mods[0], mods[1] if len(mods) > 1 else None, cfg, meta)
+                          "notes": notes, "has_predictor": kind is not None, "predictor_kind": kind}
+    enc, pred, ac = (None if m is None else m.to(device=dev, dtype=dt).eval() for m in (enc, pred, ac))
+    return LoadedModel(enc, pred, cfg, meta, ac_predictor=ac)
 
 
 def save_model_file(path: str | Path, encoder: nn.Module, predictor: nn.Module | None, cfg: ModelConfig,
                     provenance: dict, dtype: str | torch.dtype | None = None) -> Path:
-    """Write our model file (atomically): `encoder.*` / `predictor.*` tensors, config and provenance metadata."""
+    """Write our model file (atomically): `encoder.*` / `predictor.*` tensors, config and provenance metadata.
+    `predictor` may be a JEPA predictor or an `ACPredictor` (its config is then stored as `ac_config`)."""
+    from vjepa_cli.models.ac_predictor import ACPredictor
+
     sd = cv.pack(encoder.state_dict(), predictor.state_dict() if predictor is not None else None)
     sd = cv.cast_floats(sd, resolve_dtype(dtype))
-    return save_tensors(path, sd, cv.model_metadata(cfg, provenance, predictor is not None))
+    ac_cfg = predictor.cfg if isinstance(predictor, ACPredictor) else None
+    return save_tensors(path, sd, cv.model_metadata(cfg, provenance, predictor is not None, ac_config=ac_cfg))
 
 
 @dataclass
@@ -188,6 +219,8 @@ class ConvertResult:
     dtype: str
     sha256: str  # of the source
     notes: list[str]
+    predictor_kind: str | None = None  # "mask" (JEPA), "ac" (V-JEPA 2-AC) or None (no predictor)
+    ac_config: dict | None = None  # the ACPredictorConfig as a dict, for an action-conditioned predictor
 
 
 def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, predictor: bool = True,
@@ -208,10 +241,15 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
     w, cfg, notes = weights_and_config(src, which=which, predictor=predictor, num_heads=num_heads,
                                        pred_num_heads=pred_num_heads, img_size=img_size, num_frames=num_frames)
     step("checking")
-    exp_enc, exp_pred = expected_shapes(cfg, w.predictor is not None)
+    kind = w.predictor_kind
+    exp_enc, exp_pred = expected_shapes(cfg, kind == "mask")
     check_weights("encoder", exp_enc, w.encoder, str(src))
     if exp_pred is not None:
         check_weights("predictor", exp_pred, w.predictor, str(src))
+    if kind == "ac":
+        ac_mod, _ = build_ac_empty(w.ac_config)
+        check_weights("action-conditioned predictor", {k: tuple(v.shape) for k, v in ac_mod.state_dict().items()},
+                      w.predictor, str(src))
     step("hashing")
     sha = cv.sha256_of(src)
     provenance = {
@@ -222,7 +260,8 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
         provenance["previous"] = w.metadata.get("provenance")
     step("writing")
     sd = cv.cast_floats(cv.pack(w.encoder, w.predictor), torch_dtype)
-    save_tensors(dst, sd, cv.model_metadata(cfg, provenance, w.predictor is not None))
+    ac_cfg = w.ac_config if kind == "ac" else None
+    save_tensors(dst, sd, cv.model_metadata(cfg, provenance, w.predictor is not None, ac_config=ac_cfg))
     from vjepa_cli.config._load import to_dict
 
     return ConvertResult(
@@ -230,5 +269,6 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
         config=to_dict(cfg), has_predictor=w.predictor is not None,
         encoder_params=sum(v.numel() for k, v in w.encoder.items() if k != "pos_embed"),
         predictor_params=sum(v.numel() for k, v in (w.predictor or {}).items() if "pos_embed" not in k),
-        num_tensors=len(sd), dtype=str(dtype), sha256=sha, notes=notes,
+        num_tensors=len(sd), dtype=str(dtype), sha256=sha, notes=notes, predictor_kind=kind,
+        ac_config=None if ac_cfg is None else to_dict(ac_cfg),
     )

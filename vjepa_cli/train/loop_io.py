@@ -126,6 +126,9 @@ def init_weights_from(path: str, encoder: nn.Module, predictor: nn.Module) -> di
     else:
         w = read_weights(path)
         enc, pred = w.encoder, w.predictor
+        if w.predictor_kind == "ac":  # an action-conditioned predictor is not a mask predictor: encoder only
+            log.warning("init_from %s holds a V-JEPA 2-AC predictor; only its encoder is used", path)
+            pred = None
     try:
         encoder.load_state_dict(enc, strict=True)
         if pred is not None:

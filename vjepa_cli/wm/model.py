@@ -68,6 +68,11 @@ def load_world_model(path: str | Path, device: torch.device | str = "cpu") -> Wo
 
     path = Path(path)
     tensors, meta = load_tensors(path, device="cpu")
+    if meta.get("format") != FORMAT and meta.get("predictor_kind") == "ac":  # e.g. converted vjepa2-ac-vitg.pt
+        raise VjepaError(f"{path} holds a V-JEPA 2-AC model (from `vjepa convert`), not a world-model file: planning "
+                         "here needs the action bounds and settings that `vjepa wm train` records",
+                         "use it from Python with vjepa_cli.load_model(path).ac_predictor, or as a wm recipe's "
+                         "encoder.path")
     if meta.get("format") != FORMAT:
         raise VjepaError(f"{path} is not a world-model file (format {meta.get('format')!r})",
                          "train one with `vjepa wm train RECIPE -o DIR` and pass DIR/wm.safetensors")
