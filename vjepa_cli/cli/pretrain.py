@@ -15,9 +15,10 @@ HELP = (
     "Pretrain an encoder and predictor with V-JEPA from a YAML recipe (a path, or a built-in name such as "
     "tiny-cpu, vitb, vitl16, vitl16-v2). Writes config.yaml, metrics.jsonl, loss.png, checkpoints/ and, at the "
     "end, model.safetensors (EMA encoder + predictor) to the output folder. Ctrl-C finishes the step, saves a "
-    "checkpoint and tells how to resume. Several processes: launch with torchrun or accelerate launch."
+    "checkpoint and tells how to resume. Several processes: launch with torchrun or accelerate launch (DDP; "
+    "--set distributed.strategy=fsdp shards the models per block for the largest ones)."
 )
-EXAMPLES = """Examples:\n\n  vjepa pretrain tiny-cpu -o runs/tiny\n\n  vjepa pretrain recipes/vitb.yaml --set optim.lr=3e-4 --set batch_size=16 -o runs/vitb\n\n  vjepa pretrain recipes/vitb.yaml -o runs/vitb --resume\n\n  torchrun --nproc_per_node 8 -m vjepa_cli pretrain vitl16 -o runs/vitl16"""
+EXAMPLES = """Examples:\n\n  vjepa pretrain tiny-cpu -o runs/tiny\n\n  vjepa pretrain recipes/vitb.yaml --set optim.lr=3e-4 --set batch_size=16 -o runs/vitb\n\n  vjepa pretrain recipes/vitb.yaml -o runs/vitb --resume\n\n  torchrun --nproc_per_node 8 -m vjepa_cli pretrain vitl16 -o runs/vitl16\n\n  torchrun --nproc_per_node 8 -m vjepa_cli pretrain vitg16-v2 --set distributed.strategy=fsdp -o runs/vitg"""
 
 
 def _main_rank() -> bool:
@@ -52,7 +53,8 @@ def command(
             err.print(
                 f"pretraining {cfg.model.arch} ({info['encoder_params'] / 1e6:.2f}M encoder + "
                 f"{info['predictor_params'] / 1e6:.2f}M predictor parameters) on {info['device']} x "
-                f"{info['world_size']}, {info['dtype']}; batch {info['batch_size']} x accum {info['grad_accum']} x "
+                f"{info['world_size']} ({info['strategy']}), {info['dtype']}; batch {info['batch_size']} x accum "
+                f"{info['grad_accum']} x "
                 f"{info['world_size']} devices = global batch {info['global_batch']}; token grid "
                 f"{'x'.join(map(str, info['grid']))}, {info['masks']} mask pair(s) per clip; "
                 f"steps {info['start_step']} -> {info['stop_at']} of {info['steps']}; output {info['output_dir']}",

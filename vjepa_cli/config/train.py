@@ -68,6 +68,16 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """How several processes (torchrun / accelerate launch) share the work; one process ignores it."""
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"  # ddp: every process holds the whole model; fsdp: weights, gradients
+    # and optimizer state are sharded over the processes per transformer block (FSDP2), for the largest models
+    reshard_after_forward: bool = True  # fsdp: free each block's gathered weights after its forward and gather
+    # them again for backward (least memory); false keeps them until backward (fewer all-gathers, more memory)
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     """A whole pretraining run: model, masks, data, optimisation and the loop."""
 
@@ -89,6 +99,7 @@ class PretrainConfig:
     output_dir: str | None = None  # default: runs/<recipe name>
     tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)
     init_from: str | None = None  # start from these weights (a checkpoint or model file), e.g. for a cooldown
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)  # ddp (default) or fsdp sharding
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_last", "log_every"):
@@ -96,6 +107,8 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be >= 1")
         if self.collapse_std < 0:
             raise ValueError("collapse_std must be >= 0")
+        if self.distributed.strategy == "fsdp" and self.dtype == "fp16":
+            raise ValueError("distributed.strategy fsdp trains in fp32 or bf16, not fp16 (set dtype: bf16 or auto)")
 
     @property
     def grid(self) -> tuple[int, int, int]:

@@ -1,8 +1,9 @@
 """`run_pretrain`: the V-JEPA pretraining loop (Bardes et al. 2024; Assran et al. 2025, V-JEPA 2).
 
 Accelerate places the models (one CPU, one GPU, or DDP over many processes launched by `torchrun` /
-`accelerate launch`). Everything random is a function of (seed, step): weights from the seed, clips and masks
-from (seed, step, index), dropout from a per-step reseed, so `--resume` continues an interrupted run exactly
+`accelerate launch`; with `distributed.strategy: fsdp` the models are sharded per block instead, see
+`vjepa_cli.train.sharding`). Everything random is a function of (seed, step): weights from the seed, clips and
+masks from (seed, step, index), dropout from a per-step reseed, so `--resume` continues an interrupted run exactly
 (bit for bit on CPU) and N processes reproduce one process at the same global batch.
 """
 
@@ -157,11 +158,15 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
     from vjepa_cli.train.jepa import JepaModel, build_optimizer, set_hyperparams, target_features
     from vjepa_cli.train.loop_io import RunLog, export_model, init_weights_from
     from vjepa_cli.train.schedules import optim_values
-    from vjepa_cli.train.state import load_training_state, save_training_state
+    from vjepa_cli.train.sharding import clip_grad_norm_, full, grad_sync, reshard, shard_models
+    from vjepa_cli.train.state import Gathered, load_training_state, save_training_state
 
     out = Path(output_dir or cfg.output_dir or Path("runs") / name)
     acc, dtype = _accelerator(cfg)
     rank, world = acc.process_index, acc.num_processes
+    fsdp = cfg.distributed.strategy == "fsdp" and world > 1
+    if cfg.distributed.strategy == "fsdp" and world == 1:
+        log.info("distributed.strategy fsdp with one process: nothing to shard, training unsharded")
     latest = _prepare_output(cfg, out, resume)
     acc.wait_for_everyone()
     ckpt_dir = out / "checkpoints"
@@ -180,8 +185,12 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
     target = make_target(encoder)
     if init_target is not None:
         target.load_state_dict(init_target, strict=True)
-    jepa = JepaModel(encoder, predictor, cfg.optim.loss_exp, cfg.optim.reg_coeff).to(acc.device)
-    target.to(acc.device)
+    jepa = JepaModel(encoder, predictor, cfg.optim.loss_exp, cfg.optim.reg_coeff)
+    if fsdp:  # the target is sharded like the online encoder, so the EMA update is shard by shard
+        shard_models([jepa, target], cfg.distributed, acc.device, dtype)
+    else:
+        jepa.to(acc.device)
+        target.to(acc.device)
     optimizer = build_optimizer(jepa, cfg.optim, acc.device)
     modules = {"encoder": encoder, "predictor": predictor, "target_encoder": target}
     start, failures_state = 0, None
@@ -193,7 +202,8 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
             log.warning("the checkpoint was written at global batch %s, this run uses %s",
                         meta.get("global_batch"), global_batch)
     model = torch.compile(jepa) if cfg.compile else jepa
-    model, optimizer = acc.prepare(model, optimizer)
+    if not fsdp:
+        model, optimizer = acc.prepare(model, optimizer)
     if latest is not None and scaler_state and acc.scaler is not None:  # fp16 loss scale
         acc.scaler.load_state_dict(scaler_state)
     end = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
@@ -209,8 +219,9 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
     if on_start is not None:
         n_enc = sum(p.numel() for p in encoder.parameters())
         n_pred = sum(p.numel() for p in predictor.parameters())
-        on_start({"device": str(acc.device), "world_size": world, "dtype": dtype, "batch_size": cfg.batch_size,
-                  "grad_accum": k, "global_batch": global_batch, "start_step": start, "steps": cfg.steps,
+        strategy = ("fsdp" if fsdp else "ddp") if world > 1 else "single process"
+        on_start({"device": str(acc.device), "world_size": world, "strategy": strategy, "dtype": dtype,
+                  "batch_size": cfg.batch_size, "grad_accum": k, "global_batch": global_batch, "start_step": start, "steps": cfg.steps,
                   "stop_at": end, "encoder_params": n_enc, "predictor_params": n_pred, "grid": grid,
                   "masks": cfg.mask.num_masks, "output_dir": str(out)})
 
@@ -234,7 +245,10 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
                     bad.extend(batch.failures)
                     with acc.autocast():
                         h = target_features(target, clips)  # (B, N, D)
-                    sync = acc.no_sync(model) if micro < k - 1 else contextlib.nullcontext()
+                    if fsdp:
+                        reshard(target)  # no backward frees its gathered weights: do it here
+                        grad_sync(jepa, micro == k - 1)
+                    sync = acc.no_sync(model) if micro < k - 1 and not fsdp else contextlib.nullcontext()
                     with sync:
                         with acc.autocast():
                             loss = model(clips, h, ctx, tgt, grid)
@@ -250,10 +264,13 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
                     raise VjepaError(f"the loss became {loss_val} at step {step + 1}; stopped before updating the "
                                      f"weights{where}", hint="lower optim.lr or enable optim.clip_grad, then --resume")
                 logging_step = (step + 1) % cfg.log_every == 0 or step + 1 == end
-                if cfg.optim.clip_grad is not None:
+                if cfg.optim.clip_grad is not None and fsdp:
+                    gnorm = clip_grad_norm_(list(jepa.parameters()), cfg.optim.clip_grad)
+                elif cfg.optim.clip_grad is not None:
                     gnorm = acc.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-                elif logging_step:
-                    gnorm = torch.nn.utils.get_total_norm([p.grad for p in jepa.parameters() if p.grad is not None])
+                elif logging_step:  # under FSDP a collective, on every rank alike
+                    gnorm = full(torch.nn.utils.get_total_norm([p.grad for p in jepa.parameters()
+                                                                if p.grad is not None]))
                 else:
                     gnorm = None
                 optimizer.step()
@@ -266,12 +283,14 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
                     on_step(StepInfo(step, cfg.steps, loss_val, vals.lr, runlog.clips_per_s))
                 stop_now = float(shared[1]) > 0 or (world == 1 and stop.set)  # many ranks: agree via the reduction
                 if step % cfg.checkpoint_every == 0 or step == end or stop_now:
-                    if acc.is_main_process:
+                    if acc.is_main_process or fsdp:  # FSDP: every rank helps gather, the main one writes
                         extra = {"sampler": {"step": step * k}, "failures": runlog.failures.to_dict(),
                                  "world_size": world, "global_batch": global_batch, "name": name,
+                                 "strategy": cfg.distributed.strategy if world > 1 else "single",
                                  "scaler": acc.scaler.state_dict() if acc.scaler is not None else None}
                         last_ckpt = save_training_state(ckpt_dir / checkpoint_name(step), cfg, step, modules,
-                                                        optimizer, extra)
+                                                        optimizer, extra, write=acc.is_main_process)
+                    if acc.is_main_process:
                         write_latest(ckpt_dir, last_ckpt)
                         prune_checkpoints(ckpt_dir, cfg.keep_last)
                     acc.wait_for_everyone()
@@ -284,10 +303,13 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
         runlog.close()
     interrupted = interrupted or step < cfg.steps
     model_path = curve = None
+    final = (target, predictor)
+    if fsdp and not interrupted:  # gathered by every rank, written by the main one
+        final = tuple(Gathered(m, keep=acc.is_main_process) for m in final)
     if acc.is_main_process:
         curve = runlog.loss_curve()
         if not interrupted:
-            model_path = export_model(out / "model.safetensors", cfg, target, predictor, step, name)
+            model_path = export_model(out / "model.safetensors", cfg, *final, step, name)
     seconds = time.perf_counter() - t_run
     return PretrainResult(
         output_dir=out, start_step=start, step=step, steps=cfg.steps, final_loss=runlog.last_loss,
