@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 
+import decord
 import numpy as np
 import pytest
 import torch
 from _data_helpers import shared_synth, write_corrupt_files
+from test_data_transforms import reference_eval_views, reference_train_transform
 
 from vjepa_cli.config import from_dict
 from vjepa_cli.config.data import DataConfig, SynthSpec
-from vjepa_cli.data.dataset import FailureLog, VideoClipDataset, collate_clips
+from vjepa_cli.data.dataset import FailureLog, VideoClipDataset, collate_clips, distinct_runs, sample_rng
+from vjepa_cli.data.encode import write_video
 from vjepa_cli.data.manifest import ManifestRow, read_manifest
 from vjepa_cli.data.sampler import StepBatchSampler, build_pretrain_loader
+from vjepa_cli.data.sampling import clip_indices, resolve_frame_step
+from vjepa_cli.data.video import open_video, probe_video, read_frames
 from vjepa_cli.errors import VjepaError
 
 CFG = DataConfig(frames_per_clip=4, frame_step=2, crop_size=32, num_workers=0)
@@ -139,3 +145,76 @@ def test_worker_error_reaches_the_main_process_as_one_line(tmp_path):
     with pytest.raises(VjepaError) as e:
         next(iter(loader))
     assert "Traceback" not in str(e.value) and str(e.value).startswith("no readable video found in 2 attempts")
+
+
+@pytest.fixture(scope="module")
+def noise_video(tmp_path_factory):
+    """48 frames of 64 x 48 moving noise, keyframe every 8 frames: clips without repeated frames."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (48, 112, 3), dtype=np.uint8)
+    path = tmp_path_factory.mktemp("noise") / "noise.mp4"
+    write_video(path, np.stack([base[:, t:t + 64] for t in range(48)]), fps=8, keyint=8)
+    return path
+
+
+def reference_clip(ds: VideoClipDataset, step: int, index: int) -> torch.Tensor:
+    """The sample decoded the plain way: decord `get_batch` of every index (repeats included) + `.asnumpy()`
+    (PyAV for the pyav backend), then the plain transforms of tests/test_data_transforms.py."""
+    cfg, path = ds.cfg, ds.rows[index].path
+    rng = sample_rng(ds.seed, step, index)
+    if cfg.video_backend == "pyav":
+        info = probe_video(path, "pyav", check_decode=False)
+        n, fps = info.num_frames, info.fps
+    else:
+        vr = decord.VideoReader(path, num_threads=1, ctx=decord.cpu(0))
+        n, fps = len(vr), vr.get_avg_fps()
+    fstp = resolve_frame_step(fps, cfg.frames_per_clip, cfg.frame_step, cfg.fps, cfg.duration)
+    clips = clip_indices(n, cfg.frames_per_clip, fstp, cfg.num_clips, rng if ds.train else None, not ds.train)
+    idx = np.concatenate(clips)
+    frames = read_frames(path, idx, "pyav") if cfg.video_backend == "pyav" else vr.get_batch(list(idx)).asnumpy()
+    out = []
+    for k in range(cfg.num_clips):
+        f = frames[k * cfg.frames_per_clip:(k + 1) * cfg.frames_per_clip]
+        if ds.train:
+            out.append(reference_train_transform(f, cfg.crop_size, cfg.random_resize_scale,
+                                                 cfg.random_resize_aspect_ratio, cfg.horizontal_flip, rng))
+        else:
+            out.extend(reference_eval_views(f, cfg.crop_size, cfg.eval_views))
+    return out[0] if len(out) == 1 else torch.stack(out)
+
+
+@pytest.mark.parametrize("name,train,kw", [
+    ("padded", True, dict(frames_per_clip=16, frame_step=4, crop_size=32)),  # 16-frame videos: 4 distinct frames
+    ("two_clips_fps", True, dict(frames_per_clip=8, fps=4.0, crop_size=24, num_clips=2)),  # step from the frame rate
+    ("eval_overlap", False, dict(frames_per_clip=8, frame_step=4, crop_size=32, num_clips=3, eval_views=3)),
+    ("pyav", True, dict(frames_per_clip=8, frame_step=3, crop_size=32, video_backend="pyav")),
+    ("noise", True, dict(frames_per_clip=8, frame_step=2, crop_size=40, num_clips=2)),  # no repeats, GOP 8
+    ("noise_eval", False, dict(frames_per_clip=16, frame_step=4, crop_size=32, num_clips=2, eval_views=2)),
+])
+def test_samples_are_bit_identical_to_the_plain_pipeline(synth, noise_video, name, train, kw):
+    manifest = [[ManifestRow(str(noise_video), 0)]] if name.startswith("noise") else [synth.train_manifest]
+    ds = VideoClipDataset(DataConfig(**kw), manifest, train=train, seed=11)
+    for step in range(4):
+        index = step % len(ds)
+        clip = ds[(step, index)]["clip"]
+        assert clip.is_contiguous() and torch.equal(clip, reference_clip(ds, step, index))
+
+
+def test_distinct_runs():
+    wanted, pos = distinct_runs(np.array([0, 5, 10, 15, 15, 15]))
+    assert wanted.tolist() == [0, 5, 10, 15] and pos.tolist() == [0, 1, 2, 3, 3, 3]
+    wanted, pos = distinct_runs(np.array([3, 3, 1, 1, 3]))  # order kept, only neighbours merged
+    assert wanted.tolist() == [3, 1, 3] and pos.tolist() == [0, 0, 1, 1, 2]
+    wanted, pos = distinct_runs(np.array([4, 2, 9]))
+    assert wanted.tolist() == [4, 2, 9] and pos is None
+
+
+def test_decord_batch_outlives_its_reader(noise_video):
+    expect = decord.VideoReader(str(noise_video), num_threads=1).get_batch([1, 30, 47]).asnumpy()
+    reader = open_video(noise_video, "decord")
+    got = reader.get_batch(np.array([1, 30, 47]))
+    reader.close()
+    del reader
+    gc.collect()
+    junk = [np.full(expect.shape, 7, np.uint8) for _ in range(4)]  # reuse of freed memory would show
+    assert junk[0].sum() and got.flags.c_contiguous and np.array_equal(got, expect)

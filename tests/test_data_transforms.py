@@ -15,6 +15,7 @@ from vjepa_cli.data.transforms import (
     normalize_clips,
     random_resized_crop_params,
     short_side_resize,
+    to_ctwh,
     train_transform,
 )
 
@@ -118,3 +119,76 @@ def test_uint8_resize_matches_float_reference():
         out = resize_frames(x, size)
         assert out.dtype == torch.uint8 and out.shape == (2, 3, *size)
         assert (out.double() - ref).abs().max() <= 1.0
+
+
+def reference_train_transform(frames, crop_size, scale, ratio, flip, rng):
+    """The transform written plainly (the pre-optimisation code path): crop, channels-last antialiased
+    resize, flip on [T, C, H, W], permute to [C, T, H, W]."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (T, C, H, W)
+    top, left, h, w = random_resized_crop_params(x.shape[-2], x.shape[-1], scale, ratio, rng)
+    x = x[..., top:top + h, left:left + w]
+    if (h, w) != (crop_size, crop_size):
+        x = torch.nn.functional.interpolate(x.contiguous(memory_format=torch.channels_last), size=(crop_size, crop_size),
+                                            mode="bilinear", align_corners=False, antialias=True)
+    if flip and rng.random() < 0.5:
+        x = x.flip(-1)
+    return x.permute(1, 0, 2, 3).contiguous()
+
+
+def reference_eval_views(frames, crop_size, num_views):
+    """Short-side resize, then a centre crop or crops evenly spaced along the long side, written plainly."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    h, w = x.shape[-2:]
+    c = crop_size
+    size = (c, max(c, round(w * c / h))) if h <= w else (max(c, round(h * c / w)), c)
+    if size != (h, w):
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    h, w = size
+    if num_views == 1:
+        crops = [x[..., (h - c) // 2:(h - c) // 2 + c, (w - c) // 2:(w - c) // 2 + c]]
+    else:
+        offs = [round(k * (max(h, w) - c) / (num_views - 1)) for k in range(num_views)]
+        crops = [x[..., o:o + c, :c] if h > w else x[..., :c, o:o + c] for o in offs]
+    return [v.permute(1, 0, 2, 3).contiguous() for v in crops]
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_train_transform_is_bit_identical_to_the_plain_implementation(case):
+    g = np.random.default_rng(case)
+    t, h, w = int(g.integers(1, 6)), int(g.integers(16, 90)), int(g.integers(16, 90))
+    distinct = g.integers(0, 256, (t, h, w, 3), dtype=np.uint8)
+    index = g.integers(0, t, int(g.integers(1, 12)))  # repeats, any order
+    if case % 3:
+        index = np.sort(index)  # as the dataset passes it
+    crop = int(g.integers(8, 80))
+    scale, ratio = ((1.0, 1.0), (w / h, w / h)) if case % 5 == 0 else ((0.3, 1.0), (0.75, 1.35))
+    if case % 5 == 0:
+        crop = min(h, w)  # whole-frame crop; when square and equal to `crop` the resize is skipped
+    flip = case % 4 != 1
+    ra, rb = np.random.default_rng([case, 1]), np.random.default_rng([case, 1])
+    out = train_transform(distinct, crop, scale, ratio, flip, ra, index)
+    ref = reference_train_transform(distinct[index], crop, scale, ratio, flip, rb)
+    assert out.shape == ref.shape == (3, len(index), crop, crop) and out.is_contiguous()
+    assert torch.equal(out, ref)
+    assert ra.random() == rb.random()  # the same number of draws: later draws of the sample are unchanged
+    full = train_transform(distinct, crop, scale, ratio, flip, np.random.default_rng([case, 1]))
+    assert torch.equal(full, reference_train_transform(distinct, crop, scale, ratio, flip, np.random.default_rng([case, 1])))
+
+
+@pytest.mark.parametrize("h,w,views", [(40, 80, 1), (40, 80, 3), (90, 50, 2), (32, 32, 1)])
+def test_eval_views_are_bit_identical_to_the_plain_implementation_with_an_index(h, w, views):
+    distinct = np.random.default_rng(h + w).integers(0, 256, (3, h, w, 3), dtype=np.uint8)
+    index = np.array([0, 1, 1, 2, 2, 2])
+    ref = reference_eval_views(distinct[index], 32, views)
+    for got in (eval_views(distinct, 32, views, index), eval_views(distinct[index], 32, views)):
+        assert len(got) == views
+        for g, r in zip(got, ref, strict=True):
+            assert g.shape == (3, 6, 32, 32) and g.is_contiguous() and torch.equal(g, r)
+
+
+def test_to_ctwh_layout_and_gather():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.int32).view(2, 4, 5, 3).permute(0, 3, 1, 2)  # (T, C, H, W) channels-last
+    y = to_ctwh(x)
+    assert y.shape == (3, 2, 4, 5) and y.is_contiguous() and torch.equal(y, x.permute(1, 0, 2, 3))
+    z = to_ctwh(x, np.array([1, 1, 0]))
+    assert z.is_contiguous() and torch.equal(z, torch.stack([x[1], x[1], x[0]], 1))

@@ -8,6 +8,7 @@ times, and reported in the sample's `failures`.
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,21 @@ class NoGoodSampleError(VjepaError):
             last = [ln for ln in message.strip().splitlines() if ln.strip()][-1]
             message = last.split(f"{type(self).__name__}: ", 1)[-1]
         super().__init__(message, hint)
+
+
+def distinct_runs(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Collapse runs of equal consecutive frame indices (the padding of short clips).
+
+    Returns (wanted, pos): `indices == wanted[pos]`; `wanted` keeps the order with no two equal neighbours
+    (so the decoder seeks exactly as it would for `indices`) and `pos` is non-decreasing in steps of 0 or
+    1. `pos` is None when there is no run to collapse (then `wanted` is `indices`).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    new = indices[1:] != indices[:-1]
+    if new.all():
+        return indices, None
+    new = np.concatenate(([True], new))
+    return indices[new], np.cumsum(new) - 1
 
 
 def sample_rng(seed: int, step: int, index: int) -> np.random.Generator:
@@ -71,37 +87,45 @@ class VideoClipDataset(torch.utils.data.Dataset):
             self.rows.extend(rows)
             self.sizes.append(len(rows))
         self.offsets = np.cumsum([0, *self.sizes])
+        self._starts = self.offsets.tolist()  # plain ints: bisect is ~10x cheaper than np.searchsorted
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def dataset_of(self, index: int) -> int:
-        return int(np.searchsorted(self.offsets, index, side="right") - 1)
+        return bisect.bisect_right(self._starts, index) - 1
 
     def load_clip(self, index: int, rng: np.random.Generator | None) -> torch.Tensor:
         """Decode and transform video `index`; raises `VideoReadError` for a bad or too short video."""
         cfg, row = self.cfg, self.rows[index]
+        fpc = cfg.frames_per_clip
         reader = open_video(row.path, cfg.video_backend, cfg.decode_threads)
         try:
-            n, vfps = reader.num_frames, reader.fps  # no decoding needed for these
-            fstp = resolve_frame_step(vfps, cfg.frames_per_clip, cfg.frame_step, cfg.fps, cfg.duration)
-            if not cfg.pad_short and n < cfg.frames_per_clip * fstp:
-                raise VideoReadError(row.path, f"too short ({n} frames, a clip spans {cfg.frames_per_clip * fstp})")
-            clips = clip_indices(n, cfg.frames_per_clip, fstp, cfg.num_clips, rng if self.train else None,
+            n = reader.num_frames  # no decoding needed; the frame rate only matters with fps / duration
+            vfps = reader.fps if cfg.fps is not None or cfg.duration is not None else None
+            fstp = resolve_frame_step(vfps, fpc, cfg.frame_step, cfg.fps, cfg.duration)
+            if not cfg.pad_short and n < fpc * fstp:
+                raise VideoReadError(row.path, f"too short ({n} frames, a clip spans {fpc * fstp})")
+            clips = clip_indices(n, fpc, fstp, cfg.num_clips, rng if self.train else None,
                                  allow_clip_overlap=not self.train)
-            frames = reader.get_batch(np.concatenate(clips))  # (K*T, H, W, 3), one decode pass
+            wanted, pos = distinct_runs(clips[0] if len(clips) == 1 else np.concatenate(clips))  # (U,), (K*T,)
+            frames = reader.get_batch(wanted)  # (U, H, W, 3), one decode pass, each repeated frame once
         finally:
             reader.close()
-        if frames.shape[0] != cfg.frames_per_clip * cfg.num_clips or frames.ndim != 4:
+        if frames.ndim != 4 or frames.shape[0] != len(wanted):
             raise VideoReadError(row.path, f"decoder returned {tuple(frames.shape)} frames")
         out = []
         for k in range(cfg.num_clips):
-            f = frames[k * cfg.frames_per_clip:(k + 1) * cfg.frames_per_clip]  # (T, H, W, 3)
+            f, idx = frames[k * fpc:(k + 1) * fpc], None  # (T, H, W, 3)
+            if pos is not None:  # repeated frames: pass this clip's distinct frames and how to expand them
+                p = pos[k * fpc:(k + 1) * fpc]  # non-decreasing in steps of 0 or 1
+                f = frames[p[0]:p[-1] + 1]  # (U_k, H, W, 3)
+                idx = p - p[0] if p[-1] - p[0] + 1 < fpc else None
             if self.train:
                 out.append(train_transform(f, cfg.crop_size, cfg.random_resize_scale,
-                                           cfg.random_resize_aspect_ratio, cfg.horizontal_flip, rng))
+                                           cfg.random_resize_aspect_ratio, cfg.horizontal_flip, rng, idx))
             else:
-                out.extend(eval_views(f, cfg.crop_size, cfg.eval_views))
+                out.extend(eval_views(f, cfg.crop_size, cfg.eval_views, idx))
         return out[0] if len(out) == 1 else torch.stack(out)  # (C, T, H, W) or (K, C, T, H, W)
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict:

@@ -4,6 +4,9 @@ Training (V-JEPA, Bardes et al. 2024): random resized crop (area scale 0.3-1.0, 
 torchvision's 10-attempt sampler and centre-crop fallback), horizontal flip with p = 0.5, resize to the crop
 size. Evaluation: short-side resize then centre crop, or N crops spread along the long side.
 Workers ship uint8; `normalize_clips` converts to ImageNet-normalised float on the training device.
+
+Clips of short videos repeat frames (padding); both transforms take the distinct frames plus an `index`
+that expands them, so each distinct frame is resized once. Per frame the result is the same either way.
 """
 
 from __future__ import annotations
@@ -55,8 +58,9 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """
     if tuple(frames.shape[-2:]) == tuple(size):
         return frames
-    x = frames.contiguous(memory_format=torch.channels_last)
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    if frames.stride(1) != 1:  # not channels-last strided; a crop view of decoder frames already is
+        frames = frames.contiguous(memory_format=torch.channels_last)
+    return F.interpolate(frames, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def to_tchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -65,9 +69,24 @@ def to_tchw(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2)
 
 
-def to_ctwh(frames_tchw: torch.Tensor) -> torch.Tensor:
-    """uint8 [T, C, H, W] -> contiguous [C, T, H, W] (the model's clip layout)."""
-    return frames_tchw.permute(1, 0, 2, 3).contiguous()
+def to_ctwh(frames_tchw: torch.Tensor, index: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    """uint8 [T, C, H, W] -> contiguous [C, T', H, W] (the model's clip layout), one copy; with `index`
+    (T',), output frame t is input frame `index[t]` (repeats allowed)."""
+    if index is None:
+        return torch.permute_copy(frames_tchw, (1, 0, 2, 3))
+    return frames_tchw.permute(1, 0, 2, 3).index_select(1, frame_index(index)).contiguous()
+
+
+def frame_index(index: torch.Tensor | np.ndarray | list[int]) -> torch.Tensor:
+    """Frame positions as a LongTensor (no copy for an int64 array)."""
+    if isinstance(index, np.ndarray) and index.dtype == np.int64:
+        return torch.from_numpy(index)
+    return torch.as_tensor(index, dtype=torch.long)
+
+
+def select_frames(clip_ctwh: torch.Tensor, index: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+    """Frames `index` (repeats allowed) of a [C, T, H, W] clip; the clip itself when `index` is None."""
+    return clip_ctwh if index is None else clip_ctwh.index_select(1, frame_index(index))
 
 
 def train_transform(
@@ -77,14 +96,19 @@ def train_transform(
     ratio: tuple[float, float],
     flip: bool,
     rng: np.random.Generator,
+    index: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
-    """uint8 [T, H, W, 3] -> uint8 [3, T, crop, crop]: random resized crop, optional flip (p = 0.5)."""
-    x = to_tchw(frames)  # (T, C, H, W)
-    top, left, h, w = random_resized_crop_params(x.shape[-2], x.shape[-1], scale, ratio, rng)
-    x = resize_frames(x[..., top:top + h, left:left + w], (crop_size, crop_size))
+    """uint8 [T, H, W, 3] -> uint8 [3, T', crop, crop]: random resized crop, optional flip (p = 0.5).
+
+    `index` (T'): the clip's frames as positions in `frames`, repeats allowed (None: all, in order).
+    Crop, resize and flip run once per frame of `frames`; the frames are gathered last.
+    """
+    top, left, h, w = random_resized_crop_params(frames.shape[1], frames.shape[2], scale, ratio, rng)
+    x = to_tchw(frames[:, top:top + h, left:left + w])  # (T, C, h, w) view with channels-last strides
+    x = to_ctwh(resize_frames(x, (crop_size, crop_size)))  # (C, T, crop, crop)
     if flip and rng.random() < 0.5:
-        x = x.flip(-1)
-    return to_ctwh(x)
+        x = x.flip(-1)  # on the planar layout: ~3x cheaper than on channels-last
+    return select_frames(x, index)
 
 
 def short_side_resize(frames_tchw: torch.Tensor, size: int) -> torch.Tensor:
@@ -104,19 +128,21 @@ def center_crop(frames_tchw: torch.Tensor, size: int) -> torch.Tensor:
     return frames_tchw[..., top:top + size, left:left + size]
 
 
-def eval_views(frames: np.ndarray | torch.Tensor, crop_size: int, num_views: int = 1) -> list[torch.Tensor]:
-    """uint8 [T, H, W, 3] -> `num_views` uint8 [3, T, crop, crop]: short side resized to `crop_size`;
-    one view = centre crop, N views = crops evenly spaced from one end of the long side to the other."""
+def eval_views(frames: np.ndarray | torch.Tensor, crop_size: int, num_views: int = 1,
+               index: torch.Tensor | np.ndarray | None = None) -> list[torch.Tensor]:
+    """uint8 [T, H, W, 3] -> `num_views` uint8 [3, T', crop, crop]: short side resized to `crop_size`;
+    one view = centre crop, N views = crops evenly spaced from one end of the long side to the other.
+    `index` (T',) gathers the clip's frames from `frames` as in `train_transform`."""
     x = short_side_resize(to_tchw(frames), crop_size)  # (T, C, h, w), min(h, w) == crop
     if num_views == 1:
-        return [to_ctwh(center_crop(x, crop_size))]
+        return [to_ctwh(center_crop(x, crop_size), index)]
     h, w = x.shape[-2:]
     long_extra = max(h, w) - crop_size
     views = []
     for k in range(num_views):
         off = int(round(k * long_extra / (num_views - 1)))
         v = x[..., off:off + crop_size, :crop_size] if h > w else x[..., :crop_size, off:off + crop_size]
-        views.append(to_ctwh(v))
+        views.append(to_ctwh(v, index))
     return views
 
 
