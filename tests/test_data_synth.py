@@ -123,3 +123,34 @@ def test_synth_cli_out_dir_is_a_file(run_cli, tmp_path):
     (tmp_path / "f").write_text("x")
     r = run_cli("synth", tmp_path / "f", "--videos", "2", "--frames", "2", "--size", "16")
     assert r.code == 1 and "not a folder" in r.err
+
+
+def _physics_pair(seed: int, event: str, size: int = 64, frames: int = 16):
+    """A matched possible / impossible pair rendered in memory (no codec), and the event frame."""
+    from vjepa_cli.data import synth_scenes as sc
+
+    videos = []
+    for ev in (None, event):
+        rng = np.random.default_rng(seed)  # the same draws for both videos, as `vjepa synth --impossible`
+        bg = sc.physics_background(rng, size)
+        tracks, radii, colours, vis, used, e = sc.physics_tracks(rng, size, frames, 2, ev)
+        videos.append(sc.render_physics(size, bg, tracks, radii, colours, vis).astype(np.int16))
+    return videos[0], videos[1], used, e
+
+
+def test_physics_events_are_token_sized_on_a_flat_floor():
+    """Surprise of a patch-16 model at 64 px can only see an event that changes about a patch: the pixels a
+    vanish / teleport changes at its frame must average >= 100 (0.4 of a 16 x 16 patch; the old 3.5-5 px
+    balls changed ~60), and nothing but the balls moves or varies on the floor (no texture to predict)."""
+    changed = {"vanish": [], "teleport": []}
+    for seed in range(16):
+        for event in changed:
+            possible, impossible, used, e = _physics_pair(seed, event)
+            if used == event:
+                changed[event].append(int((np.abs(possible[e] - impossible[e]).max(axis=2) > 40).sum()))
+                assert (np.abs(possible[:e] - impossible[:e]).max() == 0)  # identical before the event
+    for event, px in changed.items():
+        assert len(px) >= 8 and np.mean(px) >= 100, (event, px)
+    floor = possible[0, 8:56, 4:12]  # left strip of the box, between the walls and the bar
+    still = (np.abs(possible - possible[:1]).max(axis=(0, 3)) == 0)[8:56, 4:12]  # pixels no ball crossed
+    assert still.any() and len(np.unique(floor[still].reshape(-1, 3), axis=0)) == 1  # one flat colour

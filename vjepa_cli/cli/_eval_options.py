@@ -18,6 +18,14 @@ StrideOpt = Annotated[
     str | None,
     typer.Option("--stride", help="Window stride: sampled frames (e.g. 8) or seconds (e.g. 2s). Default: --frames."),
 ]
+# predict / surprise follow the intuitive-physics protocol's defaults (Garrido et al. 2025): step 2, stride 2
+ProtocolFrameStepOpt = Annotated[
+    int | None, typer.Option("--frame-step", help="Take every k-th source frame (default 2, the published protocol, unless --fps).")
+]
+ProtocolStrideOpt = Annotated[
+    str | None,
+    typer.Option("--stride", help="Window stride: sampled frames (e.g. 8) or seconds (e.g. 2s). Default: 2 (the published protocol)."),
+]
 SizeOpt = Annotated[int | None, typer.Option("--size", help="Crop side in pixels (default: the model's size).")]
 ResizeOpt = Annotated[
     int | None, typer.Option("--resize", help="Short side before cropping (default: size*256/224; size with --views).")

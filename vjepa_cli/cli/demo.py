@@ -23,7 +23,7 @@ Examples:\n\n
 
 def command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
-    minutes: Annotated[float, typer.Option("--minutes", help="Time budget for the whole demo; the pretraining length is set from a measured step time.")] = 15.0,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget for the whole demo: sets the pretraining length from a measured step time (default: the recipe's fixed step count, so results do not depend on machine load).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Pretraining steps (overrides --minutes and the recipe).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Pretraining seed; the random baseline is the init it builds.")] = 0,
@@ -34,11 +34,13 @@ def command(
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, progress
 
-    if minutes <= 0:
+    if minutes is not None and minutes <= 0:
         raise VjepaError("--minutes must be > 0")
     if steps is not None and steps < 1:
         raise VjepaError("--steps must be >= 1")
-    cfg = DemoConfig(quick=quick, steps=steps, minutes=None if quick else minutes, seed=seed, device=device)
+    if quick and minutes is not None:
+        raise VjepaError("--quick and --minutes contradict each other", hint="--quick has a fixed tiny size; drop one")
+    cfg = DemoConfig(quick=quick, steps=steps, minutes=minutes, seed=seed, device=device)
     tasks: dict[str, int] = {}
     with progress() as bar:
 

@@ -29,7 +29,7 @@ from vjepa_cli.data.manifest import ManifestRow, write_labels, write_manifest
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 
-FORMAT_VERSION = 1  # bump when the renderers change (invalidates caches)
+FORMAT_VERSION = 2  # bump when the renderers change (invalidates caches)
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,8 @@ def _render(spec: SynthSpec, i: int) -> tuple[np.ndarray, dict]:
     if spec.task == "physics" and spec.impossible:
         pair, impossible = divmod(i, 2)
         rng = np.random.default_rng([spec.seed, task_id, 1, pair])  # same draws for both videos of a pair
-        bg = sc.texture(rng, spec.size, spec.size, max(2, spec.size // 8), np.full(3, rng.uniform(100, 170)), 40)
-        n = int(rng.integers(2, 4))
+        bg = sc.physics_background(rng, spec.size)
+        n = int(rng.integers(1, 3))  # 1-2 balls: few collisions, so an impossible event stands out
         kind = sc.EVENTS[int(rng.integers(len(sc.EVENTS)))]
         tracks, radii, colours, vis, event, e_frame = sc.physics_tracks(
             rng, spec.size, spec.frames, n, kind if impossible else None)
@@ -75,7 +75,7 @@ def _render(spec: SynthSpec, i: int) -> tuple[np.ndarray, dict]:
     elif spec.task == "shapes":
         frames = sc.render_shapes(rng, label, spec.frames, spec.size)
     else:
-        bg = sc.texture(rng, spec.size, spec.size, max(2, spec.size // 8), np.full(3, rng.uniform(100, 170)), 40)
+        bg = sc.physics_background(rng, spec.size)
         tracks, radii, colours, vis, _, _ = sc.physics_tracks(rng, spec.size, spec.frames, label + 1, None)
         frames = sc.render_physics(spec.size, bg, tracks, radii, colours, vis)
     return frames, {"label": label}
