@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from vjepa_cli.data.manifest import (
@@ -73,3 +75,14 @@ def test_labels_json_roundtrip_and_ssv2_strings(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(VjepaError):
         read_labels(tmp_path / "bad.json")
+
+
+def test_cwd_relative_rows_survive_a_round_trip(tmp_path, monkeypatch):
+    """Rows given relative to the current folder (e.g. `vjepa synth data` or `vjepa demo --out run`) are read
+    back as the same files, not re-resolved against the manifest's own folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run" / "videos").mkdir(parents=True)
+    write_manifest("run/train.csv", [ManifestRow("run/videos/a.mp4", 1)])
+    assert (tmp_path / "run" / "train.csv").read_text().splitlines()[1].startswith("videos/a.mp4,1")
+    (row,) = read_manifest("run/train.csv")
+    assert Path(row.path) == tmp_path / "run" / "videos" / "a.mp4"

@@ -14,7 +14,7 @@ HELP = "Run the whole pipeline on built-in synthetic data and write a report (pr
 EXAMPLES = """Generates synthetic videos, pretrains a tiny V-JEPA (recipe tiny-cpu), exports the EMA encoder,
 extracts features, probes synth-motion with the pretrained and the random-initialised encoder, scores
 surprise on possible vs impossible physics videos, and writes DIR/report.md with a results table and pictures.
-About 10-15 minutes on 2 CPU cores; --quick takes about a minute.\n\n
+About 25 minutes on 2 CPU cores (11 of them pretraining); --quick takes under a minute.\n\n
 Examples:\n\n
   vjepa demo --out demo-run\n\n
   vjepa demo --out demo-run --minutes 30\n\n
@@ -23,7 +23,7 @@ Examples:\n\n
 
 def command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
-    minutes: Annotated[float | None, typer.Option("--minutes", help="Time budget for the whole demo: sets the pretraining length from a measured step time (default: the recipe's fixed step count, so results do not depend on machine load).")] = None,
+    minutes: Annotated[float | None, typer.Option("--minutes", help="Fit the motion pretraining into about half of N minutes, from a measured step time (default: the recipe's fixed step count, so results do not depend on machine load).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Pretraining steps (overrides --minutes and the recipe).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Pretraining seed; the random baseline is the init it builds.")] = 0,

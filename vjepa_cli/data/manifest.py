@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,15 +130,16 @@ def _fmt(v) -> str:
 
 
 def write_manifest(path: str | Path, rows: list[ManifestRow], relative: bool = True) -> Path:
-    """Write our CSV atomically. With `relative`, paths under the manifest's folder are stored relative
-    to it (the folder can be moved); others stay absolute. Label -1 is written empty."""
+    """Write our CSV atomically. Row paths that are not absolute are taken relative to the current
+    directory (as everywhere else in memory). With `relative`, paths under the manifest's folder are stored
+    relative to it (the folder can be moved); others stay absolute. Label -1 is written empty."""
     path = Path(path)
     root = path.resolve().parent
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(HEADER)
     for r in rows:
-        p = Path(r.path)
+        p = Path(os.path.abspath(r.path))  # a manifest is read back relative to its own folder, not to this cwd
         if relative and p.is_absolute() and p.is_relative_to(root):
             p = p.relative_to(root)
         w.writerow([p.as_posix(), "" if r.label < 0 else r.label, _fmt(r.num_frames), _fmt(r.fps),
