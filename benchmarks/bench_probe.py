@@ -33,14 +33,15 @@ def _model(path: str | None, workdir: Path) -> Path:
 def run(model: Path, task: str, n_train: int, n_val: int, epochs: int, scale: tuple[float, float]) -> dict:
     from vjepa_cli.config._load import load_recipe
     from vjepa_cli.config.probe import ProbeConfig
-    from vjepa_cli.eval.probe import run_probe
+    from vjepa_cli.eval.probe import _task_data, run_probe
 
     sets = [f"data.synth_train={n_train}", f"data.synth_val={n_val}", f"optim.epochs={epochs}",
             f"data.train_scale=[{scale[0]},{scale[1]}]"]
     out = {}
     for mode, extra in (("cache", ["cache=true", "cache_clips_per_video=1"]), ("on-the-fly", ["cache=false"])):
         cfg = load_recipe(ProbeConfig, f"probe/{task}", sets + extra)
-        run_probe(cfg, model=model) if mode == "cache" else None  # generates the synth videos once (not timed)
+        if mode == "cache":  # generate the synth videos once, untimed
+            _task_data(cfg, None, None, None, lambda *_: None)
         t = time.perf_counter()
         res = run_probe(cfg, model=model)
         wall = time.perf_counter() - t

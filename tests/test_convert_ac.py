@@ -28,12 +28,7 @@ ENC_CFG = ModelConfig(arch="vit_tiny", depth=1, pos_embed="rope")  # 192 wide, 3
 P, DEPTH, A, S, E = 192, 2, 7, 7, 6  # predictor width (3 heads of 64, as the released one), blocks, input sizes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def official_ac_predictor(g: torch.Generator, width: int = P, depth: int = DEPTH, dim: int = 192) -> dict:

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.test_pretrain import _cache, _free_port  # noqa: F401  (_cache: the autouse synth-cache fixture)
 from vjepa_cli.config._load import dump_yaml, load_recipe
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
@@ -31,23 +32,6 @@ TINY = [
     "batch_size=2", "grad_accum=2", "steps=4", "log_every=1", "checkpoint_every=2", "keep_last=3",
     "optim.warmup_steps=2", "optim.lr=1e-3", "distributed.strategy=fsdp",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("VJEPA_CACHE", str(tmp_path_factory.getbasetemp() / "synth-cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _torchrun(recipe: Path, out: Path, *args: str) -> dict:

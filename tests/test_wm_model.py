@@ -9,14 +9,7 @@ from vjepa_cli.config.wm import WMOptimConfig
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, autoregress, block_causal_mask
 from vjepa_cli.wm.train import rollout_loss, teacher_forcing_loss, wsd_lr
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster than two fighting over a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cfg(**kw) -> ACPredictorConfig:

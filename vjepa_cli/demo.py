@@ -143,7 +143,7 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
         raise VjepaError("pretraining ended without a model file")
     tick("pretrain", 1, 1)
 
-    # 2. export the EMA target encoder (+ predictor, for surprise) from the run directory
+    # 2. export the EMA target encoder (+ predictor, so `vjepa predict` works on it) from the run directory
     t = clock()
     model = out / "model.safetensors"
     run_export(out / "pretrain", model, which="target", with_predictor=True)
