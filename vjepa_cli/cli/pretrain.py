@@ -37,6 +37,7 @@ def command(
     from vjepa_cli.config.train import PretrainConfig
     from vjepa_cli.log import console, err_console, progress, setup_logging
     from vjepa_cli.train.pretrain import run_pretrain
+    from vjepa_cli.train.sharding import end_process_group
 
     setup_logging()
     cfg = load_recipe(PretrainConfig, recipe, sets or [])
@@ -69,6 +70,7 @@ def command(
 
         res = run_pretrain(cfg, output_dir=output_dir, resume=resume, name=name, stop_at=stop_at,
                            on_start=on_start, on_step=on_step)
+    end_process_group()  # every rank, after its last collective: no process exits while another still talks
     if not show:
         return
     resume_cmd = f"vjepa pretrain {recipe} --output-dir {res.output_dir} --resume"

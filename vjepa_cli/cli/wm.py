@@ -61,6 +61,7 @@ def train(
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.log import console, progress
+    from vjepa_cli.train.sharding import end_process_group
     from vjepa_cli.wm.train import run_wm_train
 
     cfg = load_recipe(WMConfig, recipe, sets or [])
@@ -76,6 +77,7 @@ def train(
             bar.update(state["task"], completed=i + 1, info=text)
 
         res = run_wm_train(cfg, out, resume=resume, on_phase=on_phase, on_step=on_step)
+    end_process_group()  # under torchrun: no process exits while another still talks
     if json_out:
         typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir), "model_path": str(res.model_path)}))
     else:

@@ -99,3 +99,17 @@ def clip_grad_norm_(params: list[nn.Parameter], max_norm: float) -> Tensor:
     """Clip the gradients of sharded parameters by their global norm (over all shards); returns that norm."""
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
     return full(norm)
+
+
+def end_process_group() -> None:
+    """Ends a multi-process run cleanly: waits for every process, then destroys the process group.
+
+    Call it once, after the last collective, on the success path. Without it a process that finishes first exits
+    while gloo's worker threads still run, and the C++ runtime aborts it ("terminate called without an active
+    exception"), which `torchrun` reports as a failed run. No-op when no process group is set up.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
