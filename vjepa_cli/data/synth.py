@@ -29,7 +29,7 @@ from vjepa_cli.data.manifest import ManifestRow, write_labels, write_manifest
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 
-FORMAT_VERSION = 2  # bump when the renderers change (invalidates caches)
+FORMAT_VERSION = 3  # bump when the renderers or the encoder settings change (invalidates caches)
 
 
 @dataclass(frozen=True)
