@@ -31,3 +31,32 @@ def test_unknown_command_is_usage_error(run_cli):
 def test_python_dash_m():
     out = subprocess.run([sys.executable, "-m", "vjepa_cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == f"vjepa {__version__}"
+
+
+@pytest.mark.parametrize("exc, words", [
+    (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed."), "data loader worker died"),
+    (MemoryError(), "out of memory"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8589934592 bytes."),
+     "out of memory"),
+])
+def test_running_out_of_memory_is_one_line(run_cli, monkeypatch, tmp_path, exc, words):
+    from vjepa_cli.data import synth
+
+    def boom(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(synth, "generate_synth", boom)
+    r = run_cli("synth", tmp_path / "s", "--videos", "2")
+    assert r.code == 1 and words in r.err and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) <= 3  # one message (rich may wrap it), no traceback
+
+
+def test_other_runtime_errors_are_not_disguised(run_cli, monkeypatch, tmp_path):
+    from vjepa_cli.data import synth
+
+    def boom(*a, **k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(synth, "generate_synth", boom)
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_cli("synth", tmp_path / "s", "--videos", "2")

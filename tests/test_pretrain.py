@@ -148,6 +148,24 @@ def test_faults(tmp_path, monkeypatch):
         run_pretrain(cfg, tmp_path / "r", resume=True)
 
 
+def test_killed_loader_worker_is_one_clear_error(tmp_path):
+    """A DataLoader worker killed from outside (the OOM killer, kill -9) ends the run with a VjepaError naming
+    the cause and the way on, not torch's RuntimeError traceback."""
+    import multiprocessing
+
+    def kill_workers(info):
+        if info.step == 3:  # after the step-2 checkpoint
+            for child in multiprocessing.active_children():
+                os.kill(child.pid, signal.SIGKILL)
+
+    with pytest.raises(VjepaError, match="data loader worker died") as e:
+        run_pretrain(tiny("steps=6", "checkpoint_every=2", "data.num_workers=1"), tmp_path / "k", on_step=kill_workers)
+    assert "--resume" in e.value.hint
+    ckpts = tmp_path / "k" / "checkpoints"
+    assert find_latest(ckpts).name == "step_00000002.safetensors"  # the way on exists
+    assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step_00000002.safetensors"]  # no stray temp file
+
+
 def test_atomic_checkpoint_write(tmp_path, monkeypatch):
     d = tmp_path / "ck"
     good = save_checkpoint(d / "step_00000001.safetensors", {"w": torch.ones(3)}, {"step": 1})

@@ -301,6 +301,12 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
                 if stop_now:
                     interrupted = True
                     break
+    except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop when a worker is killed
+        if "DataLoader worker" not in str(e):
+            raise
+        raise VjepaError(f"a data loader worker died: {str(e).strip().splitlines()[0]}",
+                         hint="it was killed from outside (out of memory?): lower data.num_workers or batch_size, "
+                              "then --resume from the last checkpoint") from None
     finally:
         del it
         runlog.close()
