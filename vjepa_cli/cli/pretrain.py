@@ -35,9 +35,9 @@ def command(
 ) -> None:
     from vjepa_cli.config._load import load_recipe
     from vjepa_cli.config.train import PretrainConfig
-    from vjepa_cli.log import console, err_console, progress, setup_logging
+    from vjepa_cli.log import err_console, progress, setup_logging
     from vjepa_cli.train.pretrain import run_pretrain
-    from vjepa_cli.train.sharding import end_process_group
+    from vjepa_cli.train.sharding import end_process_group, leave_if_distributed
 
     setup_logging()
     cfg = load_recipe(PretrainConfig, recipe, sets or [])
@@ -71,8 +71,14 @@ def command(
         res = run_pretrain(cfg, output_dir=output_dir, resume=resume, name=name, stop_at=stop_at,
                            on_start=on_start, on_step=on_step)
     end_process_group()  # every rank, after its last collective: no process exits while another still talks
-    if not show:
-        return
+    if show:
+        _print_result(res, recipe, json_out)
+    leave_if_distributed()
+
+
+def _print_result(res, recipe: str, json_out: bool) -> None:
+    from vjepa_cli.log import console
+
     resume_cmd = f"vjepa pretrain {recipe} --output-dir {res.output_dir} --resume"
     if json_out:
         typer.echo(json.dumps({

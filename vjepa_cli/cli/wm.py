@@ -61,7 +61,7 @@ def train(
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.log import console, progress
-    from vjepa_cli.train.sharding import end_process_group
+    from vjepa_cli.train.sharding import end_process_group, leave_if_distributed
     from vjepa_cli.wm.train import run_wm_train
 
     cfg = load_recipe(WMConfig, recipe, sets or [])
@@ -83,6 +83,7 @@ def train(
     else:
         console().print(f"trained {res.steps} steps on {res.episodes} episodes in {res.seconds:.0f} s, "
                         f"final loss {res.final_loss:.4f}\nworld model: {res.model_path}")
+    leave_if_distributed()
 
 
 @app.command(help="Plan actions from a start image toward a goal image.",

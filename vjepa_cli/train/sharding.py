@@ -113,3 +113,23 @@ def end_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def leave_if_distributed() -> None:
+    """Ends a finished process of a multi-process run (WORLD_SIZE > 1) now: logs and streams flushed, exit 0.
+
+    Call it last, after `end_process_group` and the output. It skips the interpreter's teardown, where the C++
+    objects FSDP and gloo still reference (device meshes, process-group threads) are destroyed in no set order;
+    inside the test suite about 1 two-process run in 10 aborted there ("terminate called without an active
+    exception") after finishing, and torchrun reported the finished run as failed. One process: no-op.
+    """
+    import logging
+    import os
+    import sys
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
