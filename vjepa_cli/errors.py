@@ -26,3 +26,17 @@ class NotImplementedYet(VjepaError):
 
     def __init__(self, what: str):
         super().__init__(f"'{what}' is not implemented yet")
+
+
+WORKER_HINT = "it was killed from outside (out of memory?): lower the number of workers or the batch size"
+
+
+def resource_error(e: BaseException, worker_hint: str = WORKER_HINT) -> VjepaError | None:
+    """`e` as a one-line `VjepaError` when the machine ran out of something the user can change (a DataLoader
+    worker killed, e.g. by the OOM killer; memory), else None: other errors are not disguised."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if "DataLoader worker" in text:
+        return VjepaError(f"a data loader worker died: {text}", hint=worker_hint)
+    if isinstance(e, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
+        return VjepaError(f"out of memory: {text[:200]}", hint="lower the batch size, the clip length or the resolution")
+    return None

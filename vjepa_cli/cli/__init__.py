@@ -22,7 +22,7 @@ from vjepa_cli.cli import (
     viz,
     wm,
 )
-from vjepa_cli.errors import VjepaError
+from vjepa_cli.errors import VjepaError, resource_error
 
 app = typer.Typer(
     name="vjepa",
@@ -54,24 +54,13 @@ for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, viz
 app.add_typer(wm.app, name="wm", help="World model: collect episodes, train an action-conditioned predictor, plan.")
 
 
-def _resource_error(e: BaseException) -> VjepaError | None:
-    """The machine ran out of something the user can change: one line instead of a traceback (else None)."""
-    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    if "DataLoader worker" in text:
-        return VjepaError(f"a data loader worker died: {text}",
-                          hint="it was killed from outside (out of memory?): lower the number of workers or the batch size")
-    if isinstance(e, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
-        return VjepaError(f"out of memory: {text[:200]}", hint="lower the batch size, the clip length or the resolution")
-    return None
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `vjepa` script and `python -m vjepa_cli`."""
     try:
         try:
             app(args=argv, prog_name="vjepa")
         except (RuntimeError, MemoryError) as e:
-            known = _resource_error(e)
+            known = resource_error(e)
             if known is None:
                 raise
             raise known from None

@@ -23,7 +23,7 @@ import torch
 
 from vjepa_cli.config._load import dump_yaml
 from vjepa_cli.config.train import PretrainConfig
-from vjepa_cli.errors import VjepaError
+from vjepa_cli.errors import VjepaError, resource_error
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.io.checkpoint import (
     checkpoint_name,
@@ -304,9 +304,8 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
     except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop when a worker is killed
         if "DataLoader worker" not in str(e):
             raise
-        raise VjepaError(f"a data loader worker died: {str(e).strip().splitlines()[0]}",
-                         hint="it was killed from outside (out of memory?): lower data.num_workers or batch_size, "
-                              "then --resume from the last checkpoint") from None
+        raise resource_error(e, worker_hint="it was killed from outside (out of memory?): lower data.num_workers "
+                                            "or batch_size, then --resume from the last checkpoint") from None
     finally:
         del it
         runlog.close()

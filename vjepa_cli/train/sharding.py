@@ -104,9 +104,8 @@ def clip_grad_norm_(params: list[nn.Parameter], max_norm: float) -> Tensor:
 def end_process_group() -> None:
     """Ends a multi-process run cleanly: waits for every process, then destroys the process group.
 
-    Call it once, after the last collective, on the success path. Without it a process that finishes first exits
-    while gloo's worker threads still run, and the C++ runtime aborts it ("terminate called without an active
-    exception"), which `torchrun` reports as a failed run. No-op when no process group is set up.
+    Call it once, after the last collective, on the success path, so no process leaves while another still
+    talks to it; `leave_if_distributed` then ends the process. No-op when no process group is set up.
     """
     import torch.distributed as dist
 
