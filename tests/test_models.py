@@ -208,6 +208,74 @@ def test_poolers(v2):
     torch.testing.assert_close(clf(x[:, perm]), clf(x), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("use_proj,queries,heads", [(True, 1, 4), (False, 2, 4), (True, 8, 8)])
+def test_cross_attention_matches_explicit_keys_and_values(use_proj, queries, heads):
+    """The pool-first path (few queries) and the SDPA path (h * n >= D, or a mask) both equal attention
+    written out with explicit keys and values, outputs and gradients, in float64."""
+    from vjepa_cli.models.layers import CrossAttention
+
+    d = 32
+    att = CrossAttention(d, heads, use_proj=use_proj).double()
+    with torch.no_grad():
+        for p in att.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen(20), dtype=torch.float64) * 0.3)
+    q = torch.randn(3, queries, d, generator=gen(21), dtype=torch.float64)
+    x = torch.randn(3, 11, d, generator=gen(22), dtype=torch.float64, requires_grad=True)
+
+    def explicit():
+        hd = d // heads
+        qq = (q @ att.q.weight.T + att.q.bias).view(3, queries, heads, hd).transpose(1, 2)
+        kv = x @ att.kv.weight.T + att.kv.bias
+        k, v = (t.reshape(3, 11, heads, hd).transpose(1, 2) for t in kv.split(d, dim=-1))
+        a = torch.softmax(qq @ k.transpose(-1, -2) / math.sqrt(hd), dim=-1)
+        out = (a @ v).transpose(1, 2).reshape(3, queries, d)
+        return out @ att.proj.weight.T + att.proj.bias if use_proj else out
+
+    def grads(fn):
+        att.zero_grad()
+        x.grad = None
+        fn().pow(2).sum().backward()
+        return [x.grad.clone()] + [p.grad.clone() for p in att.parameters()]
+
+    ref = explicit()
+    no_mask = lambda: att(q, x)  # noqa: E731
+    masked = lambda: att(q, x, attn_mask=torch.zeros(queries, 11, dtype=torch.float64))  # noqa: E731 - SDPA path
+    for fn in (no_mask, masked):
+        torch.testing.assert_close(fn(), ref, rtol=1e-10, atol=1e-10)
+        for g, g_ref in zip(grads(fn), grads(explicit), strict=True):
+            torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-10)
+    assert float((ref - att(q, x + 1.0)).detach().abs().max()) > 1e-3  # sensitive to the tokens
+
+
+@pytest.mark.parametrize("queries", [1, 16])
+def test_cross_attention_block_folds_the_norm_affine_exactly(queries):
+    """The block's pool-first path (LN1 affine folded into the attention) equals LN1 then attention."""
+    from vjepa_cli.models.layers import CrossAttentionBlock
+
+    blk = CrossAttentionBlock(32, 4).double()  # head_dim 8: 1 query pools first, 16 take SDPA
+    with torch.no_grad():
+        for p in blk.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen(23), dtype=torch.float64) * 0.3)
+    q = torch.randn(2, queries, 32, generator=gen(24), dtype=torch.float64)
+    x = torch.randn(2, 9, 32, generator=gen(25), dtype=torch.float64) * 3 + 1
+    assert blk.xattn.pools_first(queries) is (queries == 1)
+
+    def grads(out):
+        blk.zero_grad()
+        out.pow(2).sum().backward()
+        return [p.grad.clone() for p in blk.parameters()]
+
+    attn_mask = torch.zeros(queries, 9, dtype=torch.float64)  # forces the SDPA path on LN1's output
+    ref = q + blk.xattn(q, blk.norm1(x), attn_mask=attn_mask)
+    ref = ref + blk.mlp(blk.norm2(ref))
+    g_ref = grads(ref)
+    out = blk(q, x)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    for g, gr in zip(grads(out), g_ref, strict=True):
+        torch.testing.assert_close(g, gr, rtol=1e-9, atol=1e-10)
+    assert float(blk.norm1.bias.grad.abs().max()) > 0  # the folded affine still learns
+
+
 def test_no_grad_path_equals_autograd_path():
     enc = build_encoder(tiny_cfg(pos="rope", depth=2), gen()).eval()
     x = torch.randn(2, 3, 4, 32, 32, generator=gen(12))

@@ -147,15 +147,55 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim) if use_proj else None
+        self.pool_first = True  # allow the pool-first path (False: always project keys and values, as upstream)
 
-    def forward(self, q: Tensor, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
-        """q (B, n, D) queries, x (B, N, D) tokens -> (B, n, D)."""
+    def pools_first(self, num_queries: int, attn_mask: Tensor | None = None) -> bool:
+        """Whether `forward` takes the pool-first path: no mask and fewer queries than channels per head
+        (h n < D: the path's cost per token, 2 h n D, is then below the key/value projections' 2 D^2)."""
+        return self.pool_first and attn_mask is None and num_queries < self.head_dim
+
+    def forward(self, q: Tensor, x: Tensor, attn_mask: Tensor | None = None,
+                token_affine: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """q (B, n, D) queries, x (B, N, D) tokens -> (B, n, D).
+
+        `token_affine` = (weight, bias): attend to `x * weight + bias` instead of x (a LayerNorm's affine part,
+        applied for free on the pool-first path, so the tokens need no gradient)."""
         b, n, d = q.shape
         q = self.q(q).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, n, hd)
-        k, v = (t.transpose(1, 2) for t in self.kv(x).view(b, x.shape[1], 2, self.num_heads, self.head_dim).unbind(2))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, n, hd)
+        if self.pools_first(n, attn_mask):
+            out = self._pool_first(q, x, token_affine)
+        else:
+            if token_affine is not None:
+                x = x * token_affine[0] + token_affine[1]
+            kv = self.kv(x).view(b, x.shape[1], 2, self.num_heads, self.head_dim)
+            k, v = (t.transpose(1, 2) for t in kv.unbind(2))  # (B, h, N, hd) each
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, n, hd)
         out = out.transpose(1, 2).reshape(b, n, d)
         return self.proj(out) if self.proj is not None else out
+
+    def _pool_first(self, q: Tensor, x: Tensor, token_affine: tuple[Tensor, Tensor] | None) -> Tensor:
+        """The same attention without projecting the N tokens to keys and values (exact up to rounding).
+
+        Logits q.(W_k x + b_k) = (W_k^T q).x + q.b_k, and the last term is one constant per query, which the
+        softmax cancels; the output sum_i a_i (W_v x_i + b_v) = W_v (sum_i a_i x_i) + b_v as the weights sum to 1.
+        So each query moves into token space once and the tokens are only dotted and averaged: O(N D) per query
+        and head instead of O(N D^2) for the projections. Few queries on many frozen tokens (attentive probes)
+        train several times faster this way. A token affine (g, c) folds in the same way: u.(g x + c) =
+        (u g).x + u.c, the last term again constant per query, and sum_i a_i (g x_i + c) = g sum_i a_i x_i + c.
+        """
+        h, hd, d = self.num_heads, self.head_dim, x.shape[-1]
+        w_k, w_v = self.kv.weight.view(2, h, hd, d).unbind(0)  # (h, hd, D) each
+        u = torch.einsum("bhnc,hcd->bhnd", q, w_k) * hd ** -0.5  # (B, h, n, D) queries in token space
+        if token_affine is not None:
+            u = u * token_affine[0]
+        attn = torch.einsum("bhnd,bmd->bhnm", u, x).softmax(dim=-1)  # (B, h, n, N)
+        pooled = torch.einsum("bhnm,bmd->bhnd", attn, x)  # (B, h, n, D)
+        if token_affine is not None:
+            pooled = pooled * token_affine[0] + token_affine[1]
+        out = torch.einsum("bhnd,hcd->bhnc", pooled, w_v)  # (B, h, n, hd)
+        if self.kv.bias is not None:
+            out = out + self.kv.bias.view(2, h, 1, hd)[1]
+        return out
 
 
 class CrossAttentionBlock(nn.Module):
@@ -170,7 +210,13 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, q: Tensor, x: Tensor) -> Tensor:
-        q = q + self.xattn(q, self.norm1(x))
+        n1 = self.norm1
+        if self.xattn.pools_first(q.shape[1]) and n1.elementwise_affine and n1.bias is not None:
+            # LN1's affine goes into the attention: the normalised tokens need no gradient (frozen features)
+            x = F.layer_norm(x, n1.normalized_shape, eps=n1.eps)
+            q = q + self.xattn(q, x, token_affine=(n1.weight, n1.bias))
+        else:
+            q = q + self.xattn(q, n1(x))
         return q + self.mlp(self.norm2(q))
 
 
