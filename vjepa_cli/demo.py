@@ -22,7 +22,7 @@ Stage = Callable[[str, int, int], None]  # (stage name, done, total)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """How big the demo is. `quick` is the test-suite size (about a minute); the default is about 20 min on 2 CPU cores."""
+    """How big the demo is. `quick` is the test-suite size (about a minute); the default is about 12 min on 2 CPU cores."""
 
     quick: bool = False  # tiny sizes, for tests and a first look
     steps: int | None = None  # pretraining steps (None: the recipe's, or 30 with quick)

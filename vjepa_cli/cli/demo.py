@@ -14,7 +14,7 @@ HELP = "Run the whole pipeline on built-in synthetic data and write a report (pr
 EXAMPLES = """Generates synthetic videos, pretrains a tiny V-JEPA (recipe tiny-cpu), exports the EMA encoder,
 extracts features, probes synth-motion with the pretrained and the random-initialised encoder, scores
 surprise on possible vs impossible physics videos, and writes DIR/report.md with a results table and pictures.
-About 20 minutes on 2 CPU cores (12 of them pretraining); --quick takes under a minute.\n\n
+About 12 minutes on 2 CPU cores (7 of them pretraining); --quick takes under a minute.\n\n
 Examples:\n\n
   vjepa demo --out demo-run\n\n
   vjepa demo --out demo-run --minutes 30\n\n
