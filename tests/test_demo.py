@@ -15,6 +15,7 @@ def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
     res = json.loads(r.out.strip().splitlines()[-1])
     metrics = {row["metric"]: row for row in res["rows"]}
     assert "motion probe val top-1 (%)" in metrics and "physics surprise AUROC (max)" in metrics
+    assert "physics surprise AUROC (peak: max / mean)" in metrics
     for row in res["rows"]:
         for side in ("pretrained", "random"):
             assert 0.0 <= row[side] <= 100.0

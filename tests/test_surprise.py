@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from _eval_helpers import save_tiny_model, tiny_config, write_index_video
 
 from vjepa_cli.config.extract import SurpriseConfig, WindowConfig
-from vjepa_cli.eval.metrics import auprc, auroc, pairwise_accuracy, physics_metrics
+from vjepa_cli.eval.metrics import auprc, auroc, pairwise_accuracy, peak_ratio, physics_metrics
 
 
 def _auroc_brute(scores, labels):
@@ -58,6 +58,19 @@ def test_physics_metrics_conventions():
     assert sep["auroc_max"] == sep["auprc_mean"] == sep["pairwise_acc_mean"] == 1.0
     rev = physics_metrics([[0.5], [0.6]], [[0.1], [0.2]])
     assert rev["auroc_mean"] == 0.0 and rev["pairwise_acc_max"] == 0.0
+
+
+def test_peak_score_ignores_the_scene_level():
+    """A scene that is hard to predict throughout (high max) but has no spike ranks below an easy scene with a
+    spike: the max gets the order wrong, max / mean gets it right. Closed-form values."""
+    hard_flat, easy_spike = [0.30, 0.32, 0.31, 0.33], [0.05, 0.05, 0.20, 0.05]  # max 0.33 vs 0.20
+    hard_spike, easy_flat = [0.30, 0.30, 0.60, 0.30], [0.05, 0.06, 0.05, 0.05]
+    m = physics_metrics([hard_flat, easy_flat], [easy_spike, hard_spike])
+    assert m["pairwise_acc_max"] == 0.5 and m["auroc_max"] == 0.75  # easy_spike (0.20) < hard_flat (0.33)
+    assert peak_ratio(easy_spike) == pytest.approx(0.20 / 0.0875)
+    assert peak_ratio(hard_flat) == pytest.approx(0.33 / 0.315)
+    assert m["pairwise_acc_peak"] == 1.0 and m["auroc_peak"] == 1.0
+    assert peak_ratio([0.0, 0.0]) == 0.0 and peak_ratio([0.2, 0.2]) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +175,8 @@ def test_score_pairs_synthetic_known_answer(tmp_path, media):
     res = score_pairs(read_pairs(tmp_path / "pairs.csv"), cfg, model=model)
     assert res["pairs"] == 3
     assert res["pairwise_acc_max"] == res["auroc_max"] == 1.0
-    assert set(res["context_2"]) == {"pairwise_acc_max", "pairwise_acc_mean", "auroc_max", "auroc_mean",
-                                     "auprc_max", "auprc_mean"}
+    assert set(res["context_2"]) == {f"{m}_{r}" for m in ("pairwise_acc", "auroc", "auprc")
+                                     for r in ("max", "mean", "peak")}
 
 
 def test_predict_cli(media, run_cli, tmp_path):

@@ -92,7 +92,8 @@ def surprise(
             _out(res)
         else:
             console().print(f"{int(res['pairs'])} pairs, curve = {res['combined']} over contexts {ctx}:", highlight=False)
-            for k in ("pairwise_acc_max", "pairwise_acc_mean", "auroc_max", "auroc_mean", "auprc_max", "auprc_mean"):
+            for k in ("pairwise_acc_max", "pairwise_acc_mean", "pairwise_acc_peak", "auroc_max", "auroc_mean",
+                      "auroc_peak", "auprc_max", "auprc_mean", "auprc_peak"):
                 console().print(f"  {k:18s} {res[k]:.3f}", highlight=False)
         return
     for row in result.rows:

@@ -75,17 +75,24 @@ def pairwise_accuracy(possible: np.ndarray, impossible: np.ndarray) -> float:
     return float((possible < impossible).mean())
 
 
+def peak_ratio(curve) -> float:
+    """max / mean of a non-negative surprise curve (1 for a flat curve; inf for an all-zero one is avoided)."""
+    c = np.asarray(curve, np.float64)
+    return float(c.max() / max(c.mean(), 1e-12))
+
+
 def physics_metrics(possible: Sequence[Sequence[float]], impossible: Sequence[Sequence[float]]) -> dict[str, float]:
     """Score matched surprise curves: `possible[i]` and `impossible[i]` are the curves of pair i.
 
-    Returns pairwise accuracy, AUROC and AUPRC, each with the per-video max and mean of the curve
-    (keys `pairwise_acc_max`, `pairwise_acc_mean`, `auroc_max`, `auroc_mean`, `auprc_max`, `auprc_mean`),
+    Returns pairwise accuracy, AUROC and AUPRC, each with three per-video scores of the curve: `max` and `mean`
+    (Garrido et al. 2025), and `peak` = max / mean, the surprise peak relative to the video's own level, which
+    does not depend on how hard the scene is to predict as a whole (keys `pairwise_acc_max`, ..., `auprc_peak`),
     and `pairs`.
     """
     if len(possible) != len(impossible) or not possible:
         raise ValueError("need the same non-zero number of possible and impossible curves (matched pairs)")
     out: dict[str, float] = {"pairs": float(len(possible))}
-    for name, red in (("max", np.max), ("mean", np.mean)):
+    for name, red in (("max", np.max), ("mean", np.mean), ("peak", peak_ratio)):
         p = np.array([red(np.asarray(c, np.float64)) for c in possible])
         q = np.array([red(np.asarray(c, np.float64)) for c in impossible])
         scores, labels = -np.r_[p, q], np.r_[np.ones(len(p)), np.zeros(len(q))]  # possible = positive

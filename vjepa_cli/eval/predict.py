@@ -90,8 +90,16 @@ class SurpriseCurve:
     def mean(self) -> float:
         return float(self.curve.mean())
 
+    @property
+    def peak(self) -> float:
+        """max / mean: the surprise peak relative to the video's own level."""
+        from vjepa_cli.eval.metrics import peak_ratio
+
+        return peak_ratio(self.curve)
+
     def summary(self) -> dict[str, Any]:
         return {"path": self.path, "windows": len(self.curve), "max": round(self.max, 6), "mean": round(self.mean, 6),
+                "peak": round(self.peak, 6),
                 "per_context_max": {str(c): round(float(v.max()), 6) for c, v in self.per_context.items()},
                 "seconds": round(self.seconds, 3)}
 

@@ -100,7 +100,7 @@ def score_pairs(pairs: Sequence[tuple[str | Path, str | Path]], cfg: SurpriseCon
         m = physics_metrics([c.per_context[ctx] for c in poss], [c.per_context[ctx] for c in imp])
         out[f"context_{ctx}"] = {k: v for k, v in m.items() if k != "pairs"}
     out["per_video"] = [{"possible": str(a.path), "impossible": str(b.path), "max": [a.max, b.max],
-                         "mean": [a.mean, b.mean]} for a, b in zip(poss, imp, strict=True)]
+                         "mean": [a.mean, b.mean], "peak": [a.peak, b.peak]} for a, b in zip(poss, imp, strict=True)]
     return out
 
 
