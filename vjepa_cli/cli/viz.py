@@ -46,7 +46,9 @@ def surprise(
     pairs: Annotated[
         Path | None,
         typer.Option("--pairs", help="Score matched possible/impossible videos: a `vjepa synth --impossible` folder, "
-                                     "a manifest with labels 0/1 in pairs, or a CSV with columns possible,impossible."),
+                                     "a manifest with labels 0/1 in pairs, or a CSV with columns possible,impossible. "
+                                     "Prints pairwise accuracy, AUROC and AUPRC with each curve's max, mean and "
+                                     "peak (max / mean)."),
     ] = None,
     context: Annotated[str, typer.Option("--context", help="Context lengths in frames, comma separated.")] = "2,4,6,8,10",
     combine: Annotated[str, typer.Option("--combine", help="Curve over context lengths: min (published) or mean.")] = "min",
