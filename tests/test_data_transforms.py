@@ -112,13 +112,15 @@ def test_short_side_resize_keeps_aspect(h, w):
 def test_uint8_resize_matches_float_reference():
     from vjepa_cli.data.transforms import resize_frames
 
-    x = torch.randint(0, 256, (2, 3, 37, 53), dtype=torch.uint8)
+    gen = torch.Generator().manual_seed(621)  # a draw whose worst pixel is off by exactly 1 (of 3,000 seeds)
+    x = torch.randint(0, 256, (2, 3, 37, 53), dtype=torch.uint8, generator=gen)
     for size in [(16, 16), (64, 80)]:
         ref = torch.nn.functional.interpolate(x.double(), size=size, mode="bilinear", antialias=True,
                                               align_corners=False)
         out = resize_frames(x, size)
         assert out.dtype == torch.uint8 and out.shape == (2, 3, *size)
-        assert (out.double() - ref).abs().max() <= 1.0
+        # at most 1 grey level off; the reference itself carries double rounding (1 + 1.4e-14 was seen)
+        assert (out.double() - ref).abs().max() <= 1.0 + 1e-9
 
 
 def reference_train_transform(frames, crop_size, scale, ratio, flip, rng):
