@@ -24,6 +24,7 @@ from vjepa_cli.config.extract import SurpriseConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.eval.common import load_eval_model, model_record, normalize_clips, resolve_device, torch_dtype
 from vjepa_cli.eval.inputs import VideoJob
+from vjepa_cli.eval.metrics import peak_ratio
 from vjepa_cli.eval.windows import batched_windows
 
 
@@ -93,8 +94,6 @@ class SurpriseCurve:
     @property
     def peak(self) -> float:
         """max / mean: the surprise peak relative to the video's own level."""
-        from vjepa_cli.eval.metrics import peak_ratio
-
         return peak_ratio(self.curve)
 
     def summary(self) -> dict[str, Any]:
