@@ -28,7 +28,7 @@ def test_encode_frames_matches_manual_two_frame_clip():
     assert z.shape == (3, 4, 32) and torch.allclose(z, ref, atol=1e-5)
     assert torch.allclose(z.mean(-1), torch.zeros(3, 4), atol=1e-5)
     # same seed -> same encoder (recorded in metadata), other seed -> other features
-    same = encode_frames(load_frozen_encoder(WMEncoderConfig(model=TINY, seed=3), "cpu"), frames)
+    same = encode_frames(load_frozen_encoder(WMEncoderConfig(model=TINY, seed=3), "cpu"), frames, batch_size=2)
     other = encode_frames(load_frozen_encoder(WMEncoderConfig(model=TINY, seed=4), "cpu"), frames)
     assert torch.equal(z, same) and not torch.allclose(z, other)
 
