@@ -63,7 +63,7 @@ def timed(fn, reps: int) -> list[float]:
 def bench_speed(args, tmp: Path) -> dict:
     import types
 
-    from vjepa_cli.eval.extract import run_extract
+    from vjepa_cli.infer.extract import run_extract
 
     cfg = ModelConfig(arch=args.arch, img_size=args.size, num_frames=args.frames, pos_embed="rope")
     enc = build_encoder(cfg, torch.Generator().manual_seed(0)).eval()
@@ -116,7 +116,7 @@ LONG_CHILD = r"""
 import json, sys, threading, time, types
 import torch
 from vjepa_cli.config.extract import ExtractConfig, WindowConfig
-from vjepa_cli.eval.extract import run_extract
+from vjepa_cli.infer.extract import run_extract
 import vjepa_cli
 
 def rss():

@@ -21,7 +21,7 @@ jobs it estimates how much of the CPU share we actually had went into model FLOP
 
 The training step mirrors the official one (target forward no-grad + layer_norm + gather, context encoder once
 per mask, predictor once per mask, L1 loss, backward, AdamW, EMA) with fused AdamW and `torch._foreach_lerp_`.
-Masks are the official multi-block ones (8 blocks x 0.15 + 2 blocks x 0.7) from `vjepa_cli.masks`; they are
+Masks are the official multi-block ones (8 blocks x 0.15 + 2 blocks x 0.7) from `vjepa_cli.data.masks`; they are
 drawn before the timed region, as the official collator runs in loader workers.
 """
 
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from vjepa_cli.config.mask import MaskConfig
 from vjepa_cli.config.model import ModelConfig
-from vjepa_cli.masks import MaskCollator
+from vjepa_cli.data.masks import MaskCollator
 from vjepa_cli.models import build_encoder, build_predictor
 from vjepa_cli.models.vit import gather_tokens
 

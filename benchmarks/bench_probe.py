@@ -36,7 +36,7 @@ def _model(path: str | None, workdir: Path) -> Path:
 def run(model: Path, task: str, n_train: int, n_val: int, epochs: int, scale: tuple[float, float]) -> dict:
     from vjepa_cli.config._load import load_recipe
     from vjepa_cli.config.probe import ProbeConfig
-    from vjepa_cli.eval.probe import _task_data, run_probe
+    from vjepa_cli.eval.probe.run import _task_data, run_probe
 
     sets = [f"data.synth_train={n_train}", f"data.synth_val={n_val}", f"optim.epochs={epochs}",
             f"data.train_scale=[{scale[0]},{scale[1]}]"]
@@ -65,7 +65,7 @@ def head_steps(dim: int = 192, tokens: int = 128, batch: int = 32, classes: int 
     import torch
 
     from vjepa_cli.config.probe import ProbeHeadConfig, ProbeOptimConfig
-    from vjepa_cli.eval.probe_train import HeadGrid, build_head
+    from vjepa_cli.eval.probe.heads import HeadGrid, build_head
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(batch, tokens, dim, generator=gen), torch.randint(0, classes, (batch,), generator=gen)

@@ -321,8 +321,8 @@ def test_no_predictor_and_round_trips(ac, converted, tmp_path, run_cli):
 def test_world_model_commands_and_recipes(converted):
     """A converted 2-AC file serves as a wm recipe's frozen encoder; `wm plan/eval` explain what they need."""
     from vjepa_cli.config.wm import WMEncoderConfig
-    from vjepa_cli.wm.features import load_frozen_encoder
-    from vjepa_cli.wm.model import load_world_model
+    from vjepa_cli.models.frozen import load_frozen_encoder
+    from vjepa_cli.models.world_model import load_world_model
 
     enc = load_frozen_encoder(WMEncoderConfig(path=str(converted)), "cpu")
     assert enc.config.embed_dim == 192 and not enc.module.training

@@ -13,8 +13,8 @@ import torch
 from _eval_helpers import frame_ids, save_tiny_model, write_index_video
 
 from vjepa_cli.config.extract import WindowConfig, parse_stride
-from vjepa_cli.eval.common import normalize_clips
-from vjepa_cli.eval.windows import crop_boxes, iter_windows, num_windows, plan_windows, probe, window_times
+from vjepa_cli.infer.model import normalize_clips
+from vjepa_cli.infer.windows import crop_boxes, iter_windows, num_windows, plan_windows, probe, window_times
 from vjepa_cli.io.tensors import load_tensors
 
 

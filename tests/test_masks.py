@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vjepa_cli.config.mask import BlockMaskConfig, MaskConfig
-from vjepa_cli.masks import (
+from vjepa_cli.data.masks import (
     MaskCollator,
     MaskedBatch,
     apply_masks,

@@ -102,7 +102,7 @@ def test_probe_wrong_layout_message(run_cli, tiny, tmp_path):
 
 def test_random_init_seed_defaults_to_the_recorded_pretraining_seed(run_cli, tiny, tmp_path):
     from vjepa_cli.config.model import ModelConfig
-    from vjepa_cli.eval.probe import recorded_seed
+    from vjepa_cli.eval.probe.run import recorded_seed
     from vjepa_cli.models.load import build_models, save_model_file
 
     root, model, train, val = tiny

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from _eval_helpers import save_tiny_model, tiny_config, write_index_video
 
 from vjepa_cli.config.extract import SurpriseConfig, WindowConfig
-from vjepa_cli.eval.metrics import auprc, auroc, pairwise_accuracy, peak_ratio, physics_metrics
+from vjepa_cli.infer.metrics import auprc, auroc, pairwise_accuracy, peak_ratio, physics_metrics
 
 
 def _auroc_brute(scores, labels):
@@ -84,7 +84,7 @@ def media(tmp_path_factory):
 
 def test_surprise_matches_direct_computation(media):
     import vjepa_cli
-    from vjepa_cli.eval.predict import predict_future
+    from vjepa_cli.infer.predict import predict_future
 
     _, _, model_path = media  # RoPE: a clip of the context frames alone has the same token positions
     m = vjepa_cli.load_model(model_path)
@@ -160,7 +160,7 @@ def _ball_video(path, vanish: bool, seed: int):
 def test_score_pairs_synthetic_known_answer(tmp_path, media):
     """A persistence predictor is surprised when a ball vanishes: pairwise accuracy and AUROC must be 1."""
     import vjepa_cli
-    from vjepa_cli.eval.surprise import read_pairs, score_pairs
+    from vjepa_cli.infer.surprise import read_pairs, score_pairs
 
     _, model_path, _ = media
     m = vjepa_cli.load_model(model_path)

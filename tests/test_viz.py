@@ -9,7 +9,7 @@ import pytest
 import torch
 from _eval_helpers import save_tiny_model, write_index_video
 
-from vjepa_cli.eval.viz import TARGET_RGB, draw_masks, pca_rgb, upsample_tokens
+from vjepa_cli.infer.viz import TARGET_RGB, draw_masks, pca_rgb, upsample_tokens
 
 
 def test_pca_rgb_recovers_planted_components():
@@ -62,7 +62,7 @@ def media(tmp_path_factory):
 
 
 def test_viz_cli_mp4_and_png(media, run_cli, tmp_path):
-    from vjepa_cli.eval.windows import probe
+    from vjepa_cli.infer.windows import probe
     from vjepa_cli.io.png import read_png
 
     d, model = media

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_cli.wm.images import write_png
+from vjepa_cli.data.images import write_png
 
 TINY = [
     "data.env=reach2d", "data.num_episodes=4", "data.steps=6", "data.size=32", "data.num_frames=3",
@@ -43,7 +43,7 @@ def trained(tmp_path_factory, recipe):
     """A tiny world model trained through the library entry point (shared by the CLI tests)."""
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
-    from vjepa_cli.wm.train import run_wm_train
+    from vjepa_cli.train.wm import run_wm_train
 
     out = tmp_path_factory.mktemp("run")
     cfg = load_recipe(WMConfig, recipe, TINY)
@@ -78,7 +78,7 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.io.tensors import load_tensors
-    from vjepa_cli.wm import train as wt
+    from vjepa_cli.train import wm as wt
 
     cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
     orig = wt.save_train_state
@@ -105,7 +105,7 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
 
 
 def test_plan_cli(trained, tmp_path, run_cli):
-    from vjepa_cli.wm.envs import Reach2D
+    from vjepa_cli.envs.builtin import Reach2D
 
     env = Reach2D(size=32)
     env.reset(np.random.default_rng(0))

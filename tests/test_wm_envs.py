@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.wm.envs import AGENT, Push2D, Reach2D, make_env
-from vjepa_cli.wm.episodes import (
+from vjepa_cli.envs.builtin import AGENT, Push2D, Reach2D, make_env
+from vjepa_cli.data.episodes import (
     Episode,
     read_episode,
     read_manifest,
@@ -17,8 +17,8 @@ from vjepa_cli.wm.episodes import (
     write_episode,
     write_manifest,
 )
-from vjepa_cli.wm.gym_adapter import GymAdapter, make_gym_env
-from vjepa_cli.wm.images import read_image, read_video, write_png, write_video
+from vjepa_cli.envs.gym import GymAdapter, make_gym_env
+from vjepa_cli.data.images import read_image, read_video, write_png, write_video
 
 
 def test_reach2d_dynamics_clip_and_render():
@@ -176,8 +176,8 @@ def test_gym_adapter_with_fake_env_and_collect(tmp_path, monkeypatch):
     with pytest.raises(VjepaError, match="rgb_array"):
         GymAdapter(bad)
     # `wm collect --env gym:...` goes through the adapter and stops at truncation
-    import vjepa_cli.wm.gym_adapter as ga
-    from vjepa_cli.wm.collect import run_wm_collect
+    import vjepa_cli.envs.gym as ga
+    from vjepa_cli.envs.collect import run_wm_collect
 
     monkeypatch.setattr(ga, "make_gym_env", lambda name, size: GymAdapter(FakeGymEnv(), f"gym:{name}", size))
     res = run_wm_collect("gym:Fake-v0", 2, tmp_path / "eps", steps=50, size=16, policy="random")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.config.wm import WMEncoderConfig
-from vjepa_cli.wm.features import IMAGENET_MEAN, IMAGENET_STD, encode_frames, load_frozen_encoder
+from vjepa_cli.models.frozen import IMAGENET_MEAN, IMAGENET_STD, encode_frames, load_frozen_encoder
 
 TINY = ModelConfig(arch="vit_tiny", embed_dim=32, depth=1, num_heads=2, patch_size=16, tubelet_size=2,
                    num_frames=2, img_size=32)

@@ -7,7 +7,7 @@ import torch
 
 from vjepa_cli.config.wm import WMOptimConfig
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, autoregress, block_causal_mask
-from vjepa_cli.wm.train import rollout_loss, teacher_forcing_loss, wsd_lr
+from vjepa_cli.train.wm import rollout_loss, teacher_forcing_loss, wsd_lr
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vjepa_cli.config.wm import WMPlanConfig
-from vjepa_cli.wm.mpc import Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.mpc import Planner, cem_config, run_mpc_episode, run_policy_episode
 
 
 class PointEnv:

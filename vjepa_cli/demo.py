@@ -112,12 +112,12 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     from vjepa_cli.config.train import PretrainConfig
     from vjepa_cli.data.manifest import read_manifest
     from vjepa_cli.data.synth import generate_synth
-    from vjepa_cli.eval.export import run_export
-    from vjepa_cli.eval.extract import run_extract
-    from vjepa_cli.eval.probe import run_probe
-    from vjepa_cli.eval.surprise import read_pairs, run_surprise, score_pairs
-    from vjepa_cli.eval.viz import run_viz
-    from vjepa_cli.eval.viz_masks import run_viz_masks
+    from vjepa_cli.eval.probe.run import run_probe
+    from vjepa_cli.infer.extract import run_extract
+    from vjepa_cli.infer.surprise import read_pairs, run_surprise, score_pairs
+    from vjepa_cli.infer.viz import run_viz
+    from vjepa_cli.infer.viz_masks import run_viz_masks
+    from vjepa_cli.train.export import run_export
     from vjepa_cli.train.pretrain import run_pretrain
 
     out = Path(out_dir)

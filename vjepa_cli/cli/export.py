@@ -1,4 +1,4 @@
-"""`vjepa export`: a training checkpoint -> a model file (see `vjepa_cli.eval.export`)."""
+"""`vjepa export`: a training checkpoint -> a model file (see `vjepa_cli.train.export`)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    from vjepa_cli.eval.export import run_export
     from vjepa_cli.log import err_console
+    from vjepa_cli.train.export import run_export
 
     res = run_export(checkpoint, output, which=which, with_predictor=with_predictor, dtype=dtype, fmt=fmt,
                      overwrite=overwrite)

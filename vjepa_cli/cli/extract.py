@@ -1,4 +1,4 @@
-"""`vjepa extract`: frozen-encoder features for videos (see `vjepa_cli.eval.extract`)."""
+"""`vjepa extract`: frozen-encoder features for videos (see `vjepa_cli.infer.extract`)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def command(
 ) -> None:
     from vjepa_cli.config.extract import ExtractConfig
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.eval.extract import Listener, run_extract
+    from vjepa_cli.infer.extract import Listener, run_extract
     from vjepa_cli.log import err_console, progress
 
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, views)

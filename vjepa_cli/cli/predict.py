@@ -1,4 +1,4 @@
-"""`vjepa predict`: predicted and actual future features of every window (see `vjepa_cli.eval.predict`)."""
+"""`vjepa predict`: predicted and actual future features of every window (see `vjepa_cli.infer.predict`)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def command(
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.cli._eval_options import surprise_config
-    from vjepa_cli.eval.predict import run_predict
+    from vjepa_cli.infer.predict import run_predict
     from vjepa_cli.log import console, err_console, progress
 
     cfg = surprise_config(frames, frame_step, fps, stride, size, resize, [context or frames // 2],

@@ -1,4 +1,4 @@
-"""`vjepa probe`: attentive probes on frozen features (see `vjepa_cli.eval.probe`)."""
+"""`vjepa probe`: attentive probes on frozen features (see `vjepa_cli.eval.probe.run`)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def command(
     from vjepa_cli.config._load import builtin_recipes, load_recipe
     from vjepa_cli.config.probe import TASKS, ProbeConfig
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.eval.probe import recorded_seed, run_probe
+    from vjepa_cli.eval.probe.run import recorded_seed, run_probe
     from vjepa_cli.log import progress
 
     if task not in TASKS:

@@ -1,4 +1,4 @@
-"""`vjepa surprise`, `vjepa viz`, `vjepa viz-masks` (see `vjepa_cli.eval.surprise` and `vjepa_cli.eval.viz`)."""
+"""`vjepa surprise`, `vjepa viz`, `vjepa viz-masks` (see `vjepa_cli.infer.surprise` and `vjepa_cli.infer.viz`)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def surprise(
     """Per-window surprise (L1 between predicted and actual future features) of videos, and intuitive-physics scores."""
     from vjepa_cli.cli._eval_options import surprise_config
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.eval.surprise import read_pairs, run_surprise, score_pairs
+    from vjepa_cli.infer.surprise import read_pairs, run_surprise, score_pairs
     from vjepa_cli.log import console, err_console, progress
 
     try:
@@ -126,7 +126,7 @@ def viz(
     json_out: JsonOpt = False,
 ) -> None:
     """Colour patch features by their first 3 principal components, beside the frames."""
-    from vjepa_cli.eval.viz import run_viz
+    from vjepa_cli.infer.viz import run_viz
     from vjepa_cli.log import err_console
 
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, 1)
@@ -147,7 +147,7 @@ def viz_masks(
     json_out: JsonOpt = False,
 ) -> None:
     """Draw what a recipe's masks hide: context tokens as they are, targets red, dropped tokens dark."""
-    from vjepa_cli.eval.viz_masks import run_viz_masks
+    from vjepa_cli.infer.viz_masks import run_viz_masks
     from vjepa_cli.log import err_console
 
     res = run_viz_masks(recipe, output, sets or [], video=video, samples=samples, seed=None if seed < 0 else seed)

@@ -17,11 +17,6 @@ ModelReq = Annotated[Path, typer.Option("--model", "-m", help="World-model file 
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
 
 
-def _device(device: str | None) -> str:
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
 
 @app.command(help="Record episodes from a simulated environment (reach2d, push2d, or gym:<id>).",
              epilog="Example:\n\n  vjepa wm collect --env reach2d --episodes 200 -o episodes/reach2d")
@@ -35,8 +30,8 @@ def collect(
     policy: Annotated[str, typer.Option("--policy", help="random (uniform actions) or noisy (scripted expert + noise).")] = "random",
     json_out: JsonOpt = False,
 ) -> None:
+    from vjepa_cli.envs.collect import run_wm_collect
     from vjepa_cli.log import console, progress
-    from vjepa_cli.wm.collect import run_wm_collect
 
     with progress() as bar:
         task = bar.add_task(f"collect {env}", total=episodes, info="")
@@ -62,7 +57,7 @@ def train(
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.log import console, progress
     from vjepa_cli.train.sharding import end_process_group, leave_if_distributed
-    from vjepa_cli.wm.train import run_wm_train
+    from vjepa_cli.train.wm import run_wm_train
 
     cfg = load_recipe(WMConfig, recipe, sets or [])
     out = out or Path("runs") / Path(recipe).stem
@@ -99,10 +94,10 @@ def plan(
 ) -> None:
     from rich.table import Table
 
+    from vjepa_cli.eval.wm import run_wm_plan
     from vjepa_cli.log import console
-    from vjepa_cli.wm.eval import run_wm_plan
 
-    res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=_device(device))
+    res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=device)
     if json_out:
         typer.echo(json.dumps(asdict(res)))
         return
@@ -130,15 +125,15 @@ def eval_(
 ) -> None:
     from rich.table import Table
 
+    from vjepa_cli.eval.wm import run_wm_eval
     from vjepa_cli.io.atomic import write_text_atomic
     from vjepa_cli.log import console, progress
-    from vjepa_cli.wm.eval import run_wm_eval
 
     out = out or Path(model).parent / f"eval-{env}"
     total = episodes * (3 if baselines else 1)
     with progress() as bar:
         task = bar.add_task("eval", total=total, info="")
-        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=_device(device),
+        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device,
                           baselines=baselines, png_path=out / "trajectories.png",
                           on_episode=lambda name, i: bar.update(task, advance=1, info=name))
     record = {"env": res.env, "episodes": res.episodes, "max_steps": res.max_steps, "device": res.device,

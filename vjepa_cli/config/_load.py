@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import json
 import re
 import types
@@ -21,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.runtime import stable_hash
 
 T = TypeVar("T")
 
@@ -286,8 +286,7 @@ def dump_yaml(cfg: Any) -> str:
 
 def config_hash(cfg: Any) -> str:
     """A short stable hash of the resolved config (for provenance)."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    return stable_hash(to_dict(cfg), 12)
 
 
 def all_keys(cls: type) -> list[str]:

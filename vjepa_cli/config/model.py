@@ -93,3 +93,43 @@ class ModelConfig:
         size = self.img_size if size is None else size
         h, w = (size, size) if isinstance(size, int) else size
         return max(1, frames // self.tubelet_size), h // self.patch_size, w // self.patch_size
+
+
+@dataclass(frozen=True)
+class ACPredictorConfig:
+    """Architecture of the action-conditioned predictor."""
+
+    embed_dim: int = 192  # encoder feature width D (input and output)
+    pred_embed_dim: int = 256  # predictor width Dp
+    depth: int = 4  # predictor blocks
+    num_heads: int = 4  # attention heads
+    mlp_ratio: float = 4.0  # MLP hidden = Dp * mlp_ratio
+    action_dim: int = 2  # A
+    state_dim: int = 0  # S (0 = no state tokens)
+    grid: tuple[int, int] = (8, 8)  # patch grid (H', W') of one frame
+    max_frames: int = 16  # longest sequence (learned positions only)
+    pos: Literal["rope", "learned"] = "rope"  # 3D RoPE (V-JEPA 2) or learned per-token embeddings
+    extrinsics_dim: int = 0  # E: inputs of an `extrinsics_encoder` (0 = none; the official 2-AC stores a 6-d one)
+    use_extrinsics: bool = False  # add an extrinsics token after the state (official switch; off when released)
+
+    def __post_init__(self):
+        for name in ("embed_dim", "pred_embed_dim", "depth", "num_heads", "action_dim", "max_frames"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.state_dim < 0 or self.extrinsics_dim < 0 or min(self.grid) < 1:
+            raise ValueError("state_dim and extrinsics_dim must be >= 0 and grid sides >= 1")
+        if self.use_extrinsics and not self.extrinsics_dim:
+            raise ValueError("use_extrinsics needs extrinsics_dim >= 1")
+        if self.pred_embed_dim % self.num_heads:
+            raise ValueError("pred_embed_dim must be divisible by num_heads")
+        if self.pos == "rope" and (self.pred_embed_dim // self.num_heads) // 3 < 2:
+            raise ValueError("RoPE needs a head dim of at least 6 (two per axis)")
+
+    @property
+    def cond_tokens(self) -> int:
+        """Conditioning tokens per step: the action, then the state and extrinsics when used."""
+        return 1 + (self.state_dim > 0) + self.use_extrinsics
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.cond_tokens + self.grid[0] * self.grid[1]

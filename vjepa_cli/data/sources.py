@@ -19,8 +19,7 @@ from pathlib import Path
 
 from vjepa_cli.data.manifest import _read_ours, is_our_header, parse_official_line, read_labels, read_manifest
 from vjepa_cli.errors import VjepaError
-
-VIDEO_EXTS = {".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".ts"}
+from vjepa_cli.runtime import VIDEO_EXTS
 
 
 @dataclass

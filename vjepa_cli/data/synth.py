@@ -11,7 +11,6 @@ the videos form val.csv.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from vjepa_cli.data.encode import write_video
 from vjepa_cli.data.manifest import ManifestRow, write_labels, write_manifest
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
+from vjepa_cli.runtime import stable_hash
 
 FORMAT_VERSION = 3  # bump when the renderers or the encoder settings change (invalidates caches)
 
@@ -171,7 +171,7 @@ def cache_root(cache_dir: str | None = None) -> Path:
 def spec_hash(spec: SynthSpec) -> str:
     d = dataclasses.asdict(spec)
     d.pop("split")
-    return hashlib.sha256(json.dumps([FORMAT_VERSION, d], sort_keys=True).encode()).hexdigest()[:12]
+    return stable_hash([FORMAT_VERSION, d], 12)
 
 
 def ensure_synth(spec: SynthSpec, cache_dir: str | None = None, workers: int = 1,

@@ -24,18 +24,17 @@ from typing import Any
 import torch
 
 from vjepa_cli.config._load import from_dict, to_dict
-from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.hf_layout import hf_to_ours, to_hf_state_dict, write_hf_dir
 from vjepa_cli.io.infer_arch import infer_ac_config, infer_config, is_ac_predictor
 from vjepa_cli.io.tensors import load_tensors, meta_json, read_metadata
-from vjepa_cli.models.ac_predictor import ACPredictorConfig
+from vjepa_cli.runtime import DTYPES
 
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "vjepa-model"
 MODEL_FORMAT_VERSION = "1"
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 _PREFIXES = ("module.", "backbone.", "_orig_mod.")
 
 StateDict = dict[str, torch.Tensor]

@@ -14,9 +14,8 @@ import re
 
 import torch
 
-from vjepa_cli.config.model import ARCHS, ModelConfig
+from vjepa_cli.config.model import ARCHS, ACPredictorConfig, ModelConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.models.ac_predictor import ACPredictorConfig
 
 # Official head counts by width; the released V-JEPA 2 ViT-g (RoPE) has 22 heads, V-JEPA 1's ViT-g 16.
 HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}

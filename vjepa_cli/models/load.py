@@ -23,6 +23,7 @@ from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io import convert as cv
 from vjepa_cli.io.tensors import save_tensors
+from vjepa_cli.runtime import resolve_device, torch_dtype
 
 log = logging.getLogger(__name__)
 MAX_TABLE_ROWS = 20
@@ -39,30 +40,6 @@ class LoadedModel:
     ac_predictor: nn.Module | None = None  # a V-JEPA 2-AC `ACPredictor`, when the file holds one
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None -> cpu; "auto" -> cuda when available, else cpu; anything else as torch understands it."""
-    if device is None:
-        return torch.device("cpu")
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise VjepaError(f"unknown device '{device}': {e}", hint="use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VjepaError(f"device '{device}' asked for, but CUDA is not available", hint="use --device cpu")
-    return dev
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
-    """"fp32"/"bf16"/"fp16" (or float32/bfloat16/float16, or a torch.dtype) -> torch.dtype; None stays None."""
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    aliases = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float": "fp32"}
-    name = aliases.get(str(dtype), str(dtype))
-    if name not in cv.DTYPES:
-        raise VjepaError(f"unknown dtype '{dtype}'", hint="use fp32, bf16 or fp16")
-    return cv.DTYPES[name]
 
 
 def build_models(cfg: ModelConfig, with_predictor: bool = True) -> tuple[nn.Module, nn.Module | None]:
@@ -171,7 +148,7 @@ def load_model(path: str | Path, device: str | torch.device | None = None,
         device: None (cpu), "auto" (cuda when available), or any torch device.
         dtype: None (float32), "fp32"/"bf16"/"fp16" or a torch.dtype.
     """
-    dev, dt = resolve_device(device), resolve_dtype(dtype) or torch.float32
+    dev, dt = resolve_device(device, default="cpu"), torch_dtype(dtype) or torch.float32
     w, cfg, notes = weights_and_config(path)
     for note in notes:
         log.info("%s: %s", path, note)
@@ -197,7 +174,7 @@ def save_model_file(path: str | Path, encoder: nn.Module, predictor: nn.Module |
     from vjepa_cli.models.ac_predictor import ACPredictor
 
     sd = cv.pack(encoder.state_dict(), predictor.state_dict() if predictor is not None else None)
-    sd = cv.cast_floats(sd, resolve_dtype(dtype))
+    sd = cv.cast_floats(sd, torch_dtype(dtype))
     ac_cfg = predictor.cfg if isinstance(predictor, ACPredictor) else None
     return save_tensors(path, sd, cv.model_metadata(cfg, provenance, predictor is not None, ac_config=ac_cfg))
 
@@ -230,7 +207,7 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
     """Convert `src` (any supported layout) to our model file `dst`, checking it against the architecture."""
     src, dst = Path(src), Path(dst)
     step = on_step or (lambda _s: None)
-    torch_dtype = resolve_dtype(dtype)
+    cast_to = torch_dtype(dtype)
     if dst.is_dir():
         raise VjepaError(f"{dst} is a directory", hint="give a file name, e.g. -o model.safetensors")
     if dst.exists() and not overwrite:
@@ -259,7 +236,7 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
     if w.source_format == "vjepa":  # keep the original history
         provenance["previous"] = w.metadata.get("provenance")
     step("writing")
-    sd = cv.cast_floats(cv.pack(w.encoder, w.predictor), torch_dtype)
+    sd = cv.cast_floats(cv.pack(w.encoder, w.predictor), cast_to)
     ac_cfg = w.ac_config if kind == "ac" else None
     save_tensors(dst, sd, cv.model_metadata(cfg, provenance, w.predictor is not None, ac_config=ac_cfg))
     from vjepa_cli.config._load import to_dict

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from vjepa_cli.config.train import OptimConfig
-from vjepa_cli.masks import apply_masks
+from vjepa_cli.data.masks import apply_masks
 from vjepa_cli.train.loss import anti_collapse, jepa_loss, normalize_targets
 
 

@@ -150,9 +150,9 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
         on_start: called once with the run's layout (devices, batches, parameters, start step).
         on_step: called after every optimizer step.
     """
+    from vjepa_cli.data.masks import MaskCollator
     from vjepa_cli.data.sampler import build_pretrain_loader
     from vjepa_cli.data.transforms import normalize_clips
-    from vjepa_cli.masks import MaskCollator
     from vjepa_cli.models import build_encoder, build_predictor
     from vjepa_cli.train.ema import ema_update_, make_target
     from vjepa_cli.train.jepa import JepaModel, build_optimizer, set_hyperparams, target_features

@@ -22,15 +22,15 @@ import torch
 from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.probe import ProbeConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.feature_cache import cache_key, cached_split, encode_split
-from vjepa_cli.eval.probe_tasks import TaskData, load_task
-from vjepa_cli.eval.probe_train import (
+from vjepa_cli.eval.probe.features import cache_key, cached_split, encode_split
+from vjepa_cli.eval.probe.heads import (
     HeadGrid,
     build_head,
     classification_metrics,
     steps_per_epoch,
     train_grid,
 )
+from vjepa_cli.eval.probe.tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
 # progress(phase, advance, total): phase is "generate videos", "encode" or "epochs"; total is set on the first call
@@ -103,7 +103,8 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
             (the `seed` of a `vjepa pretrain` run rebuilds exactly the weights that run started from).
         progress: optional callback, see `ProgressFn`.
     """
-    from vjepa_cli.eval.common import load_eval_model, model_fingerprint, require_model_path, resolve_device
+    from vjepa_cli.infer.model import load_eval_model, model_fingerprint, require_model_path
+    from vjepa_cli.runtime import resolve_device
 
     dev = resolve_device(device)
     model = require_model_path(model)

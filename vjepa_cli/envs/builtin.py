@@ -213,7 +213,7 @@ ENVS = {"reach2d": Reach2D, "push2d": Push2D}
 def make_env(name: str, size: int = 64):
     """A built-in environment by name, or `gym:<id>` through the optional Gymnasium adapter."""
     if name.startswith("gym:"):
-        from vjepa_cli.wm.gym_adapter import make_gym_env
+        from vjepa_cli.envs.gym import make_gym_env
 
         return make_gym_env(name[4:], size=size)
     if name not in ENVS:

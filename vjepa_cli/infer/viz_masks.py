@@ -40,9 +40,9 @@ def demo_clip(frames: int, size: int, seed: int = 0) -> np.ndarray:
 def run_viz_masks(recipe: str | Path, output: str | Path, sets: Sequence[str] = (), video: str | Path | None = None,
                   samples: int = 1, seed: int | None = None) -> dict:
     """Sample `samples` batches of masks from the recipe's generator(s) and draw them (first clip of each)."""
-    from vjepa_cli.eval.viz import draw_masks
+    from vjepa_cli.data.masks import MaskCollator
+    from vjepa_cli.infer.viz import draw_masks
     from vjepa_cli.io.png import write_png
-    from vjepa_cli.masks import MaskCollator
 
     output = Path(output)
     if output.suffix.lower() != ".png":
@@ -72,7 +72,7 @@ def run_viz_masks(recipe: str | Path, output: str | Path, sets: Sequence[str] = 
 
 def _video_clip(video: str | Path, frames: int, size: int) -> np.ndarray:
     from vjepa_cli.config.extract import WindowConfig
-    from vjepa_cli.eval.windows import iter_windows
+    from vjepa_cli.infer.windows import iter_windows
 
     wcfg = WindowConfig(frames=frames, size=size, frame_step=1)
     for w in iter_windows(video, wcfg, size):

@@ -8,7 +8,6 @@ atomically, when its last window is encoded; a video that fails is reported and 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -22,19 +21,18 @@ import torch
 from vjepa_cli import __version__
 from vjepa_cli.config.extract import ExtractConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.common import (
+from vjepa_cli.infer.inputs import VideoJob, collect_videos, plan_outputs
+from vjepa_cli.infer.model import (
     check_window,
     load_eval_model,
     model_record,
     normalize_clips,
     require_model_path,
-    resolve_device,
     to_device_uint8,
-    torch_dtype,
 )
-from vjepa_cli.eval.inputs import VideoJob, collect_videos, plan_outputs
-from vjepa_cli.eval.windows import VideoInfo, Window, num_windows, stream_windows
+from vjepa_cli.infer.windows import VideoInfo, Window, num_windows, stream_windows
 from vjepa_cli.io.tensors import read_metadata, save_tensors
+from vjepa_cli.runtime import resolve_device, stable_hash, torch_dtype
 
 log = logging.getLogger(__name__)
 FORMAT = "vjepa-features/1"
@@ -133,7 +131,7 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
     img_size = int(getattr(model.config, "img_size", 224))
     short, size = cfg.window.crop_for(img_size)
     settings = {"window": cfg.window.__dict__, "pool": cfg.pool, "dtype": cfg.dtype, "model_id": record["model_id"]}
-    settings_id = _hash(settings)
+    settings_id = stable_hash(settings, 16)
     result = ExtractResult()
     listener.videos_planned(len(jobs))
 
@@ -238,8 +236,3 @@ def _windows_in(path: Path) -> int:
     except (VjepaError, ValueError):
         return 0
 
-
-def _hash(obj: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -1,5 +1,5 @@
 """`vjepa surprise`: per-window surprise curves as CSV + PNG, and the intuitive-physics score of a set of
-matched possible/impossible videos (Garrido et al. 2025; metrics in `vjepa_cli.eval.metrics`)."""
+matched possible/impossible videos (Garrido et al. 2025; metrics in `vjepa_cli.infer.metrics`)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from vjepa_cli.config.extract import SurpriseConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.common import resolve_device
-from vjepa_cli.eval.inputs import VideoJob, collect_videos, plan_outputs
-from vjepa_cli.eval.metrics import physics_metrics
-from vjepa_cli.eval.predict import SurpriseCurve, open_model, surprise_curves
+from vjepa_cli.infer.inputs import VideoJob, collect_videos, plan_outputs
+from vjepa_cli.infer.metrics import physics_metrics
+from vjepa_cli.infer.predict import SurpriseCurve, open_model, surprise_curves
 from vjepa_cli.io.atomic import write_text_atomic
+from vjepa_cli.runtime import resolve_device
 
 
 def curve_csv(curve: SurpriseCurve) -> str:

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from vjepa_cli.config.wm import WMConfig
+from vjepa_cli.data.episodes import read_episode, read_manifest, stride_for, window_actions, window_indices
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.wm.episodes import read_episode, read_manifest, stride_for, window_actions, window_indices
-from vjepa_cli.wm.features import FrozenEncoder, cache_features, load_cached, load_frozen_encoder
+from vjepa_cli.models.frozen import FrozenEncoder, cache_features, load_cached, load_frozen_encoder
 
 
 @dataclass
@@ -55,7 +55,7 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
     d = cfg.data
     root = Path(d.episodes) if d.episodes else out_dir / "episodes"
     if not d.episodes and not (root / "manifest.csv").is_file():
-        from vjepa_cli.wm.collect import run_wm_collect
+        from vjepa_cli.envs.collect import run_wm_collect
 
         if on_phase:
             on_phase("collect", d.num_episodes)

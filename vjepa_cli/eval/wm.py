@@ -13,12 +13,13 @@ import torch
 
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.data.images import read_image, tile, write_png
+from vjepa_cli.envs.builtin import ENVS, make_env
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.world_model import WorldModel, load_world_model
 from vjepa_cli.plan.cem import cem_plan
-from vjepa_cli.wm.envs import ENVS, make_env
-from vjepa_cli.wm.images import read_image, tile, write_png
-from vjepa_cli.wm.model import WorldModel, load_world_model
-from vjepa_cli.wm.mpc import EpisodeLog, Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.mpc import EpisodeLog, Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.runtime import resolve_device
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
                          "use " + " or ".join(ENVS))
     if episodes < 1:
         raise VjepaError("--episodes must be >= 1")
-    wm = load_world_model(model_path, device)
+    wm = load_world_model(model_path, resolve_device(device))
     plan = plan_settings(wm, sets)
     trained_on = wm.meta.get("env") or ""
     if trained_on and trained_on != env_name:
@@ -126,7 +127,7 @@ class WMPlanResult:
 def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, sets: list[str] | tuple[str, ...] = (),
                 seed: int = 0, device: str = "cpu") -> WMPlanResult:
     """Plan a sequence of actions from a start image toward a goal image (open loop)."""
-    wm = load_world_model(model_path, device)
+    wm = load_world_model(model_path, resolve_device(device))
     plan = plan_settings(wm, sets)
     s_img, g_img = read_image(start), read_image(goal)
     if s_img.shape != g_img.shape:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.runtime import stable_hash
 
 PREFIX = {"target": "target_encoder.", "context": "encoder."}
 
@@ -78,7 +79,7 @@ def _recipe_hash(meta: dict[str, Any]) -> str | None:
     try:
         return config_hash(from_dict(PretrainConfig, meta["config"]))
     except Exception:  # an older or foreign config: hash the raw record instead
-        return _hash(meta.get("config"))
+        return stable_hash(meta["config"], 12) if meta.get("config") is not None else None
 
 
 def _strict_load(module: torch.nn.Module, sd: dict, what: str, path: Path) -> None:
@@ -137,10 +138,3 @@ def run_export(checkpoint: str | Path, output: str | Path, which: str = "target"
                         sum(p.numel() for p in enc.parameters()))
 
 
-def _hash(obj: Any) -> str | None:
-    import hashlib
-    import json
-
-    if obj is None:
-        return None
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.runtime import VIDEO_EXTS
 
 log = logging.getLogger(__name__)
-VIDEO_EXTS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 IMAGE_EXTS = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 
 
@@ -101,7 +101,7 @@ def load_ssv2(root: Path) -> TaskData:
     classes = [""] * (max(to_idx.values()) + 1)
     for k, v in to_idx.items():
         classes[v] = k
-    index = _index_files([root / "20bn-something-something-v2", root / "videos", root], VIDEO_EXTS)
+    index = _index_files([root / "20bn-something-something-v2", root / "videos", root], tuple(VIDEO_EXTS))
     splits, missing = [], 0
     for names in (["train.json", "something-something-v2-train.json"],
                   ["validation.json", "something-something-v2-validation.json"]):
@@ -137,7 +137,7 @@ def load_kinetics(root: Path) -> TaskData:
         rows_by_split.append(rows)
     classes = sorted({r["label"] for r in rows_by_split[0]})
     to_idx = {c: i for i, c in enumerate(classes)}
-    index = _index_files([root / "train", root / "val", root / "validate", root / "videos"], VIDEO_EXTS)
+    index = _index_files([root / "train", root / "val", root / "validate", root / "videos"], tuple(VIDEO_EXTS))
     splits, missing = [], 0
     for rows in rows_by_split:
         entries = []

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.runtime import VIDEO_EXTS
 
-VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts", ".gif"}
 MANIFEST_EXTS = {".csv", ".txt", ".tsv", ".lst"}
 
 

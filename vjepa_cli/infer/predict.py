@@ -22,15 +22,16 @@ import torch.nn.functional as F
 
 from vjepa_cli.config.extract import SurpriseConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.common import load_eval_model, model_record, normalize_clips, resolve_device, torch_dtype
-from vjepa_cli.eval.inputs import VideoJob
-from vjepa_cli.eval.metrics import peak_ratio
-from vjepa_cli.eval.windows import batched_windows
+from vjepa_cli.infer.inputs import VideoJob
+from vjepa_cli.infer.metrics import peak_ratio
+from vjepa_cli.infer.model import load_eval_model, model_record, normalize_clips
+from vjepa_cli.infer.windows import batched_windows
+from vjepa_cli.runtime import resolve_device, torch_dtype
 
 
 def future_ids(grid: tuple[int, int, int], context_steps: int, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Context ids = every token of the first `context_steps` time steps, targets = the rest: `(B, Kc)`, `(B, Kt)`."""
-    from vjepa_cli.masks import future_masks
+    from vjepa_cli.data.masks import future_masks
 
     if not 1 <= context_steps < grid[0]:
         raise VjepaError(f"a context of {context_steps} time step(s) leaves nothing to predict in a {grid[0]}-step window",
@@ -110,7 +111,7 @@ def surprise_curves(model: Any, jobs: list[VideoJob], cfg: SurpriseConfig, devic
     With `keep`, the predicted and actual features of the first context length are returned too
     (in the second value, per video index: {"predicted", "target", "grid"}).
     """
-    from vjepa_cli.eval.common import check_window
+    from vjepa_cli.infer.model import check_window
 
     check_window(model, cfg.window)
     enc, pred_net, dtype = model.encoder, model.predictor, torch_dtype(cfg.dtype)
@@ -159,7 +160,7 @@ def open_model(model_path: str | Path | None, cfg: SurpriseConfig,
     """The model (with its predictor) and, optionally, another file's encoder for the context
     (e.g. `vjepa export RUN --which context`), which must have the same architecture."""
     from vjepa_cli.config._load import to_dict
-    from vjepa_cli.eval.common import require_model_path
+    from vjepa_cli.infer.model import require_model_path
 
     device = resolve_device(cfg.device)
     path = require_model_path(model_path)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
+from vjepa_cli.envs.builtin import make_env
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.wm.envs import make_env
-from vjepa_cli.wm.episodes import Episode, write_episode, write_manifest
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig
-from vjepa_cli.wm.features import FrozenEncoder, encode_frames
+from vjepa_cli.models.frozen import FrozenEncoder, encode_frames
 
 FORMAT = "vjepa-wm/1"
 

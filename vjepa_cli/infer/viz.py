@@ -75,11 +75,12 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> Path:
 def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_path: str | Path | None = None,
             device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4) -> dict:
     """Encode `video` window by window and write frames | PCA colours as mp4 (every frame) or png (a strip)."""
-    from vjepa_cli.eval.common import check_window, load_eval_model, normalize_clips, resolve_device
-    from vjepa_cli.eval.inputs import VideoJob
-    from vjepa_cli.eval.windows import batched_windows
+    from vjepa_cli.infer.inputs import VideoJob
+    from vjepa_cli.infer.model import check_window, load_eval_model, normalize_clips
+    from vjepa_cli.infer.windows import batched_windows
     from vjepa_cli.io.png import write_png
     from vjepa_cli.plot import image_grid
+    from vjepa_cli.runtime import resolve_device
 
     output = Path(output)
     if output.suffix.lower() not in (".mp4", ".png"):

@@ -7,8 +7,6 @@ cached features, so the encoder never runs in the training loop.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +19,10 @@ import torch.nn.functional as F
 from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.config.wm import WMEncoderConfig
+from vjepa_cli.data.episodes import read_episode
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, save_tensors
-from vjepa_cli.wm.episodes import read_episode
+from vjepa_cli.runtime import stable_hash
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation every V-JEPA encoder was trained with
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,8 +39,7 @@ class FrozenEncoder:
     @property
     def key(self) -> str:
         """Short hash naming the feature cache of this encoder."""
-        blob = json.dumps({"cfg": to_dict(self.config), "src": self.source}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
+        return stable_hash({"cfg": to_dict(self.config), "src": self.source}, 12)
 
     @property
     def grid(self) -> tuple[int, int]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vjepa_cli.envs.builtin import EnvSpec
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.wm.envs import EnvSpec
 
 
 def _resize(frame: np.ndarray, size: int) -> np.ndarray:

@@ -26,11 +26,12 @@ from vjepa_cli.config.wm import WMConfig, WMOptimConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, autoregress
+from vjepa_cli.models.world_model import save_world_model
+from vjepa_cli.runtime import resolve_device
 from vjepa_cli.train.metrics import MetricsWriter
 from vjepa_cli.train.schedules import warmup_stable_decay
-from vjepa_cli.wm.data import WindowSampler, prepare_data
-from vjepa_cli.wm.model import save_world_model
-from vjepa_cli.wm.train_state import load_train_state, save_train_state
+from vjepa_cli.train.wm_data import WindowSampler, prepare_data
+from vjepa_cli.train.wm_state import load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,6 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
     return ACPredictor(pcfg, generator=torch.Generator().manual_seed(cfg.seed))
 
 
-def _device(name: str) -> str:
-    if name:
-        if name.startswith("cuda") and not torch.cuda.is_available():
-            raise VjepaError(f"device {name} requested but CUDA is not available", "use --set device=cpu")
-        return name
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
 
 def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
                  on_phase: Callable[[str, int], None] | None = None,
@@ -99,8 +93,8 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
         raise VjepaError(f"{out_dir} already holds a run", "add --resume to continue it, or choose a new -o")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / "config.yaml", dump_yaml(cfg))
-    device = _device(cfg.device)
-    accel = Accelerator(cpu=device == "cpu", mixed_precision=cfg.optim.mixed_precision)
+    device = resolve_device(cfg.device, hint="use --set device=cpu")
+    accel = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.optim.mixed_precision)
     data = prepare_data(cfg, out_dir, accel.device, on_phase, on_step)
     sampler = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
     predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim)

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 
 from vjepa_cli.errors import VjepaError
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from vjepa_cli.runtime import torch_dtype
 
 NO_MODEL_HINT = (
     "pass --model PATH or set $VJEPA_MODEL; get a model with `vjepa convert <released V-JEPA weights> "
@@ -35,23 +34,6 @@ def require_model_path(path: str | Path | None) -> Path:
     return path
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """cpu, cuda, cuda:N; None picks cuda when available."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise VjepaError(f"unknown device '{device}'", hint="use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VjepaError(f"device '{device}' requested but CUDA is not available", hint="use --device cpu")
-    return dev
-
-
-def torch_dtype(name: str) -> torch.dtype:
-    if name not in DTYPES:
-        raise VjepaError(f"unknown dtype '{name}'", hint="use fp32, bf16 or fp16")
-    return DTYPES[name]
 
 
 def load_eval_model(path: str | Path | None, device: torch.device, dtype: str = "fp32", need_predictor: bool = False):

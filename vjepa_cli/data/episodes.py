@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from vjepa_cli.data.images import read_video, write_png, write_video
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import atomic_path
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
-from vjepa_cli.wm.images import read_video, write_png, write_video
 
 MANIFEST = "manifest.csv"
 MANIFEST_HEADER = ("path", "num_frames", "fps", "width", "height")
@@ -101,7 +101,7 @@ def read_episode(folder: str | Path, frames: bool = True) -> Episode:
         info=info,
     )
     if (folder / "goal.png").is_file() and frames:
-        from vjepa_cli.wm.images import read_image
+        from vjepa_cli.data.images import read_image
 
         ep.goal = read_image(folder / "goal.png")
     try:

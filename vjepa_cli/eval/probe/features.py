@@ -12,8 +12,6 @@ each validation video once; the features are kept as fp16 safetensors keyed by e
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +23,7 @@ from vjepa_cli.config.probe import ProbeConfig
 from vjepa_cli.data.sampling import clip_indices
 from vjepa_cli.data.transforms import eval_views, train_transform
 from vjepa_cli.data.video import VideoReadError, open_video
+from vjepa_cli.runtime import stable_hash
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -145,12 +144,11 @@ def encode_split(encoder: torch.nn.Module, samples: list[tuple[str, int]], cfg: 
 def cache_key(model_id: str, task: str, samples: list[tuple[str, int]], cfg: ProbeConfig, train: bool, draw: int) -> str:
     """Everything that changes the features of a split: model, samples, sampling, layers, seed, draw."""
     d = cfg.data
-    blob = json.dumps({
-        "model": model_id, "task": task, "samples": hashlib.sha256(json.dumps(samples).encode()).hexdigest(),
+    return stable_hash({
+        "model": model_id, "task": task, "samples": stable_hash(samples, 64),
         "frames": d.frames, "step": d.frame_step, "segments": d.segments, "views": d.views, "res": d.resolution,
         "scale": list(d.train_scale), "layers": list(cfg.probe.layers), "seed": cfg.seed, "train": train, "draw": draw,
-    }, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    }, 20)
 
 
 def cached_split(cache_dir: Path | None, key: str, compute: Callable[[], tuple[torch.Tensor, torch.Tensor, list[str]]]

@@ -1,0 +1,1 @@
+"""Environments for world models: built-in simulators, Gymnasium adapters, episode collection."""

@@ -1,0 +1,1 @@
+"""A frozen model applied to media: windowed features, future prediction and surprise, pictures."""
