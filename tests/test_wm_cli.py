@@ -105,7 +105,7 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
 
 
 def test_plan_cli(trained, tmp_path, run_cli):
-    from vjepa_cli.envs.builtin import Reach2D
+    from vjepa_cli.envs.reach2d import Reach2D
 
     env = Reach2D(size=32)
     env.reset(np.random.default_rng(0))

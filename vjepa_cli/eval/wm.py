@@ -14,7 +14,7 @@ import torch
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.data.images import read_image, tile, write_png
-from vjepa_cli.envs.builtin import ENVS, make_env
+from vjepa_cli.envs.registry import ENVS, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.world_model import WorldModel, load_world_model
 from vjepa_cli.plan.cem import cem_plan
