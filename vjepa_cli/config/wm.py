@@ -3,10 +3,10 @@ optimisation, and the planner settings stored with the trained model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
-from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
 
 
 def _tiny_encoder() -> ModelConfig:
@@ -53,7 +53,10 @@ class WMEncoderConfig:
 
 @dataclass(frozen=True)
 class WMPredictorConfig:
-    """Action-conditioned predictor size (input width, grid and action size come from the data/encoder)."""
+    """The training-time choices of the action-conditioned predictor. Its full architecture, an
+    `ACPredictorConfig`, adds what the data and encoder fix (feature width, token grid, action and state
+    size, sequence length) in `ac_config`, the one place where the two meet: each field here is passed on
+    under the same name, so none of them is listed twice."""
 
     pred_embed_dim: int = 192  # predictor width
     depth: int = 4  # blocks
@@ -63,10 +66,16 @@ class WMPredictorConfig:
     use_states: bool = False  # add a state token per frame (needs states in the episodes)
 
     def __post_init__(self):
-        if self.pred_embed_dim < 1 or self.depth < 1 or self.num_heads < 1:
-            raise ValueError("pred_embed_dim, depth and num_heads must be >= 1")
-        if self.pred_embed_dim % self.num_heads:
-            raise ValueError("pred_embed_dim must be divisible by num_heads")
+        # the architecture's own checks, with placeholder data sizes: a bad recipe fails before any work
+        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=0, max_frames=1)
+
+    def ac_config(self, *, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
+                  max_frames: int) -> ACPredictorConfig:
+        """The predictor's architecture for features of width `embed_dim` on a (H', W') `grid`, actions of
+        `action_dim`, states of `state_dim` (used only with `use_states`) and windows up to `max_frames`."""
+        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "use_states"}
+        return ACPredictorConfig(**choices, embed_dim=embed_dim, grid=grid, action_dim=action_dim,
+                                 state_dim=state_dim if self.use_states else 0, max_frames=max_frames)
 
 
 @dataclass(frozen=True)
