@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vjepa_cli.data.images import write_png
+from vjepa_cli.envs.reach2d import Reach2D
 
 TINY = [
     "data.env=reach2d", "data.num_episodes=4", "data.steps=6", "data.size=32", "data.num_frames=3",
@@ -105,8 +106,6 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
 
 
 def test_plan_cli(trained, tmp_path, run_cli):
-    from vjepa_cli.envs.reach2d import Reach2D
-
     env = Reach2D(size=32)
     env.reset(np.random.default_rng(0))
     write_png(tmp_path / "s.png", env.render())
@@ -139,7 +138,9 @@ def test_eval_cli_quick(trained, tmp_path, run_cli):
     wm, rnd, oracle = res["methods"]
     assert wm["plan_ms"] > 0 and rnd["plan_ms"] is None and 0 <= wm["success_rate"] <= 1
     assert oracle["steps"] <= 3 and all(m["steps"] <= 3 for m in res["methods"])
-    assert (tmp_path / "ev" / "trajectories.png").is_file() and (tmp_path / "ev" / "eval.json").is_file()
+    assert (tmp_path / "ev" / "trajectories.png").is_file()
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text()) == res  # the file is what --json printed
+    assert list(res) == ["env", "episodes", "max_steps", "device", "png", "methods"]
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "push2d", "--episodes", "1")
     assert r.code == 1 and "trained on reach2d" in r.err
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "gym:Pendulum-v1", "--episodes", "1")
