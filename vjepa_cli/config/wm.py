@@ -3,10 +3,12 @@ optimisation, and the planner settings stored with the trained model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar, Literal
 
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
+from vjepa_cli.config.plan import CEMConfig
 
 
 def _tiny_encoder() -> ModelConfig:
@@ -118,25 +120,31 @@ class WMOptimConfig:
 
 @dataclass(frozen=True)
 class WMPlanConfig:
-    """CEM/MPC defaults stored with the model (bounds come from the episodes' action bounds)."""
+    """MPC settings stored with the model: the CEM settings, the episode length of `wm eval`, the prior blend.
 
-    horizon: int = 3  # actions per plan
-    samples: int = 128  # CEM samples per iteration
-    topk: int = 16  # CEM elites
-    iterations: int = 5  # CEM iterations
-    momentum_mean: float = 0.1  # weight of the old mean
-    momentum_std: float = 0.1  # weight of the old std
-    energy: Literal["final", "sum"] = "final"  # L1 to the goal at the last step, or summed over the horizon
+    The CEM's action bounds are the episodes' (recorded in the model file), filled in by `cem_for`. Earlier
+    releases spelled the CEM settings flat (`plan: {horizon: 3, samples: 128, ...}`, `--set plan.samples=256`,
+    and so do the model files they wrote): that spelling still reads, as `plan.cem.<key>` (`ALIASES`).
+    """
+
+    ALIASES: ClassVar[dict[str, str]] = {k: f"cem.{k}" for k in (
+        "horizon", "samples", "topk", "iterations", "momentum_mean", "momentum_std", "energy")}
+
+    cem: CEMConfig = field(default_factory=CEMConfig)  # CEM over action sequences (leave low/high unset)
     max_steps: int = 30  # MPC steps per episode in `wm eval`
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
 
     def __post_init__(self):
-        if min(self.horizon, self.samples, self.topk, self.iterations, self.max_steps) < 1:
-            raise ValueError("horizon, samples, topk, iterations and max_steps must be >= 1")
-        if self.topk > self.samples:
-            raise ValueError("topk must be <= samples")
+        if self.cem.low or self.cem.high:
+            raise ValueError("cem.low/high are the action bounds recorded with the episodes; leave them unset")
+        if self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
+
+    def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
+        """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""
+        return replace(self.cem, low=tuple(float(x) for x in low), high=tuple(float(x) for x in high))
 
 
 @dataclass(frozen=True)

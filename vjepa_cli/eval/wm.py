@@ -14,14 +14,14 @@ import numpy as np
 import torch
 
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
-from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.config.wm import WMConfig, WMPlanConfig
 from vjepa_cli.data.images import read_image, tile, write_png
 from vjepa_cli.envs.registry import ENVS, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
-from vjepa_cli.plan.cem import cem_plan
-from vjepa_cli.plan.mpc import EpisodeLog, Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.cem import CEMPlanner
+from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
 from vjepa_cli.runtime import resolve_device
 
 WM_METHOD = "world model (CEM)"  # the planned method's row name; the baselines are "random" and "oracle"
@@ -58,11 +58,11 @@ class WMEvalResult:
 
 
 def plan_settings(wm: WorldModel, sets: list[str] | tuple[str, ...] = ()) -> WMPlanConfig:
-    """The model's stored plan defaults with `plan.<key>=value` overrides."""
+    """The model's stored plan defaults with `plan.<key>=value` overrides (either spelling, see WMPlanConfig)."""
     bad = [s for s in sets if not s.startswith("plan.")]
     if bad:
-        raise VjepaError(f"--set {bad[0]}: only plan.* keys can be set here", "e.g. --set plan.samples=256")
-    data = apply_sets({"plan": to_dict(wm.plan)}, sets)
+        raise VjepaError(f"--set {bad[0]}: only plan.* keys can be set here", "e.g. --set plan.cem.samples=256")
+    data = apply_sets({"plan": to_dict(wm.plan)}, sets, WMConfig)
     return from_dict(WMPlanConfig, data["plan"], "plan settings")
 
 
@@ -81,16 +81,16 @@ def _strip(log: EpisodeLog, cols: int = 8) -> list[np.ndarray]:
 
 def _methods(wm: WorldModel, plan: WMPlanConfig, seed: int, baselines: bool) -> dict[str, Callable[[Any], EpisodeLog]]:
     """Method name -> run one episode on a reset environment: MPC with the world model, then the baselines."""
-    cem = cem_config(plan, wm.action_low, wm.action_high)
+    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
     gen = torch.Generator(device=wm.device).manual_seed(seed)
 
     def encode(frame: np.ndarray) -> torch.Tensor:
         return wm.encode(frame[None])[0]  # (N, D)
 
-    def factory(z_goal: torch.Tensor) -> Planner:
-        return Planner(wm.rollout, z_goal, cem, gen, prior_weight=plan.prior_weight)
+    def mpc(z_goal: torch.Tensor) -> MPC:
+        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight)
 
-    methods = {WM_METHOD: lambda env: run_mpc_episode(env, encode, factory, plan.max_steps)}
+    methods = {WM_METHOD: lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps)}
     if baselines:
         rng = np.random.default_rng(seed + 1)
         low, high = np.asarray(wm.action_low), np.asarray(wm.action_high)
@@ -155,8 +155,8 @@ def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, set
     if s_img.shape != g_img.shape:
         raise VjepaError(f"start and goal images differ in size: {s_img.shape[:2]} vs {g_img.shape[:2]}")
     z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
-    cem = cem_config(plan, wm.action_low, wm.action_high)
+    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
     t0 = time.perf_counter()
-    res = cem_plan(wm.rollout, z[0], z[1], cem, torch.Generator(device=wm.device).manual_seed(seed))
+    res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
     return WMPlanResult(res.actions.cpu().tolist(), list(wm.action_names), res.energy,
                         float((z[0] - z[1]).abs().mean()), res.confidence, time.perf_counter() - t0)
