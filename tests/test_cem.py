@@ -75,7 +75,7 @@ def test_cem_init_mean_prior_and_reproducible():
 
 def test_confidence_reflects_elite_spread():
     flat = lambda z, a: torch.zeros(a.shape[0], a.shape[1], 1)  # noqa: E731  every plan equally good
-    cfg = CEMConfig(horizon=1, samples=8, topk=4, iterations=1)
+    cfg = CEMConfig(low=(-1.0,), high=(1.0,), horizon=1, samples=8, topk=4, iterations=1)
     res = cem_plan(flat, None, torch.zeros(1), cfg, torch.Generator().manual_seed(0))
     assert res.elite_spread == 0.0 and res.confidence == 1.0
 

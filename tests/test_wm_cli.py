@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from vjepa_cli.data.images import write_png
+from vjepa_cli.envs.reach2d import Reach2D
 
 TINY = [
     "data.env=reach2d", "data.num_episodes=4", "data.steps=6", "data.size=32", "data.num_frames=3",
@@ -16,7 +17,7 @@ TINY = [
     "num_frames: 2, img_size: 32}",
     "predictor.pred_embed_dim=24", "predictor.depth=1", "predictor.num_heads=2",
     "optim.steps=4", "optim.batch_size=4", "optim.warmup_steps=1", "optim.anneal_steps=1",
-    "plan.horizon=2", "plan.samples=8", "plan.topk=2", "plan.iterations=2", "plan.max_steps=3",
+    "plan.cem.horizon=2", "plan.cem.samples=8", "plan.cem.topk=2", "plan.cem.iterations=2", "plan.max_steps=3",
     "log_every=1", "checkpoint_every=2",
 ]
 
@@ -105,8 +106,6 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
 
 
 def test_plan_cli(trained, tmp_path, run_cli):
-    from vjepa_cli.envs.builtin import Reach2D
-
     env = Reach2D(size=32)
     env.reset(np.random.default_rng(0))
     write_png(tmp_path / "s.png", env.render())
@@ -129,6 +128,42 @@ def test_plan_cli(trained, tmp_path, run_cli):
     assert r.code == 1 and "only plan.* keys" in r.err
 
 
+def _as_flat_file(src, dst):
+    """A copy of a world-model file whose plan settings use the flat spelling that earlier releases wrote."""
+    from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
+
+    tensors, meta = load_tensors(src)
+    plan = meta_json(meta, "plan")
+    cem = plan.pop("cem")
+    flat = {**{k: cem[k] for k in ("horizon", "samples", "topk", "iterations", "momentum_mean", "momentum_std",
+                                   "energy")}, **plan}
+    wm_config = meta_json(meta, "wm_config")
+    wm_config["plan"] = flat
+    save_tensors(dst, tensors, {**{k: meta_json(meta, k) for k in meta}, "plan": flat, "wm_config": wm_config})
+    return dst
+
+
+def test_model_file_with_flat_plan_settings_plans_identically(trained, tmp_path):
+    from vjepa_cli.eval.wm import run_wm_eval, run_wm_plan
+    from vjepa_cli.models.world_model import load_world_model
+
+    old = _as_flat_file(trained.model_path, tmp_path / "old.safetensors")
+    assert "cem" not in load_world_model(old).meta["plan"]
+    assert load_world_model(old).plan == load_world_model(trained.model_path).plan
+    env = Reach2D(size=32)
+    env.reset(np.random.default_rng(1))
+    write_png(tmp_path / "s.png", env.render())
+    write_png(tmp_path / "g.png", env.goal_image())
+    for sets in ((), ("plan.samples=16",), ("plan.cem.samples=16",)):  # either spelling of an override
+        a = run_wm_plan(old, tmp_path / "s.png", tmp_path / "g.png", sets=sets, seed=3, device="cpu")
+        b = run_wm_plan(trained.model_path, tmp_path / "s.png", tmp_path / "g.png", sets=sets, seed=3, device="cpu")
+        assert a.actions == b.actions and a.energy == b.energy
+    ea = run_wm_eval(old, "reach2d", 2, baselines=False, out_dir=tmp_path / "ea", device="cpu")
+    eb = run_wm_eval(trained.model_path, "reach2d", 2, baselines=False, out_dir=tmp_path / "eb", device="cpu")
+    assert [(r.success_rate, r.final_distance, r.steps) for r in ea.rows] == \
+        [(r.success_rate, r.final_distance, r.steps) for r in eb.rows]
+
+
 def test_eval_cli_quick(trained, tmp_path, run_cli):
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "reach2d", "--episodes", "2",
                 "-o", tmp_path / "ev", "--json")
@@ -139,7 +174,9 @@ def test_eval_cli_quick(trained, tmp_path, run_cli):
     wm, rnd, oracle = res["methods"]
     assert wm["plan_ms"] > 0 and rnd["plan_ms"] is None and 0 <= wm["success_rate"] <= 1
     assert oracle["steps"] <= 3 and all(m["steps"] <= 3 for m in res["methods"])
-    assert (tmp_path / "ev" / "trajectories.png").is_file() and (tmp_path / "ev" / "eval.json").is_file()
+    assert (tmp_path / "ev" / "trajectories.png").is_file()
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text()) == res  # the file is what --json printed
+    assert list(res) == ["env", "episodes", "max_steps", "device", "png", "methods"]
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "push2d", "--episodes", "1")
     assert r.code == 1 and "trained on reach2d" in r.err
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "gym:Pendulum-v1", "--episodes", "1")

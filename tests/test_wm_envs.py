@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vjepa_cli.errors import VjepaError
-from vjepa_cli.envs.builtin import AGENT, Push2D, Reach2D, make_env
 from vjepa_cli.data.episodes import (
     Episode,
     read_episode,
@@ -17,8 +15,13 @@ from vjepa_cli.data.episodes import (
     write_episode,
     write_manifest,
 )
-from vjepa_cli.envs.gym import GymAdapter, make_gym_env
 from vjepa_cli.data.images import read_image, read_video, write_png, write_video
+from vjepa_cli.envs.gym import GymAdapter, make_gym_env
+from vjepa_cli.envs.push2d import Push2D
+from vjepa_cli.envs.reach2d import Reach2D
+from vjepa_cli.envs.registry import ENVS, make_env, register_env
+from vjepa_cli.envs.render import AGENT
+from vjepa_cli.errors import VjepaError
 
 
 def test_reach2d_dynamics_clip_and_render():
@@ -80,10 +83,44 @@ def test_push2d_contact_moves_block_and_oracle_pushes():
 
 
 def test_make_env_errors():
-    with pytest.raises(VjepaError, match="unknown environment"):
+    with pytest.raises(VjepaError, match="unknown environment") as e:
         make_env("cartpole")
+    assert all(name in str(e.value) for name in ENVS) and "gym:<" in str(e.value)  # the hint reads the registry
     with pytest.raises(VjepaError, match="pip install vjepa-cli\\[gym\\]"):
         make_gym_env("Pendulum-v1")  # gymnasium is not a dependency
+
+
+def test_registry_lists_what_is_registered(monkeypatch):
+    from vjepa_cli.envs import registry
+
+    monkeypatch.setattr(registry, "ENVS", dict(ENVS))  # a copy: registrations below vanish after the test
+    register_env("dummy", Push2D)
+    with pytest.raises(VjepaError, match="registered: reach2d, push2d, dummy; or gym:<Gymnasium id>"):
+        make_env("maze")
+    assert isinstance(make_env("dummy", size=16), Push2D)
+    with pytest.raises(ValueError, match="already registered"):
+        register_env("reach2d", Reach2D)
+    with pytest.raises(ValueError, match="gym:"):
+        register_env("gym:Mine-v0", Reach2D)
+
+
+@pytest.mark.parametrize("name", list(ENVS))
+def test_every_registered_env_steps_and_renders(name):
+    env = make_env(name, size=32)
+    assert env.spec.name == name and len(env.spec.action_low) == len(env.spec.action_high) == len(env.spec.action_names)
+    frame = env.reset(np.random.default_rng(0))
+    assert frame.shape == (32, 32, 3) and frame.dtype == np.uint8
+    goal = env.goal_image()
+    assert goal.shape == frame.shape and goal.dtype == np.uint8 and not np.array_equal(goal, frame)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        a = env.oracle_action()
+        assert np.all(a >= np.asarray(env.spec.action_low) - 1e-6) and np.all(a <= np.asarray(env.spec.action_high) + 1e-6)
+        nxt = env.step(rng.uniform(env.spec.action_low, env.spec.action_high))
+        assert nxt.shape == frame.shape and np.array_equal(nxt, env.render())
+    state = env.state()
+    assert state.shape == (len(env.spec.state_names),) and np.isfinite(state).all()
+    assert env.distance() >= 0 and isinstance(env.success(), bool)
 
 
 def test_image_and_video_round_trip(tmp_path):

@@ -1,13 +1,20 @@
-"""MPC loop and policy prior, with a toy point-mass world model whose features are the position."""
+"""MPC loop, policy prior and the planner interface, with a toy point-mass world model whose features are the
+position; the plan settings of world-model recipes and files, in the nested and the old flat spelling."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
-from vjepa_cli.config.wm import WMPlanConfig
-from vjepa_cli.plan.mpc import Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.config import from_dict, load_recipe, to_dict
+from vjepa_cli.config.plan import CEMConfig
+from vjepa_cli.config.wm import WMConfig, WMPlanConfig
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.plan import MPC, CEMPlanner, Planner, PlanResult, cem_plan
+from vjepa_cli.plan.mpc import run_mpc_episode, run_policy_episode
 
 
 class PointEnv:
@@ -44,9 +51,13 @@ def _rollout(z0, actions):  # exact model: (S, H, 2) -> (S, H, 1, 2)
     return (z0 + actions.cumsum(1)).unsqueeze(2)
 
 
-def _cem(**kw):
-    return cem_config(WMPlanConfig(**{"horizon": 2, "samples": 64, "topk": 8, "iterations": 4, **kw}),
-                      (-0.2, -0.2), (0.2, 0.2))
+def _cem(**kw) -> CEMConfig:
+    plan = WMPlanConfig(cem=CEMConfig(**{"horizon": 2, "samples": 64, "topk": 8, "iterations": 4, **kw}))
+    return plan.cem_for((-0.2, -0.2), (0.2, 0.2))
+
+
+def _mpc(cfg: CEMConfig, z_goal, gen, **kw) -> MPC:
+    return MPC(CEMPlanner(_rollout, cfg), z_goal, gen, **kw)
 
 
 @pytest.mark.parametrize("energy,max_steps", [("sum", 7), ("final", 20)])
@@ -54,7 +65,7 @@ def test_mpc_reaches_goal_with_exact_model(energy, max_steps):
     # "sum" rewards being close at every step (greedy first action); "final" only constrains a1 + a2, so the
     # executed first action is one of many optimal splits and MPC may take a detour
     env, gen = PointEnv(), torch.Generator().manual_seed(0)
-    log = run_mpc_episode(env, _encode, lambda zg: Planner(_rollout, zg, _cem(energy=energy), gen), max_steps=max_steps)
+    log = run_mpc_episode(env, _encode, lambda zg: _mpc(_cem(energy=energy), zg, gen), max_steps=max_steps)
     assert log.success
     assert len(log.frames) == log.steps + 1 and len(log.plan_seconds) == log.steps
     assert all(0 < c <= 1 for c in log.confidences)
@@ -67,13 +78,12 @@ def test_policy_prior_blend_and_start():
     z, zg = torch.zeros(1, 2), torch.tensor([[0.8, -0.6]])
     prior = np.array([-0.2, 0.2], np.float32)  # points away from the goal
     # tiny CEM (1 iteration, tiny std): the plan stays at the prior, proving the mean starts from it
-    cfg = _cem(iterations=1)
-    cfg = type(cfg)(**{**cfg.__dict__, "init_std": (1e-4, 1e-4), "momentum_mean": 0.0})
-    a, res, _ = Planner(_rollout, zg, cfg, torch.Generator().manual_seed(0)).act(z, prior)
+    cfg = replace(_cem(iterations=1), init_std=(1e-4, 1e-4), momentum_mean=0.0)
+    a, res, _ = _mpc(cfg, zg, torch.Generator().manual_seed(0)).act(z, prior)
     assert np.allclose(res.actions[0].numpy(), prior, atol=1e-3)
     # a real CEM from the prior: the plan heads to the goal; executed = 0.75 * plan + 0.25 * prior
-    planner = Planner(_rollout, zg, _cem(iterations=6), torch.Generator().manual_seed(0), prior_weight=0.25)
-    a, res, _ = planner.act(z, prior)
+    mpc = _mpc(_cem(iterations=6), zg, torch.Generator().manual_seed(0), prior_weight=0.25)
+    a, res, _ = mpc.act(z, prior)
     plan0 = res.actions[0].numpy()
     assert plan0[0] > 0.1 and plan0[1] < -0.1
     assert np.allclose(a, 0.75 * plan0 + 0.25 * prior, atol=1e-6)
@@ -86,16 +96,79 @@ def test_warm_start_shifts_previous_plan():
         seen.append(actions[0].clone())  # sample 0 is the current mean
         return _rollout(z0, actions)
 
-    planner = Planner(rollout, torch.tensor([[0.8, -0.6]]), _cem(horizon=3, iterations=1), torch.Generator().manual_seed(0))
-    planner.act(torch.zeros(1, 2))
-    prev = planner._prev.clone()
+    mpc = MPC(CEMPlanner(rollout, _cem(horizon=3, iterations=1)), torch.tensor([[0.8, -0.6]]),
+              torch.Generator().manual_seed(0))
+    mpc.act(torch.zeros(1, 2))
+    prev = mpc._prev.clone()
     seen.clear()
-    planner.act(torch.zeros(1, 2))
+    mpc.act(torch.zeros(1, 2))
     assert torch.allclose(seen[0], torch.cat([prev[1:], prev[-1:]]))
+
+
+class StepToward:
+    """A planner that is not CEM: the largest allowed step straight at the goal, repeated over the horizon."""
+
+    low, high = (-0.2, -0.2), (0.2, 0.2)
+
+    def __init__(self):
+        self.calls = []
+
+    def plan(self, z0, z_goal, generator, init_mean=None) -> PlanResult:
+        self.calls.append(init_mean)
+        step = (z_goal - z0).clamp(-0.2, 0.2).view(1, 2)  # (1, A)
+        return PlanResult(actions=step.repeat(2, 1), energy=0.0, confidence=1.0, elite_spread=0.0)
+
+
+def test_mpc_takes_any_planner_through_the_interface():
+    planner: Planner = StepToward()
+    log = run_mpc_episode(PointEnv(), _encode, lambda zg: MPC(planner, zg, torch.Generator()), max_steps=10)
+    assert log.success and log.steps == 4  # as the oracle: 0.8 along x at 0.2 per step
+    assert planner.calls[0] is None and planner.calls[1].shape == (2, 2)  # then warm-started from the last plan
+    # CEM behind the interface is exactly cem_plan
+    cfg, zg = _cem(), torch.tensor([[0.8, -0.6]])
+    a = CEMPlanner(_rollout, cfg).plan(torch.zeros(1, 2), zg, torch.Generator().manual_seed(5))
+    b = cem_plan(_rollout, torch.zeros(1, 2), zg, cfg, torch.Generator().manual_seed(5))
+    assert torch.equal(a.actions, b.actions) and a.energy == b.energy
 
 
 def test_plan_config_validation():
     with pytest.raises(ValueError):
-        WMPlanConfig(topk=500)
+        WMPlanConfig(cem=CEMConfig(topk=500))
     with pytest.raises(ValueError):
         WMPlanConfig(prior_weight=1.5)
+    with pytest.raises(ValueError, match="action bounds recorded"):  # bounds come from the model, not the recipe
+        WMPlanConfig(cem=CEMConfig(low=(-1.0,), high=(1.0,)))
+    with pytest.raises(ValueError, match="no action bounds"):
+        cem_plan(_rollout, torch.zeros(1, 2), torch.zeros(1, 2), WMPlanConfig().cem, torch.Generator())
+
+
+FLAT = {"horizon": 2, "samples": 48, "topk": 6, "iterations": 3, "momentum_mean": 0.2, "momentum_std": 0.3,
+        "energy": "sum", "max_steps": 30, "prior_weight": 0.0}  # `plan` as earlier model files store it
+
+
+def test_flat_plan_spelling_reads_as_nested():
+    nested = {"cem": {k: FLAT[k] for k in FLAT if k not in ("max_steps", "prior_weight")}, "max_steps": 30,
+              "prior_weight": 0.0}
+    old, new = from_dict(WMPlanConfig, FLAT), from_dict(WMPlanConfig, nested)
+    assert old == new and old.cem.samples == 48 and old.cem.energy == "sum"
+    assert from_dict(WMPlanConfig, to_dict(old)) == old  # and what is written now reads back
+    # the CEM a model with these settings plans with is the one the flat settings gave before
+    before = CEMConfig(low=(-0.1, -0.1), high=(0.1, 0.1), horizon=2, samples=48, topk=6, iterations=3,
+                       momentum_mean=0.2, momentum_std=0.3, energy="sum")
+    assert old.cem_for([-0.1, -0.1], [0.1, 0.1]) == before
+    with pytest.raises(VjepaError, match="old spelling of 'cem.samples'"):
+        from_dict(WMPlanConfig, {"samples": 8, "cem": {"samples": 16}})
+
+
+def test_flat_plan_spelling_in_recipes_and_sets(tmp_path):
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("plan: {horizon: 2, samples: 48, topk: 6, iterations: 3, max_steps: 9}\n")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("plan: {cem: {horizon: 2, samples: 48, topk: 6, iterations: 3}, max_steps: 9}\n")
+    a, b = load_recipe(WMConfig, flat), load_recipe(WMConfig, nested)
+    assert a == b and a.plan.cem.samples == 48
+    # a later override wins whichever spelling the recipe and the override use
+    for recipe in (flat, nested):
+        for key in ("plan.samples", "plan.cem.samples"):
+            assert load_recipe(WMConfig, recipe, [f"{key}=64"]).plan.cem.samples == 64
+    assert load_recipe(WMConfig, None, ["plan.iterations=7", "plan.cem.topk=2"]).plan.cem == CEMConfig(iterations=7, topk=2)

@@ -126,21 +126,15 @@ def eval_(
     from rich.table import Table
 
     from vjepa_cli.eval.wm import run_wm_eval
-    from vjepa_cli.io.atomic import write_text_atomic
     from vjepa_cli.log import console, progress
 
-    out = out or Path(model).parent / f"eval-{env}"
     total = episodes * (3 if baselines else 1)
     with progress() as bar:
         task = bar.add_task("eval", total=total, info="")
-        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device,
-                          baselines=baselines, png_path=out / "trajectories.png",
-                          on_episode=lambda name, i: bar.update(task, advance=1, info=name))
-    record = {"env": res.env, "episodes": res.episodes, "max_steps": res.max_steps, "device": res.device,
-              "png": str(res.png) if res.png else None, "methods": [asdict(r) for r in res.rows]}
-    write_text_atomic(out / "eval.json", json.dumps(record, indent=2) + "\n")
+        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device, baselines=baselines,
+                          out_dir=out, on_episode=lambda name, i: bar.update(task, advance=1, info=name))
     if json_out:
-        typer.echo(json.dumps(record))
+        typer.echo(json.dumps(res.record()))
         return
     table = Table("method", "success", "final distance", "steps", "plan ms/action", "confidence",
                   title=f"{res.env}: {res.episodes} episodes, at most {res.max_steps} steps ({res.device})")
@@ -149,4 +143,4 @@ def eval_(
                       "-" if r.plan_ms is None else f"{r.plan_ms:.0f}",
                       "-" if r.confidence is None else f"{r.confidence:.2f}")
     console().print(table)
-    console().print(f"trajectories: {res.png}\nresults: {out / 'eval.json'}")
+    console().print(f"trajectories: {res.png}\nresults: {res.json_path}")

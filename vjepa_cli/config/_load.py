@@ -3,7 +3,8 @@
 Every config section is a frozen dataclass whose fields carry a comment each and whose `__post_init__`
 raises `ValueError` for impossible values. `load_recipe` reads a YAML file, applies the overrides, and
 builds the dataclass, refusing unknown keys (naming the closest valid key) and wrong types (naming the
-expected type). `to_dict` / `dump_yaml` write the resolved config back.
+expected type). Old spellings a class declares in `ALIASES` are read too (see `_fields`). `to_dict` /
+`dump_yaml` write the resolved config back.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import dataclasses
 import difflib
 import json
 import re
-import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 import yaml
 
+from vjepa_cli.config._fields import canonical_key, dataclass_of, is_union, upgrade
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.runtime import stable_hash
 
@@ -32,24 +33,10 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
     for f in dataclasses.fields(cls):
         path = f"{prefix}{f.name}"
         keys.append(path)
-        sub = _dataclass_of(hints[f.name])
+        sub = dataclass_of(hints[f.name])
         if sub is not None:
             keys.extend(_all_keys(sub, path + "."))
     return keys
-
-
-def _dataclass_of(tp: Any) -> type | None:
-    """The dataclass inside `tp` (plain or Optional), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp
-    if _is_union(tp):
-        subs = [a for a in get_args(tp) if dataclasses.is_dataclass(a)]
-        return subs[0] if len(subs) == 1 else None
-    return None
-
-
-def _is_union(tp: Any) -> bool:
-    return get_origin(tp) is Union or isinstance(tp, types.UnionType)
 
 
 def _type_name(tp: Any) -> str:
@@ -57,7 +44,7 @@ def _type_name(tp: Any) -> str:
         return "null"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    if _is_union(tp):
+    if is_union(tp):
         return " or ".join(_type_name(a) for a in get_args(tp))
     origin = get_origin(tp)
     if origin is Literal:
@@ -84,7 +71,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
         if not isinstance(value, dict):
             raise _Bad
         return _build(tp, value, where, key + ".")
-    if _is_union(tp):
+    if is_union(tp):
         for arg in get_args(tp):
             try:
                 return _coerce(value, arg, key, where)
@@ -173,7 +160,7 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
         data = {}
     if not isinstance(data, dict):
         raise VjepaError(f"{where}: the top level must be a mapping of keys to values")
-    return _build(cls, data, where)
+    return _build(cls, upgrade(cls, data, where), where)
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
@@ -191,11 +178,18 @@ def parse_set(item: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_sets(data: dict, sets: typing.Iterable[str]) -> dict:
-    """Return a copy of `data` with every `a.b=c` override applied (creating mappings as needed)."""
+def apply_sets(data: dict, sets: typing.Iterable[str], cls: type | None = None) -> dict:
+    """Return a copy of `data` with every `a.b=c` override applied (creating mappings as needed).
+
+    With the config class `cls`, old spellings (its `ALIASES`) in `data` and in the keys are first moved to
+    their current place, so an override wins over the recipe whichever spelling each uses."""
     out = json.loads(json.dumps(data)) if data else {}
+    if cls is not None:
+        out = upgrade(cls, out, "--set")
     for item in sets:
         parts, value = parse_set(item)
+        if cls is not None:
+            parts = canonical_key(cls, parts)
         node = out
         for part in parts[:-1]:
             nxt = node.get(part)
@@ -257,10 +251,10 @@ def read_yaml(path: str | Path) -> dict:
 def load_recipe(cls: type[T], path: str | Path | None, sets: typing.Iterable[str] = ()) -> T:
     """Load `cls` from a YAML recipe (or defaults when `path` is None) plus `--set` overrides."""
     sets = list(sets)
-    data = read_yaml(path) if path is not None else {}
     where = str(path) if path is not None else "defaults"
+    data = upgrade(cls, read_yaml(path), where) if path is not None else {}
     if sets:
-        data = apply_sets(data, sets)
+        data = apply_sets(data, sets, cls)
         where += " (with --set " + " ".join(sets) + ")"
     return from_dict(cls, data, where)
 

@@ -3,10 +3,12 @@ optimisation, and the planner settings stored with the trained model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import ClassVar, Literal
 
-from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
+from vjepa_cli.config.plan import CEMConfig
 
 
 def _tiny_encoder() -> ModelConfig:
@@ -53,7 +55,10 @@ class WMEncoderConfig:
 
 @dataclass(frozen=True)
 class WMPredictorConfig:
-    """Action-conditioned predictor size (input width, grid and action size come from the data/encoder)."""
+    """The training-time choices of the action-conditioned predictor. Its full architecture, an
+    `ACPredictorConfig`, adds what the data and encoder fix (feature width, token grid, action and state
+    size, sequence length) in `ac_config`, the one place where the two meet: each field here is passed on
+    under the same name, so none of them is listed twice."""
 
     pred_embed_dim: int = 192  # predictor width
     depth: int = 4  # blocks
@@ -63,10 +68,16 @@ class WMPredictorConfig:
     use_states: bool = False  # add a state token per frame (needs states in the episodes)
 
     def __post_init__(self):
-        if self.pred_embed_dim < 1 or self.depth < 1 or self.num_heads < 1:
-            raise ValueError("pred_embed_dim, depth and num_heads must be >= 1")
-        if self.pred_embed_dim % self.num_heads:
-            raise ValueError("pred_embed_dim must be divisible by num_heads")
+        # the architecture's own checks, with placeholder data sizes: a bad recipe fails before any work
+        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=0, max_frames=1)
+
+    def ac_config(self, *, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
+                  max_frames: int) -> ACPredictorConfig:
+        """The predictor's architecture for features of width `embed_dim` on a (H', W') `grid`, actions of
+        `action_dim`, states of `state_dim` (used only with `use_states`) and windows up to `max_frames`."""
+        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "use_states"}
+        return ACPredictorConfig(**choices, embed_dim=embed_dim, grid=grid, action_dim=action_dim,
+                                 state_dim=state_dim if self.use_states else 0, max_frames=max_frames)
 
 
 @dataclass(frozen=True)
@@ -109,25 +120,31 @@ class WMOptimConfig:
 
 @dataclass(frozen=True)
 class WMPlanConfig:
-    """CEM/MPC defaults stored with the model (bounds come from the episodes' action bounds)."""
+    """MPC settings stored with the model: the CEM settings, the episode length of `wm eval`, the prior blend.
 
-    horizon: int = 3  # actions per plan
-    samples: int = 128  # CEM samples per iteration
-    topk: int = 16  # CEM elites
-    iterations: int = 5  # CEM iterations
-    momentum_mean: float = 0.1  # weight of the old mean
-    momentum_std: float = 0.1  # weight of the old std
-    energy: Literal["final", "sum"] = "final"  # L1 to the goal at the last step, or summed over the horizon
+    The CEM's action bounds are the episodes' (recorded in the model file), filled in by `cem_for`. Earlier
+    releases spelled the CEM settings flat (`plan: {horizon: 3, samples: 128, ...}`, `--set plan.samples=256`,
+    and so do the model files they wrote): that spelling still reads, as `plan.cem.<key>` (`ALIASES`).
+    """
+
+    ALIASES: ClassVar[dict[str, str]] = {k: f"cem.{k}" for k in (
+        "horizon", "samples", "topk", "iterations", "momentum_mean", "momentum_std", "energy")}
+
+    cem: CEMConfig = field(default_factory=CEMConfig)  # CEM over action sequences (leave low/high unset)
     max_steps: int = 30  # MPC steps per episode in `wm eval`
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
 
     def __post_init__(self):
-        if min(self.horizon, self.samples, self.topk, self.iterations, self.max_steps) < 1:
-            raise ValueError("horizon, samples, topk, iterations and max_steps must be >= 1")
-        if self.topk > self.samples:
-            raise ValueError("topk must be <= samples")
+        if self.cem.low or self.cem.high:
+            raise ValueError("cem.low/high are the action bounds recorded with the episodes; leave them unset")
+        if self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
+
+    def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
+        """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""
+        return replace(self.cem, low=tuple(float(x) for x in low), high=tuple(float(x) for x in high))
 
 
 @dataclass(frozen=True)

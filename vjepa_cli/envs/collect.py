@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
-from vjepa_cli.envs.builtin import make_env
+from vjepa_cli.envs.registry import make_env
 from vjepa_cli.errors import VjepaError
 
 

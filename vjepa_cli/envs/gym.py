@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vjepa_cli.envs.builtin import EnvSpec
+from vjepa_cli.envs.base import EnvSpec
 from vjepa_cli.errors import VjepaError
 
 

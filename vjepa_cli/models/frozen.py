@@ -1,13 +1,12 @@
-"""Frozen-encoder features of episode frames, computed once per episode and cached on disk.
+"""The frozen encoder of a world model and the features it gives episode frames.
 
 As in V-JEPA 2-AC (Assran et al., 2025, sec. 3.1), every frame is encoded on its own (repeated to the
-tubelet length by the encoder) and the patch tokens are layer-normed; the predictor then trains on the
-cached features, so the encoder never runs in the training loop.
+tubelet length by the encoder) and the patch tokens are layer-normed. Training caches these features on
+disk once per episode (`train/wm_data.py`), so the encoder never runs in the training loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,7 @@ import torch.nn.functional as F
 from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.config.wm import WMEncoderConfig
-from vjepa_cli.data.episodes import read_episode
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.tensors import load_tensors, save_tensors
 from vjepa_cli.runtime import stable_hash
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the normalisation every V-JEPA encoder was trained with
@@ -90,25 +87,3 @@ def encode_frames(enc: FrozenEncoder, frames: np.ndarray, batch_size: int = 64) 
         z = enc.module(x)  # (b, N, D); the encoder repeats a 1-frame clip to its tubelet
         out.append(F.layer_norm(z, (z.shape[-1],)))
     return torch.cat(out).float()
-
-
-def cache_features(enc: FrozenEncoder, episodes: list[Path], cache_dir: Path, batch_size: int = 64,
-                   on_episode: Callable[[int], None] | None = None) -> list[Path]:
-    """Write `cache_dir/<episode>.safetensors` ("features" [T, N, D]) for every episode not cached yet."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for i, ep_dir in enumerate(episodes):
-        path = cache_dir / f"{ep_dir.name}.safetensors"
-        if not path.is_file():
-            ep = read_episode(ep_dir)
-            z = encode_frames(enc, ep.frames, batch_size)  # (T, N, D)
-            save_tensors(path, {"features": z}, {"episode": str(ep_dir), "encoder": enc.key})
-        out.append(path)
-        if on_episode is not None:
-            on_episode(i)
-    return out
-
-
-def load_cached(path: Path) -> torch.Tensor:
-    tensors, _ = load_tensors(path)
-    return tensors["features"]

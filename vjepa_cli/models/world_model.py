@@ -3,7 +3,9 @@
 One safetensors file: `encoder.*` (the frozen encoder the predictor was trained on) and `predictor.*`
 (the action-conditioned predictor), with JSON metadata: `format`, `encoder_config` (a ModelConfig),
 `encoder_source`, `predictor_config` (an ACPredictorConfig), `action_names`, `action_low`, `action_high`,
-`state_names`, `fps`, `stride`, `env`, `plan` (WMPlanConfig defaults), `wm_config` and `step`.
+`state_names`, `fps`, `stride`, `env`, `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
+files written before hold the CEM settings flat, `{horizon, samples, ...}`, which still reads), `wm_config`
+and `step`.
 """
 
 from __future__ import annotations

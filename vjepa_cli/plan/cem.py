@@ -13,79 +13,13 @@ come from the config.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-# rollout_fn(z0, actions [S, H, A]) -> predicted features [S, H, *F] (one entry per horizon step)
-RolloutFn = Callable[[Any, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class CEMConfig:
-    """Cross-entropy method settings. `low`/`high` give the action dimension A and its bounds."""
-
-    low: tuple[float, ...] = (-1.0,)  # per-dimension lower action bound (samples are clipped to it)
-    high: tuple[float, ...] = (1.0,)  # per-dimension upper action bound
-    horizon: int = 3  # actions per planned sequence
-    samples: int = 128  # sequences sampled per iteration
-    topk: int = 16  # elites kept per iteration
-    iterations: int = 6  # CEM iterations
-    momentum_mean: float = 0.1  # weight of the old mean in the update (0 = jump to the elite mean)
-    momentum_std: float = 0.1  # weight of the old std in the update
-    init_std: tuple[float, ...] | None = None  # initial std per dimension (None = half the bound range)
-    min_std: float = 1e-3  # floor on the std, as a fraction of the bound range (keeps exploring)
-    energy: Literal["final", "sum"] = "final"  # L1 on the last predicted frame, or summed over the horizon
-    include_mean: bool = True  # evaluate the current mean as one of the samples each iteration
-    chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
-
-    def __post_init__(self):
-        if len(self.low) == 0 or len(self.low) != len(self.high):
-            raise ValueError("low and high must be non-empty and of equal length")
-        if any(lo >= hi for lo, hi in zip(self.low, self.high, strict=True)):
-            raise ValueError("every low bound must be < its high bound")
-        if self.init_std is not None and (len(self.init_std) != len(self.low) or min(self.init_std) <= 0):
-            raise ValueError("init_std needs one positive value per action dimension")
-        for name in ("horizon", "samples", "topk", "iterations"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.topk > self.samples:
-            raise ValueError("topk must be <= samples")
-        for name in ("momentum_mean", "momentum_std"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1)")
-        if self.min_std < 0 or self.chunk < 0:
-            raise ValueError("min_std and chunk must be >= 0")
-
-    @property
-    def action_dim(self) -> int:
-        return len(self.low)
-
-
-@dataclass
-class PlanResult:
-    """The planned sequence and how sure the planner is about it."""
-
-    actions: torch.Tensor  # (H, A) the final mean, clipped to the bounds; actions[0] is executed in MPC
-    energy: float  # energy of `actions` under the model
-    confidence: float  # 1 / (1 + elite_spread / elite_mean): 1 = elites agree, -> 0 = they disagree
-    elite_spread: float  # std of the last iteration's elite energies
-    history: list[dict[str, float]] = field(default_factory=list)  # per iteration: best, elite mean/std, std
-
-
-def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: str = "final") -> torch.Tensor:
-    """L1 energy of predictions `pred` [S, H, *F] against the goal features `z_goal` [*F] -> [S]."""
-    diff = (pred - z_goal.unsqueeze(0).unsqueeze(0)).abs().flatten(2).mean(-1)  # (S, H)
-    return diff[:, -1] if mode == "final" else diff.sum(1)
-
-
-def _rollout_energy(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, actions: torch.Tensor,
-                    cfg: CEMConfig) -> torch.Tensor:
-    step = cfg.chunk or actions.shape[0]
-    out = [energy_l1(rollout_fn(z0, a), z_goal, cfg.energy) for a in actions.split(step)]
-    return torch.cat(out)  # (S,)
+from vjepa_cli.config.plan import CEMConfig
+from vjepa_cli.plan.base import PlanResult, RolloutFn, rollout_energy
 
 
 @torch.no_grad()
@@ -101,6 +35,8 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         generator: the random source; its device is where samples are drawn.
         init_mean: optional `[H, A]` (or `[A]`, repeated) starting mean, e.g. from a policy prior.
     """
+    if not cfg.low:
+        raise ValueError("CEMConfig has no action bounds: set low and high")
     dev = z_goal.device
     low = torch.tensor(cfg.low, dtype=torch.float32, device=dev)  # (A,)
     high = torch.tensor(cfg.high, dtype=torch.float32, device=dev)
@@ -124,7 +60,7 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         if cfg.include_mean:
             cand[0] = mean
         cand = torch.minimum(torch.maximum(cand, low), high)
-        e = _rollout_energy(rollout_fn, z0, z_goal, cand, cfg)  # (S,)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk)  # (S,)
         elite_e, idx = torch.topk(e, cfg.topk, largest=False)
         elites = cand[idx]  # (K, H, A)
         mean = cfg.momentum_mean * mean + (1 - cfg.momentum_mean) * elites.mean(0)
@@ -133,8 +69,28 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
                         "elite_std": float(elite_e.std(unbiased=False)), "action_std": float(std.mean())})
     plan = torch.minimum(torch.maximum(mean, low), high)
-    energy = float(_rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg)[0])
+    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk)[0])
     spread = float(elite_e.std(unbiased=False))
     scale = float(elite_e.mean().abs())
     conf = 1.0 / (1.0 + spread / scale) if scale > 0 and math.isfinite(spread) else 1.0
     return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
+
+
+@dataclass(frozen=True)
+class CEMPlanner:
+    """`cem_plan` behind the `Planner` interface: a rollout function and the CEM settings, bounds included."""
+
+    rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
+    cfg: CEMConfig  # CEM settings with the action bounds set
+
+    @property
+    def low(self) -> tuple[float, ...]:
+        return self.cfg.low
+
+    @property
+    def high(self) -> tuple[float, ...]:
+        return self.cfg.high
+
+    def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
+             init_mean: torch.Tensor | None = None) -> PlanResult:
+        return cem_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean)

@@ -1,8 +1,9 @@
-"""Model-predictive control with a world model: plan with CEM, execute the first action, observe, re-plan.
+"""Model-predictive control with a world model: plan, execute the first action, observe, re-plan.
 
 As in V-JEPA 2-AC (Assran et al., 2025, sec. 4): the goal is an image, the energy is the L1 distance
-between predicted and goal features. A `PolicyPrior` (e.g. a vision-language-action model) may propose
-an action: the CEM mean starts from it, and the executed action can blend the two.
+between predicted and goal features. Any `Planner` (CEM today) does the search. A `PolicyPrior` (e.g. a
+vision-language-action model) may propose an action: the search starts from it, and the executed action
+can blend the two.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from vjepa_cli.config.wm import WMPlanConfig
-from vjepa_cli.plan.cem import CEMConfig, PlanResult, cem_plan
+from vjepa_cli.plan.base import Planner, PlanResult
 
 
 class PolicyPrior(Protocol):
@@ -24,24 +24,16 @@ class PolicyPrior(Protocol):
     def __call__(self, frame: np.ndarray, goal: np.ndarray) -> np.ndarray: ...
 
 
-def cem_config(plan: WMPlanConfig, low, high) -> CEMConfig:
-    """The CEM settings for a model's plan defaults and action bounds."""
-    return CEMConfig(low=tuple(float(x) for x in low), high=tuple(float(x) for x in high), horizon=plan.horizon,
-                     samples=plan.samples, topk=plan.topk, iterations=plan.iterations,
-                     momentum_mean=plan.momentum_mean, momentum_std=plan.momentum_std, energy=plan.energy)
-
-
 @dataclass
-class Planner:
+class MPC:
     """Plans one action at a time toward fixed goal features, warm-starting from the previous plan."""
 
-    rollout_fn: object  # rollout_fn(z0 [N, D], actions [S, H, A]) -> [S, H, N, D]
+    planner: Planner  # the search (e.g. CEMPlanner); its bounds clip the executed action
     z_goal: torch.Tensor  # (N, D) goal features
-    cem: CEMConfig
-    generator: torch.Generator
+    generator: torch.Generator  # the planner's random source, shared across steps
     prior_weight: float = 0.0  # executed = (1 - w) * plan[0] + w * prior
-    warm_start: bool = True  # start the next CEM mean from this plan shifted by one step
-    _prev: torch.Tensor | None = field(default=None, repr=False)
+    warm_start: bool = True  # start the next search from this plan shifted by one step
+    _prev: torch.Tensor | None = field(default=None, repr=False)  # (H, A) the last plan
 
     def act(self, z: torch.Tensor, prior_action: np.ndarray | None = None) -> tuple[np.ndarray, PlanResult, float]:
         """-> (action to execute [A], the plan, planning seconds)."""
@@ -51,13 +43,13 @@ class Planner:
         elif self.warm_start and self._prev is not None:
             init = torch.cat([self._prev[1:], self._prev[-1:]])  # (H, A) shifted by one step
         t0 = time.perf_counter()
-        res = cem_plan(self.rollout_fn, z, self.z_goal, self.cem, self.generator, init_mean=init)
+        res = self.planner.plan(z, self.z_goal, self.generator, init_mean=init)
         dt = time.perf_counter() - t0
         self._prev = res.actions
         a = res.actions[0].cpu().numpy()
         if prior_action is not None and self.prior_weight > 0:
             a = (1 - self.prior_weight) * a + self.prior_weight * np.asarray(prior_action, dtype=np.float32)
-        return np.clip(a, self.cem.low, self.cem.high).astype(np.float32), res, dt
+        return np.clip(a, self.planner.low, self.planner.high).astype(np.float32), res, dt
 
 
 @dataclass
@@ -73,18 +65,17 @@ class EpisodeLog:
     confidences: list[float] = field(default_factory=list)  # per plan
 
 
-def run_mpc_episode(env, encode, planner_factory, max_steps: int, prior: PolicyPrior | None = None,
-                    rng: np.random.Generator | None = None) -> EpisodeLog:
+def run_mpc_episode(env, encode, mpc_factory, max_steps: int, prior: PolicyPrior | None = None) -> EpisodeLog:
     """Closed loop on an already reset `env`: encode the frame, plan, step, until success or `max_steps`.
 
-    `encode(frame [H, W, 3]) -> [N, D]`; `planner_factory(z_goal) -> Planner`.
+    `encode(frame [H, W, 3]) -> [N, D]`; `mpc_factory(z_goal) -> MPC`.
     """
     frame, goal = env.render(), env.goal_image()
-    planner = planner_factory(encode(goal))
+    mpc = mpc_factory(encode(goal))
     log = EpisodeLog([frame], goal, [env.distance()], env.success(), 0)
     while not log.success and log.steps < max_steps:
         prior_a = prior(frame, goal) if prior is not None else None
-        a, res, dt = planner.act(encode(frame), prior_a)
+        a, res, dt = mpc.act(encode(frame), prior_a)
         frame = env.step(a)
         log.frames.append(frame)
         log.distances.append(env.distance())

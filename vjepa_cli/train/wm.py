@@ -25,7 +25,7 @@ from vjepa_cli.config._load import config_hash, dump_yaml, to_dict
 from vjepa_cli.config.wm import WMConfig, WMOptimConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
-from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, autoregress
+from vjepa_cli.models.ac_predictor import ACPredictor, autoregress
 from vjepa_cli.models.world_model import save_world_model
 from vjepa_cli.runtime import resolve_device
 from vjepa_cli.train.metrics import MetricsWriter
@@ -66,11 +66,9 @@ def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
 
 
 def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int) -> ACPredictor:
-    p = cfg.predictor
-    pcfg = ACPredictorConfig(embed_dim=embed_dim, pred_embed_dim=p.pred_embed_dim, depth=p.depth,
-                             num_heads=p.num_heads, mlp_ratio=p.mlp_ratio, action_dim=action_dim,
-                             state_dim=state_dim if p.use_states else 0, grid=grid,
-                             max_frames=max(16, cfg.data.num_frames), pos=p.pos)
+    """The predictor of the recipe's choices for this data and encoder, drawn with the recipe's seed."""
+    pcfg = cfg.predictor.ac_config(embed_dim=embed_dim, grid=grid, action_dim=action_dim, state_dim=state_dim,
+                                   max_frames=max(16, cfg.data.num_frames))
     return ACPredictor(pcfg, generator=torch.Generator().manual_seed(cfg.seed))
 
 

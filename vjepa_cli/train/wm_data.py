@@ -1,4 +1,7 @@
-"""Training data for the world model: episodes -> cached features -> random fixed-length windows."""
+"""Training data for the world model: episodes -> cached features -> random fixed-length windows.
+
+The frozen encoder's features of every episode are written once to `<cache>/<episode>.safetensors`
+(`features` [T, N, D], the encoder's key in the metadata) and read back for training."""
 
 from __future__ import annotations
 
@@ -12,7 +15,31 @@ import torch
 from vjepa_cli.config.wm import WMConfig
 from vjepa_cli.data.episodes import read_episode, read_manifest, stride_for, window_actions, window_indices
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.models.frozen import FrozenEncoder, cache_features, load_cached, load_frozen_encoder
+from vjepa_cli.io.tensors import load_tensors, save_tensors
+from vjepa_cli.models.frozen import FrozenEncoder, encode_frames, load_frozen_encoder
+
+
+def cache_features(enc: FrozenEncoder, episodes: list[Path], cache_dir: Path, batch_size: int = 64,
+                   on_episode: Callable[[int], None] | None = None) -> list[Path]:
+    """Write `cache_dir/<episode>.safetensors` ("features" [T, N, D]) for every episode not cached yet."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, ep_dir in enumerate(episodes):
+        path = cache_dir / f"{ep_dir.name}.safetensors"
+        if not path.is_file():
+            ep = read_episode(ep_dir)
+            z = encode_frames(enc, ep.frames, batch_size)  # (T, N, D)
+            save_tensors(path, {"features": z}, {"episode": str(ep_dir), "encoder": enc.key})
+        out.append(path)
+        if on_episode is not None:
+            on_episode(i)
+    return out
+
+
+def load_cached(path: Path) -> torch.Tensor:
+    """The cached features [T, N, D] of one episode."""
+    tensors, _ = load_tensors(path)
+    return tensors["features"]
 
 
 @dataclass

@@ -1,0 +1,59 @@
+"""What every planner shares: the interface MPC calls, the result it returns, and the goal energy.
+
+A planner searches action sequences [H, A] within per-dimension bounds whose predicted outcome (a world
+model's rollout) is closest to goal features. CEM is the first (`plan/cem.py`); MPPI or gradient descent
+through the predictor slot in by implementing `Planner` with the same energy and batching (`rollout_energy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import torch
+
+# rollout_fn(z0, actions [S, H, A]) -> predicted features [S, H, *F] (one entry per horizon step)
+RolloutFn = Callable[[Any, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class PlanResult:
+    """The planned sequence and how sure the planner is about it."""
+
+    actions: torch.Tensor  # (H, A) the plan, within the bounds; actions[0] is executed in MPC
+    energy: float  # energy of `actions` under the model
+    confidence: float  # 1 / (1 + elite_spread / elite_mean): 1 = candidates agree, -> 0 = they disagree
+    elite_spread: float  # std of the last iteration's best energies
+    history: list[dict[str, float]] = field(default_factory=list)  # per iteration: best, elite mean/std, std
+
+
+class Planner(Protocol):
+    """Plans `horizon` actions from start features toward goal features, within [low, high]."""
+
+    @property
+    def low(self) -> tuple[float, ...]: ...  # (A,) lower action bounds
+
+    @property
+    def high(self) -> tuple[float, ...]: ...  # (A,) upper action bounds
+
+    def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
+             init_mean: torch.Tensor | None = None) -> PlanResult:
+        """`z0`: the start (passed to the rollout untouched, e.g. features [N, D]); `z_goal`: goal features
+        [*F]; `generator`: the random source; `init_mean`: optional [H, A] or [A] start of the search
+        (a warm start or a policy prior's action)."""
+        ...
+
+
+def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "sum"] = "final") -> torch.Tensor:
+    """L1 energy of predictions `pred` [S, H, *F] against the goal features `z_goal` [*F] -> [S]."""
+    diff = (pred - z_goal.unsqueeze(0).unsqueeze(0)).abs().flatten(2).mean(-1)  # (S, H)
+    return diff[:, -1] if mode == "final" else diff.sum(1)
+
+
+def rollout_energy(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, actions: torch.Tensor,
+                   mode: Literal["final", "sum"] = "final", chunk: int = 0) -> torch.Tensor:
+    """Energy of every candidate in `actions` [S, H, A] -> [S], rolled out `chunk` at a time (0 = all at once)."""
+    step = chunk or actions.shape[0]
+    out = [energy_l1(rollout_fn(z0, a), z_goal, mode) for a in actions.split(step)]
+    return torch.cat(out)  # (S,)
