@@ -8,7 +8,7 @@ configs and the files that record them are unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 # Official sizes (jepa / vjepa2 `vision_transformer.py`): name -> (embed_dim, depth, num_heads, mlp_ratio).
@@ -26,9 +26,9 @@ ARCHS: dict[str, tuple[int, int, int, float]] = {
 # V-JEPA 2.1 levels (0-based blocks whose outputs get their own LayerNorm), as the official encoder fixes them.
 OFFICIAL_LEVELS: dict[int, tuple[int, ...]] = {12: (2, 5, 8, 11), 24: (5, 11, 17, 23), 40: (9, 19, 29, 39),
                                                48: (11, 23, 37, 47)}
-# The fields that only V-JEPA 2.1 models set; at their defaults they are left out of a model file's record.
-V21_FIELDS = ("rope_interleaved", "rope_interp_grid", "pred_rope_interp_grid", "image_embed", "modality_embed",
-              "levels", "pred_levels", "pred_out_dim", "pred_context_head")
+# Options that only V-JEPA 2.1 models set: at their defaults `to_dict` leaves them out, so the records (model-file
+# metadata, checkpoints, config hashes) of V-JEPA 1/2 configs stay as they were, readable by earlier versions.
+V21 = {"omit_default": True, "since": "2.1"}
 
 
 def default_levels(depth: int, n: int = 4) -> tuple[int, ...]:
@@ -71,16 +71,16 @@ class ModelConfig:
     pred_num_heads: int | None = None  # predictor heads (None = encoder's, as in V-JEPA 1; V-JEPA 2 uses 12)
     pred_num_mask_tokens: int = 2  # learned mask tokens, picked by mask_index (V-JEPA 1: one per mask type)
     pred_sort_tokens: bool | None = None  # sort context+target tokens by position (None = True for rope, as V-JEPA 2)
-    # --- V-JEPA 2.1 (all off for V-JEPA 1/2)
-    rope_interleaved: bool = False  # RoPE channel i uses w_(i//2) (2.1); False: V-JEPA 2's tiled w_(i mod S/2)
-    rope_interp_grid: int = 0  # encoder: rescale h, w positions onto 0..g-1 (2.1: 16 = rope_pretrain_grid); 0 = raw
-    pred_rope_interp_grid: int = 0  # the same in the predictor (0 in the 2.1 releases)
-    image_embed: bool = False  # a Conv3d with temporal kernel 1 (`patch_embed_img`) reads T=1 inputs (images)
-    modality_embed: bool = False  # learned image / video vectors added to every token (encoder and predictor)
-    levels: tuple[int, ...] = ()  # blocks whose outputs get their own LayerNorm (`norms_block`); () = one `norm`
-    pred_levels: int = 1  # encoder levels the predictor reads and predicts (2.1 g/G: 4, Linear-GELU-Linear in)
-    pred_out_dim: int | None = None  # width of each predicted level (None = encoder width; 2.1 B/L: 1664)
-    pred_context_head: bool = False  # also predict the context tokens (`predictor_proj_context`)
+    # V-JEPA 2.1 options (all off for V-JEPA 1/2; left out of records while off, see V21):
+    rope_interleaved: bool = field(default=False, metadata=V21)  # RoPE channel i turns by w_(i//2), not w_(i mod S/2)
+    rope_interp_grid: int = field(default=0, metadata=V21)  # map h, w positions onto 0..g-1 (2.1: 16); 0 = raw ids
+    pred_rope_interp_grid: int = field(default=0, metadata=V21)  # the same in the predictor (0 when released)
+    image_embed: bool = field(default=False, metadata=V21)  # `patch_embed_img` (temporal kernel 1) reads T=1 input
+    modality_embed: bool = field(default=False, metadata=V21)  # image / video vectors added to every token
+    levels: tuple[int, ...] = field(default=(), metadata=V21)  # blocks with their own LayerNorm; () = one `norm`
+    pred_levels: int = field(default=1, metadata=V21)  # encoder levels the predictor reads and predicts (g/G: 4)
+    pred_out_dim: int | None = field(default=None, metadata=V21)  # width per predicted level (None = D; B/L: 1664)
+    pred_context_head: bool = field(default=False, metadata=V21)  # also predict the context tokens
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -135,7 +135,7 @@ class ModelConfig:
     @property
     def generation(self) -> str:
         """"1" (sin-cos), "2" (RoPE) or "2.1" (any V-JEPA 2.1 option set): for display."""
-        if any(getattr(self, f.name) != f.default for f in fields(self) if f.name in V21_FIELDS):
+        if any(getattr(self, f.name) != f.default for f in fields(self) if f.metadata.get("since") == "2.1"):
             return "2.1"
         return "2" if self.pos_embed == "rope" else "1"
 
@@ -158,6 +158,8 @@ class ModelConfig:
         h, w = (size, size) if isinstance(size, int) else size
         return max(1, frames // self.tubelet_size), h // self.patch_size, w // self.patch_size
 
+
+V21_FIELDS = tuple(f.name for f in fields(ModelConfig) if f.metadata.get("since") == "2.1")
 
 # The released V-JEPA 2.1 models (file stem -> encoder preset, predictor depth, predictor levels, width of each
 # predicted level; None = the encoder's). B and L predict the 1664-wide features of the ViT-G they are distilled from.
