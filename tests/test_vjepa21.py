@@ -291,3 +291,18 @@ def test_transformers_export_refuses_21(release):
     w = read_weights(release["res"].output)
     with pytest.raises(VjepaError, match="V-JEPA 2.1"):
         to_hf_state_dict(pack(w.encoder, w.predictor), release["model"].config)
+
+
+def test_21_options_are_validated_and_levels_default_to_the_official_blocks():
+    from vjepa_cli.config.model import OFFICIAL_LEVELS, default_levels
+
+    assert {d: default_levels(d) for d in OFFICIAL_LEVELS} == {12: (2, 5, 8, 11), 24: (5, 11, 17, 23),
+                                                               40: (9, 19, 29, 39), 48: (11, 23, 37, 47)}
+    assert default_levels(4) == (0, 1, 2, 3) and default_levels(8) == (1, 3, 5, 7)
+    base = dict(arch="vit_tiny", depth=4, pos_embed="rope")
+    for bad, match in [(dict(levels=(0, 1, 2)), "ending with the last block"), (dict(levels=(2, 1, 3)), "increasing"),
+                       (dict(levels=(0, 1, 2, 3), pred_levels=2), "pred_levels"),
+                       (dict(pos_embed="sincos", rope_interleaved=True), "need pos_embed 'rope'"),
+                       (dict(pred_out_dim=0), "pred_out_dim")]:
+        with pytest.raises(ValueError, match=match):
+            ModelConfig(**{**base, **bad})

@@ -203,7 +203,7 @@ def rope_size_warning(cfg: ModelConfig, *, hf_config: dict | None = None, img_si
     return (f"assumed {cfg.num_frames} frames at {cfg.img_size} px ({origin} size): a RoPE checkpoint does not "
             f"store its input size. The encoder reads any size, but the predictor decodes token ids on the "
             f"{'x'.join(map(str, cfg.grid()))} grid of this size unless given grid=; if the model was trained "
-            f"otherwise, pass {' and '.join(missing)}")
+            f"otherwise, pass {' and '.join(missing)} to `vjepa convert`")
 
 
 def is_ac_predictor(sd: dict | None) -> bool:
