@@ -1,4 +1,4 @@
-"""`vjepa convert`: official V-JEPA / V-JEPA 2 checkpoints or transformers weights -> a vjepa model file."""
+"""`vjepa convert`: official V-JEPA / V-JEPA 2 / 2.1 checkpoints or transformers weights -> a vjepa model file."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import typer
 
 from vjepa_cli.cli._options import DtypeOpt, JsonOpt
 
-HELP = "Convert official V-JEPA / V-JEPA 2 / 2-AC or transformers weights to a vjepa model file."
+HELP = "Convert official V-JEPA / V-JEPA 2 / 2-AC / 2.1 or transformers weights to a vjepa model file."
 EXAMPLES = (
     "Examples:\n\n"
     "  vjepa convert vitl16.pth.tar -o vitl16.safetensors\n\n"
     "  vjepa convert vitg.pt -o vitg.safetensors --dtype bf16 --no-predictor\n\n"
     "  vjepa convert vjepa2-ac-vitg.pt -o vjepa2-ac-vitg.safetensors\n\n"
+    "  vjepa convert vjepa2_1_vitG_384.pt -o vitG-2.1.safetensors\n\n"
     "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json"
 )
 
@@ -35,7 +36,8 @@ def command(
         help="Predictor heads (default: encoder's for V-JEPA 1, 12 for V-JEPA 2, 16 for the 1024-wide 2-AC).")] = None,
     img_size: Annotated[int | None, typer.Option(
         "--img-size", min=1,
-        help="Crop size the model was trained at (default: from pos_embed, or 256 for RoPE); sets a 2-AC predictor's grid.")] = None,
+        help="Crop size the model was trained at (default: from pos_embed; RoPE: 256, 384 for V-JEPA 2.1); "
+             "sets the predictor's default token grid.")] = None,
     num_frames: Annotated[int | None, typer.Option(
         "--num-frames", min=1, help="Frames per clip (default: from pos_embed, or 64 for RoPE).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")] = False,
@@ -57,6 +59,12 @@ def command(
             on_step=on_step,
         )
         bar.update(task, completed=len(steps), info="done")
+    from rich.markup import escape
+
+    from vjepa_cli.log import err_console
+
+    for warning in result.warnings:  # on stderr, so --json output stays one object
+        err_console().print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     _render(result, json_out)
 
 
@@ -82,7 +90,8 @@ def _render(r, json_out: bool) -> None:
         ("source", f"{r.source}  [dim]({r.source_format}"
                    + (f", {r.encoder_key}" if r.encoder_key else "") + ")[/]"),
         ("arch", f"{r.arch}{'' if exact else ' (closest preset)'}: D={c['embed_dim']} depth={c['depth']} heads={c['num_heads']} "
-                 f"mlp={c['mlp_ratio']:.4g} patch={c['patch_size']} tubelet={c['tubelet_size']} {c['pos_embed']}"),
+                 f"mlp={c['mlp_ratio']:.4g} patch={c['patch_size']} tubelet={c['tubelet_size']} {c['pos_embed']}"
+                 + _v21_encoder(c)),
         ("input", f"{c['num_frames']} frames at {c['img_size']}px"),
         ("encoder", f"{r.encoder_params / 1e6:.2f}M params"),
         ("predictor", _predictor_row(r)),
@@ -103,8 +112,26 @@ def _predictor_row(r) -> str:
                 f"depth={a['depth']} heads={a['num_heads']} actions={a['action_dim']} states={a['state_dim']} "
                 f"grid={a['grid'][0]}x{a['grid'][1]}")
     c = r.config
-    return (f"{r.predictor_params / 1e6:.2f}M params: D={c['pred_embed_dim']} depth={c['pred_depth']} "
-            f"heads={c['pred_num_heads']} mask tokens={c['pred_num_mask_tokens']}")
+    row = (f"{r.predictor_params / 1e6:.2f}M params: D={c['pred_embed_dim']} depth={c['pred_depth']} "
+           f"heads={c['pred_num_heads']} mask tokens={c['pred_num_mask_tokens']}")
+    if c.get("levels"):
+        out = c.get("pred_out_dim") or c["embed_dim"]
+        row += (f", reads {c.get('pred_levels', 1)} level(s), predicts {c.get('pred_levels', 1)} x {out}"
+                + (" for targets and context" if c.get("pred_context_head") else ""))
+    return row
+
+
+def _v21_encoder(c: dict) -> str:
+    """The V-JEPA 2.1 part of the arch row ("" for V-JEPA 1/2)."""
+    if not c.get("levels") and not c.get("rope_interleaved"):
+        return ""
+    parts = ["interleaved RoPE" if c.get("rope_interleaved") else "tiled RoPE"]
+    if c.get("rope_interp_grid"):
+        parts.append(f"positions on a {c.get('rope_interp_grid')}-patch grid")
+    parts += [p for p, on in (("image embedder", c.get("image_embed")), ("modality vectors", c.get("modality_embed"))) if on]
+    if c.get("levels"):
+        parts.append(f"{len(c.get('levels'))} levels (blocks {', '.join(map(str, c.get('levels')))})")
+    return "\n[dim]V-JEPA 2.1: " + ", ".join(parts) + "[/]"
 
 
 def register(app: typer.Typer) -> None:

@@ -260,11 +260,13 @@ def load_recipe(cls: type[T], path: str | Path | None, sets: typing.Iterable[str
 
 
 def to_dict(cfg: Any) -> dict:
-    """The config as plain YAML/JSON-able data (tuples become lists)."""
+    """The config as plain YAML/JSON-able data (tuples become lists). A field whose metadata has
+    `omit_default` is left out while it holds its default (an option added later: older records stay the same)."""
 
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):
-            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)
+                    if not (f.metadata.get("omit_default") and getattr(v, f.name) == f.default)}
         if isinstance(v, (list, tuple)):
             return [plain(x) for x in v]
         if isinstance(v, dict):

@@ -3,8 +3,9 @@
 Pure dict/tensor/path code: no modules are built here (that is `vjepa_cli.models.load`).
 
 Layouts (names follow the official code, V-JEPA: Bardes et al. 2024, V-JEPA 2: Assran et al. 2025):
-- official training checkpoints (`.pth.tar` V-JEPA 1, `.pt` V-JEPA 2): a pickled dict with `encoder`,
-  `target_encoder`, `predictor` state dicts whose keys carry `module.` and/or `backbone.` prefixes;
+- official training checkpoints (`.pth.tar` V-JEPA 1, `.pt` V-JEPA 2 / 2.1): a pickled dict with `encoder`,
+  `target_encoder`, `predictor` state dicts whose keys carry `module.` and/or `backbone.` prefixes; the released
+  V-JEPA 2.1 ViT-B/L files hold their encoder under `ema_encoder` instead (Mur-Labadia et al., 2026);
 - `transformers` V-JEPA 2 (`model.safetensors` + `config.json`): separate q/k/v, stacked mask tokens;
 - ours: safetensors with `encoder.<official name>` / `predictor.<official name>` and the architecture
   (`ModelConfig`) and provenance as JSON metadata; a V-JEPA 2-AC (action-conditioned) predictor is marked by
@@ -27,7 +28,8 @@ from vjepa_cli.config._load import from_dict, to_dict
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.hf_layout import hf_to_ours, to_hf_state_dict, write_hf_dir
-from vjepa_cli.io.infer_arch import infer_ac_config, infer_config, is_ac_predictor
+from vjepa_cli.io.infer_arch import infer_ac_config, infer_config, is_ac_predictor, rope_size_warning
+from vjepa_cli.io.infer_v21 import is_v21
 from vjepa_cli.io.tensors import load_tensors, meta_json, read_metadata
 from vjepa_cli.runtime import DTYPES
 
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 MODEL_FORMAT = "vjepa-model"
 MODEL_FORMAT_VERSION = "1"
 _PREFIXES = ("module.", "backbone.", "_orig_mod.")
+OFFICIAL_FORMATS = ("official-v1", "official-v2", "official-v2.1")
+_TARGET_KEYS = ("target_encoder", "ema_encoder")  # the EMA encoder: training checkpoints / released 2.1 B and L
 
 StateDict = dict[str, torch.Tensor]
 
@@ -46,13 +50,14 @@ class Weights:
 
     encoder: StateDict  # official names: patch_embed.proj.weight, blocks.0.attn.qkv.weight, ...
     predictor: StateDict | None  # official names, or None when the source has none (or it was dropped)
-    source_format: str  # "vjepa", "official-v1", "official-v2", "hf", "state-dict"
-    encoder_key: str | None = None  # checkpoint entry the encoder came from ("target_encoder" / "encoder")
+    source_format: str  # "vjepa", "official-v1", "official-v2", "official-v2.1", "hf", "state-dict"
+    encoder_key: str | None = None  # checkpoint entry the encoder came from ("target_encoder" / "ema_encoder" / ...)
     config: ModelConfig | None = None  # stored architecture (our files only)
     hf_config: dict | None = None  # transformers config.json, when there is one
     metadata: dict = field(default_factory=dict)  # decoded metadata of our files
     notes: list[str] = field(default_factory=list)  # assumptions made while reading
     ac_config: ACPredictorConfig | None = None  # stored 2-AC predictor architecture (our files only)
+    warnings: list[str] = field(default_factory=list)  # assumptions the user should check (the CLI shows them)
 
     @property
     def predictor_kind(self) -> str | None:
@@ -83,7 +88,8 @@ def sniff(path: Path) -> str:
 def read_weights(path: str | Path, which: str | None = None, predictor: bool = True) -> Weights:
     """Read weights from our files, official checkpoints, or transformers files/directories (by content).
 
-    `which` picks the encoder of a training checkpoint: "target" (EMA, the default) or "context".
+    `which` picks the encoder of a training checkpoint: "target" (EMA: `target_encoder`, or `ema_encoder` in the
+    released V-JEPA 2.1 B/L files; the default) or "context" (`encoder`).
     `predictor=False` drops the predictor. An action-conditioned (V-JEPA 2-AC) predictor is kept as it is;
     `Weights.predictor_kind` tells it apart.
     """
@@ -100,7 +106,7 @@ def read_weights(path: str | Path, which: str | None = None, predictor: bool = T
     else:
         raise VjepaError(f"{path} is not a model file (neither safetensors nor a torch checkpoint)",
                          hint="expected a vjepa .safetensors, an official .pth.tar/.pt, or a transformers model")
-    if which is not None and w.source_format not in ("official-v1", "official-v2"):
+    if which is not None and w.source_format not in OFFICIAL_FORMATS:
         raise VjepaError(f"--which applies to official training checkpoints only; {path} is '{w.source_format}'")
     if not predictor:
         w.predictor, w.ac_config = None, None
@@ -148,7 +154,7 @@ def _is_state_dict(obj: Any) -> bool:
 
 def _from_pickled(obj: Any, path: Path, which: str | None) -> Weights:
     """A torch-loaded object -> Weights (official checkpoint, or a bare state dict of a known layout)."""
-    if isinstance(obj, dict) and ("encoder" in obj or "target_encoder" in obj):
+    if isinstance(obj, dict) and any(k in obj for k in ("encoder", *_TARGET_KEYS)):
         return official_to_ours(obj, which, path)
     if isinstance(obj, dict) and ("classifier" in obj or "classifiers" in obj):
         raise VjepaError(f"{path} is an attentive-probe checkpoint, not a V-JEPA model")
@@ -161,8 +167,11 @@ def _from_pickled(obj: Any, path: Path, which: str | None) -> Weights:
 
 def official_to_ours(ckpt: dict, which: str | None = None, path: Path | str = "checkpoint") -> Weights:
     """An official training checkpoint dict -> Weights (prefixes stripped; names are already ours)."""
-    key = "encoder" if which == "context" else "target_encoder"
     notes = []
+    if which == "context":
+        key = "encoder"
+    else:  # the EMA encoder, under either name
+        key = next((k for k in _TARGET_KEYS if isinstance(ckpt.get(k), dict)), "target_encoder")
     if key not in ckpt or not isinstance(ckpt[key], dict):
         if which is not None or "encoder" not in ckpt:
             raise VjepaError(f"{path} has no '{key}' entry (entries: {', '.join(map(str, ckpt))})")
@@ -170,7 +179,7 @@ def official_to_ours(ckpt: dict, which: str | None = None, path: Path | str = "c
         notes.append("no 'target_encoder' in the checkpoint: took 'encoder'")
     enc = strip_prefixes(ckpt[key])
     pred = strip_prefixes(ckpt["predictor"]) if isinstance(ckpt.get("predictor"), dict) else None
-    fmt = "official-v1" if "pos_embed" in enc else "official-v2"
+    fmt = "official-v1" if "pos_embed" in enc else "official-v2.1" if is_v21(enc) else "official-v2"
     return Weights(enc, pred or None, fmt, encoder_key=key, notes=notes)
 
 
@@ -280,7 +289,7 @@ def model_metadata(cfg: ModelConfig, provenance: dict, has_predictor: bool,
     """Our model file's metadata; `ac_config` marks the predictor as action-conditioned (V-JEPA 2-AC)."""
     meta = {
         "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
-        "config": json.dumps(to_dict(cfg.resolve()), sort_keys=True),
+        "config": json.dumps(to_dict(cfg.resolve()), sort_keys=True),  # 2.1 options only when set (see to_dict)
         "provenance": json.dumps(provenance, sort_keys=True, default=str),
         "has_predictor": "true" if has_predictor else "false",
     }
@@ -309,7 +318,7 @@ def now_iso() -> str:
 
 __all__ = [
     "DTYPES", "MODEL_FORMAT", "MODEL_FORMAT_VERSION", "Weights", "cast_floats", "hf_to_ours", "infer_ac_config",
-    "infer_config",
+    "infer_config", "rope_size_warning",
     "model_metadata", "now_iso", "official_to_ours", "pack", "read_weights", "sha256_of", "sniff",
     "strip_prefixes", "to_hf_state_dict", "unpack", "write_hf_dir",
 ]

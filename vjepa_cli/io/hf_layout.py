@@ -86,6 +86,9 @@ def to_hf_state_dict(sd: StateDict, cfg: ModelConfig) -> tuple[StateDict, dict]:
     cfg = cfg.resolve()
     if cfg.pos_embed != "rope":
         raise VjepaError("transformers' VJEPA2Model supports RoPE (V-JEPA 2) models only; this one uses sin-cos")
+    if cfg.generation == "2.1":
+        raise VjepaError("transformers has no V-JEPA 2.1 model (its RoPE layout, image embedder and levels differ); "
+                         "keep the vjepa model file")
     enc = {k.removeprefix("encoder."): v for k, v in sd.items() if not k.startswith("predictor.")}
     pred = {k.removeprefix("predictor."): v for k, v in sd.items() if k.startswith("predictor.")}
     out: StateDict = {}

@@ -4,7 +4,9 @@ Widths, depths, patch/tubelet sizes, MLP ratio, predictor sizes and the number o
 from shapes. Head counts are not visible in shapes: they come from a transformers `config.json` when there
 is one, else from the official table for the width. For sin-cos (V-JEPA 1) models the token grid the
 `pos_embed` table was built for is read back from the table itself (its first column per axis is sin(pos)).
-`infer_ac_config` does the same for a V-JEPA 2-AC (action-conditioned) predictor (Assran et al. 2025).
+`infer_ac_config` does the same for a V-JEPA 2-AC (action-conditioned) predictor (Assran et al. 2025); V-JEPA 2.1
+models are recognised from their keys (`infer_v21`). A RoPE checkpoint does not store its input size:
+`rope_size_warning` says which one was assumed and how to override it.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ import torch
 
 from vjepa_cli.config.model import ARCHS, ACPredictorConfig, ModelConfig
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.infer_v21 import (
+    V21_SIZE,
+    is_v21,
+    predictor_embed_out,
+    v21_encoder_fields,
+    v21_predictor_fields,
+)
 
 # Official head counts by width; the released V-JEPA 2 ViT-g (RoPE) has 22 heads, V-JEPA 1's ViT-g 16.
 HEADS_BY_WIDTH = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
-HEADS_BY_WIDTH_ROPE = {**HEADS_BY_WIDTH, 1408: 22}
+HEADS_BY_WIDTH_ROPE = {**HEADS_BY_WIDTH, 1408: 22, 1664: 26}  # 1664: the V-JEPA 2.1 ViT-G
 V2_PRED_HEADS = 12  # V-JEPA 2 predictors use 12 heads whatever the encoder
 AC_KEYS = ("action_encoder.", "state_encoder.", "extrinsics_encoder.")  # what marks a 2-AC predictor
 ROPE_DEFAULTS = (256, 64)  # V-JEPA 2 hub defaults: img_size, num_frames (RoPE itself works at any size)
@@ -118,6 +127,7 @@ def infer_config(
     fc1 = encoder.get("blocks.0.mlp.fc1.weight")
     hidden = int(fc1.shape[0]) if fc1 is not None else 4 * dim
     rope = "pos_embed" not in encoder
+    v21 = v21_encoder_fields(encoder, depth, patch, notes) if is_v21(encoder) else {}
     if float(hf.get("layer_norm_eps", 1e-6)) != 1e-6 or hf.get("hidden_act", "gelu") != "gelu":
         raise VjepaError("config.json asks for layer_norm_eps/hidden_act other than 1e-6/gelu: not supported")
     if float(hf.get("pred_mlp_ratio", 4.0)) != 4.0:
@@ -132,8 +142,9 @@ def infer_config(
         notes.append(f"{heads} heads: the official count for width {dim}")
 
     if rope:
-        img_size = img_size or hf.get("crop_size") or ROPE_DEFAULTS[0]
-        num_frames = num_frames or hf.get("frames_per_clip") or ROPE_DEFAULTS[1]
+        default_size, default_frames = V21_SIZE if v21 else ROPE_DEFAULTS
+        img_size = img_size or hf.get("crop_size") or default_size
+        num_frames = num_frames or hf.get("frames_per_clip") or default_frames
         uniform = True
     else:
         img_size, num_frames, uniform = _sincos_size(encoder, patch, tub, img_size, num_frames, notes)
@@ -144,32 +155,55 @@ def infer_config(
     )
     ratio = _mlp_ratio(dim, hidden, float(hf.get("mlp_ratio", ARCHS[arch][3])))
 
-    default_pred_heads = V2_PRED_HEADS if rope else heads
-    if predictor:
-        pe = predictor.get("predictor_embed.weight")
-        if pe is None:
-            raise VjepaError("the predictor weights have no predictor_embed.weight")
-        pdim, pdepth = int(pe.shape[0]), count_blocks(predictor, "predictor_blocks")
-        n_mask = sum(1 for k in predictor if re.fullmatch(r"mask_tokens\.\d+", k))
-        pheads = pred_num_heads or hf.get("pred_num_attention_heads") or default_pred_heads
-    else:  # no predictor: the predictor fields are placeholders (V-JEPA defaults)
-        pdim, pdepth = hf.get("pred_hidden_size", 384), hf.get("pred_num_hidden_layers", 12)
-        n_mask = hf.get("pred_num_mask_tokens", 10 if rope else 2)
-        pheads = pred_num_heads or hf.get("pred_num_attention_heads") or default_pred_heads
-        if pdim % pheads:
-            pheads = V2_PRED_HEADS
+    pred = _predictor_fields(predictor, hf, dim, rope=rope, default_heads=V2_PRED_HEADS if rope else heads,
+                             pred_num_heads=pred_num_heads, v21=v21)
     try:
         cfg = ModelConfig(
             arch=arch, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=ratio, in_chans=chans,
             patch_size=patch, tubelet_size=max(tub, 1) if pw.ndim == 5 else 2, num_frames=num_frames,
             img_size=img_size, pos_embed="rope" if rope else "sincos", uniform_power=uniform,
             qkv_bias="blocks.0.attn.qkv.bias" in encoder or bool(hf.get("qkv_bias", depth == 0)),
-            pred_embed_dim=pdim, pred_depth=pdepth, pred_num_heads=pheads, pred_num_mask_tokens=max(n_mask, 1),
+            **pred, **v21,
         ).resolve()
     except ValueError as e:
         raise VjepaError(f"the inferred architecture is invalid: {e}",
                          hint="pass --num-heads / --pred-num-heads / --img-size / --num-frames") from None
     return cfg, notes
+
+
+def _predictor_fields(predictor: dict | None, hf: dict, dim: int, *, rope: bool, default_heads: int,
+                      pred_num_heads: int | None, v21: dict) -> dict:
+    """The predictor's ModelConfig fields from its weights (placeholders, V-JEPA defaults, without a predictor).
+    For a V-JEPA 2.1 encoder (`v21` non-empty) the 2.1 predictor fields are read too."""
+    heads = pred_num_heads or hf.get("pred_num_attention_heads") or default_heads
+    if not predictor:
+        pdim = hf.get("pred_hidden_size", 384)
+        return dict(pred_embed_dim=pdim, pred_depth=hf.get("pred_num_hidden_layers", 12),
+                    pred_num_heads=heads if pdim % heads == 0 else V2_PRED_HEADS,
+                    pred_num_mask_tokens=hf.get("pred_num_mask_tokens", 8 if v21 else 10 if rope else 2))
+    pe = predictor_embed_out(predictor)
+    if pe is None:
+        raise VjepaError("the predictor weights have no predictor_embed.weight")
+    n_mask = sum(1 for k in predictor if re.fullmatch(r"mask_tokens\.\d+", k))
+    fields = dict(pred_embed_dim=int(pe.shape[0]), pred_depth=count_blocks(predictor, "predictor_blocks"),
+                  pred_num_heads=heads, pred_num_mask_tokens=max(n_mask, 1))
+    return {**fields, **(v21_predictor_fields(predictor, dim) if v21 else {})}
+
+
+def rope_size_warning(cfg: ModelConfig, *, hf_config: dict | None = None, img_size: int | None = None,
+                      num_frames: int | None = None) -> str | None:
+    """What `infer_config` assumed about the input size of a RoPE model when neither the caller nor a
+    transformers config.json gave it (the weights do not show it), and how to override it; None otherwise."""
+    hf = hf_config or {}
+    missing = [flag for flag, given in (("--img-size", img_size or hf.get("crop_size")),
+                                        ("--num-frames", num_frames or hf.get("frames_per_clip"))) if not given]
+    if cfg.pos_embed != "rope" or not missing:
+        return None
+    origin = "the V-JEPA 2.1 hub's" if cfg.generation == "2.1" else "the V-JEPA 2 hub's"
+    return (f"assumed {cfg.num_frames} frames at {cfg.img_size} px ({origin} size): a RoPE checkpoint does not "
+            f"store its input size. The encoder reads any size, but the predictor decodes token ids on the "
+            f"{'x'.join(map(str, cfg.grid()))} grid of this size unless given grid=; if the model was trained "
+            f"otherwise, pass {' and '.join(missing)} to `vjepa convert`")
 
 
 def is_ac_predictor(sd: dict | None) -> bool:

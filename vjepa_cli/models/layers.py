@@ -237,6 +237,13 @@ def init_weights(module: nn.Module, std: float = 0.02, generator: torch.Generato
 
 
 @torch.no_grad()
+def init_modality(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """V-JEPA 2.1 modality vectors (`img_mod_embed`, `video_mod_embed`) drawn N(0, 1e-6^2), as upstream."""
+    for p in (module.img_mod_embed, module.video_mod_embed):
+        nn.init.normal_(p, std=1e-6, generator=generator)
+
+
+@torch.no_grad()
 def rescale_blocks(blocks, first_layer: int = 1) -> None:
     """`_rescale_blocks`: divide attn.proj and mlp.fc2 weights of block l (1-based) by sqrt(2 l)."""
     for layer_id, blk in enumerate(blocks, first_layer):

@@ -120,7 +120,9 @@ def load_strict(module: nn.Module, sd: dict, what: str, source: str, assign: boo
 
 def weights_and_config(path: str | Path, which: str | None = None, predictor: bool = True,
                        **overrides) -> tuple[cv.Weights, ModelConfig, list[str]]:
-    """Read any supported file and work out its architecture (stored for ours, inferred otherwise)."""
+    """Read any supported file and work out its architecture (stored for ours, inferred otherwise).
+
+    An input size that had to be assumed (RoPE checkpoints do not store it) is added to `Weights.warnings`."""
     w = cv.read_weights(path, which=which, predictor=predictor)
     if w.config is not None:
         cfg, notes = w.config, []
@@ -136,6 +138,9 @@ def weights_and_config(path: str | Path, which: str | None = None, predictor: bo
         notes += ac_notes
     else:
         cfg, notes = cv.infer_config(w.encoder, w.predictor, hf_config=w.hf_config, **overrides)
+    if w.config is None and (warning := cv.rope_size_warning(
+            cfg, hf_config=w.hf_config, img_size=overrides.get("img_size"), num_frames=overrides.get("num_frames"))):
+        w.warnings.append(warning)
     return w, cfg, w.notes + notes
 
 
@@ -152,6 +157,8 @@ def load_model(path: str | Path, device: str | torch.device | None = None,
     w, cfg, notes = weights_and_config(path)
     for note in notes:
         log.info("%s: %s", path, note)
+    for warning in w.warnings:
+        log.warning("%s: %s", path, warning)
     kind = w.predictor_kind
     enc, pred, empty = build_empty(cfg, kind == "mask")
     load_strict(enc, w.encoder, "encoder", str(path), assign=empty)
@@ -198,6 +205,7 @@ class ConvertResult:
     notes: list[str]
     predictor_kind: str | None = None  # "mask" (JEPA), "ac" (V-JEPA 2-AC) or None (no predictor)
     ac_config: dict | None = None  # the ACPredictorConfig as a dict, for an action-conditioned predictor
+    warnings: list[str] = field(default_factory=list)  # assumptions to check (e.g. the input size of a RoPE model)
 
 
 def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, predictor: bool = True,
@@ -231,7 +239,7 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
     sha = cv.sha256_of(src)
     provenance = {
         "source": str(src.resolve()), "source_format": w.source_format, "encoder": w.encoder_key,
-        "source_sha256": sha, "date": cv.now_iso(), "vjepa_version": __version__, "notes": notes,
+        "source_sha256": sha, "date": cv.now_iso(), "vjepa_version": __version__, "notes": notes + w.warnings,
     }
     if w.source_format == "vjepa":  # keep the original history
         provenance["previous"] = w.metadata.get("provenance")
@@ -247,5 +255,5 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
         encoder_params=sum(v.numel() for k, v in w.encoder.items() if k != "pos_embed"),
         predictor_params=sum(v.numel() for k, v in (w.predictor or {}).items() if "pos_embed" not in k),
         num_tensors=len(sd), dtype=str(dtype), sha256=sha, notes=notes, predictor_kind=kind,
-        ac_config=None if ac_cfg is None else to_dict(ac_cfg),
+        ac_config=None if ac_cfg is None else to_dict(ac_cfg), warnings=list(w.warnings),
     )

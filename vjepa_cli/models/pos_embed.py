@@ -6,6 +6,9 @@
 - RoPE: Su et al., "RoFormer" (2021), in the 3D form of V-JEPA 2 (Assran et al., 2025). The released
   weights use *tiled* frequencies (`[f_0..f_{k-1}, f_0..f_{k-1}]`) with an *adjacent-pair* partner
   `(x0, x1) -> (-x1, x0)`; that mismatch is reproduced on purpose, or the checkpoints would not work.
+  V-JEPA 2.1 (Mur-Labadia et al., 2026) uses the *interleaved* layout (`[f_0, f_0, f_1, f_1, ...]`: each adjacent
+  pair is rotated by one angle, the textbook RoPE) and may rescale the spatial positions onto the 16-patch
+  pretraining grid (`h * (g - 1) / (H' - 1)`, the official `interpolate_rope`).
 
 Token ids are t-major: `id = t * H' * W' + h * W' + w`.
 """
@@ -69,6 +72,22 @@ def ids_to_positions(ids: Tensor, grid: tuple[int, int, int]) -> Tensor:
     return torch.stack([t_ids, h_ids, rem - h_ids * w], dim=-1)
 
 
+def rope_positions(ids: Tensor, grid: tuple[int, int, int], interp_grid: int = 0) -> Tensor:
+    """Token ids (...,) -> float32 (t, h, w) RoPE positions (..., 3) for a (T', H', W') grid.
+
+    With `interp_grid` g > 0 the spatial positions are stretched onto 0..g-1 (V-JEPA 2.1 `interpolate_rope`):
+    `h * (g - 1) / (H' - 1)`, in that order and in fp32 as upstream; t is never scaled.
+    """
+    pos = ids_to_positions(ids, grid).to(torch.float32)
+    if not interp_grid:
+        return pos
+    _, h, w = grid
+    if h < 2 or w < 2:
+        raise ValueError(f"interpolated RoPE needs at least 2 patches per side, got a {h} x {w} token grid")
+    t_pos, h_pos, w_pos = pos.unbind(-1)
+    return torch.stack([t_pos, h_pos * (interp_grid - 1) / (h - 1), w_pos * (interp_grid - 1) / (w - 1)], dim=-1)
+
+
 def grid_positions(grid: tuple[int, int, int], device: torch.device | str | None = None) -> Tensor:
     """(t, h, w) positions of every token of a full grid, in id order -> (N, 3)."""
     n = grid[0] * grid[1] * grid[2]
@@ -91,11 +110,13 @@ class RopeTable(NamedTuple):
     sin: Tensor
 
     @classmethod
-    def build(cls, positions: Tensor, head_dim: int, dtype: torch.dtype | None = None) -> RopeTable:
+    def build(cls, positions: Tensor, head_dim: int, dtype: torch.dtype | None = None,
+              interleaved: bool = False) -> RopeTable:
         """Tables for `positions` (N, 3) or (B, N, 3) holding (t, h, w), integers or floats.
 
-        A token that should be rotated on time only (e.g. an action token) gets h = w = 0: position 0 leaves
-        those channels unchanged, which is the official action-token rotation.
+        `interleaved=False` is V-JEPA 2's tiled frequency layout (channel i of an axis uses f_(i mod d/2)),
+        `True` V-JEPA 2.1's (channel i uses f_(i // 2)). A token that should be rotated on time only (e.g. an
+        action token) gets h = w = 0: position 0 leaves those channels unchanged (the official action rotation).
         """
         d = rope_axis_dim(head_dim)
         if positions.dim() == 2:
@@ -105,7 +126,10 @@ class RopeTable(NamedTuple):
         # Same fp32 arithmetic as the official code (omega /= k; 1 / 10000**omega), so angles match bit for bit.
         omega = 1.0 / 10000 ** (torch.arange(k, dtype=torch.float32, device=positions.device) / (d / 2.0))
         freq = positions.to(torch.float32).unsqueeze(-1) * omega  # (B, N, 3, k)
-        freq = freq.repeat(1, 1, 1, 2).reshape(b, n, 3 * d)  # tiled per axis: [f0..fk-1, f0..fk-1] (the quirk)
+        if interleaved:  # per axis [f0, f0, f1, f1, ...]: pair j turns by f_j (2.1)
+            freq = freq.repeat_interleave(2, dim=-1).reshape(b, n, 3 * d)
+        else:  # tiled per axis: [f0..fk-1, f0..fk-1] (V-JEPA 2's quirk)
+            freq = freq.repeat(1, 1, 1, 2).reshape(b, n, 3 * d)
         cos, sin = freq.cos(), freq.sin()
         rest = head_dim - 3 * d
         if rest:
@@ -117,9 +141,10 @@ class RopeTable(NamedTuple):
         return cls(cos, sin)
 
     @classmethod
-    def from_ids(cls, ids: Tensor, grid: tuple[int, int, int], head_dim: int, dtype: torch.dtype | None = None):
-        """Tables for token ids (N,) or (B, N) of a (T', H', W') grid."""
-        return cls.build(ids_to_positions(ids, grid), head_dim, dtype)
+    def from_ids(cls, ids: Tensor, grid: tuple[int, int, int], head_dim: int, dtype: torch.dtype | None = None,
+                 interleaved: bool = False, interp_grid: int = 0) -> RopeTable:
+        """Tables for token ids (N,) or (B, N) of a (T', H', W') grid (see `rope_positions`, `build`)."""
+        return cls.build(rope_positions(ids, grid, interp_grid), head_dim, dtype, interleaved)
 
     def apply(self, x: Tensor) -> Tensor:
         """Rotate x (..., N, head_dim), e.g. q or k as (B, heads, N, hd), in the tables' dtype (fp32 unless asked

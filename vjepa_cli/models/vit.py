@@ -2,8 +2,10 @@
 
 V-JEPA: Bardes et al., "Revisiting Feature Prediction for Learning Visual Representations from Video" (2024);
 V-JEPA 2: Assran et al., "V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction and Planning"
-(2025). State-dict names match the official checkpoints (`patch_embed.proj`, `pos_embed`, `blocks.{i}.*`,
-`norm`), so converted weights load with `strict=True`.
+(2025); V-JEPA 2.1: Mur-Labadia et al., "V-JEPA 2.1: Unlocking Dense Features in Video Self-Supervised Learning"
+(2026). State-dict names match the official checkpoints (`patch_embed.proj`, `pos_embed`, `blocks.{i}.*`, `norm`;
+2.1: `patch_embed_img.proj`, `img_mod_embed`, `video_mod_embed`, `norms_block.{k}`), so converted weights load
+with `strict=True`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import torch
 from torch import Tensor, nn
 
 from vjepa_cli.config.model import ModelConfig
-from vjepa_cli.models.layers import LN_EPS, Block, PatchEmbed3D, init_weights, rescale_blocks, run_blocks
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.layers import (
+    LN_EPS,
+    Block,
+    PatchEmbed3D,
+    init_modality,
+    init_weights,
+    rescale_blocks,
+    run_blocks,
+)
 from vjepa_cli.models.pos_embed import RopeTable, interpolate_sincos, sincos_3d
 
 
@@ -42,10 +53,11 @@ def apply_masks(x: Tensor, masks: list[Tensor]) -> Tensor:
 class VisionTransformer(nn.Module):
     """Video ViT encoder built from a `ModelConfig`.
 
-    Input is float (B, C, T, H, W) normalised pixels, or an image (B, C, H, W) / a clip with T=1, which is
-    repeated to the tubelet length. The token grid (T', H', W') is read from the input, so other resolutions,
-    non-square frames and other clip lengths work: sin-cos tables are resampled trilinearly, RoPE angles come
-    from the token positions.
+    Input is float (B, C, T, H, W) normalised pixels, or an image (B, C, H, W) / a clip with T=1. A V-JEPA 2.1
+    encoder (`cfg.image_embed`) reads T=1 through its image embedder (one token per patch, T'=1); otherwise the
+    frame is repeated to the tubelet length. The token grid (T', H', W') is read from the input, so other
+    resolutions, non-square frames and other clip lengths work: sin-cos tables are resampled trilinearly, RoPE
+    angles come from the token positions.
     """
 
     def __init__(self, cfg: ModelConfig, generator: torch.Generator | None = None):
@@ -55,24 +67,39 @@ class VisionTransformer(nn.Module):
         self.embed_dim, self.num_heads = dim, heads
         self.patch_size, self.tubelet_size = cfg.patch_size, cfg.tubelet_size
         self.use_rope = cfg.pos_embed == "rope"
+        self.levels = tuple(cfg.levels)  # V-JEPA 2.1 hierarchical levels (block indices), () for V-JEPA 1/2
         self.patch_embed = PatchEmbed3D(cfg.in_chans, dim, cfg.patch_size, cfg.tubelet_size)
+        self.patch_embed_img = PatchEmbed3D(cfg.in_chans, dim, cfg.patch_size, 1) if cfg.image_embed else None
+        if cfg.modality_embed:  # added to every token right after the patch embedding
+            self.img_mod_embed = nn.Parameter(torch.zeros(1, 1, dim))
+            self.video_mod_embed = nn.Parameter(torch.zeros(1, 1, dim))
         self.grid = cfg.grid()  # the grid the sin-cos table is built for
         if not self.use_rope:
             table = sincos_3d(dim, self.grid, cfg.uniform_power).unsqueeze(0)  # (1, N, D)
             self.register_buffer("pos_embed", table, persistent=True)
-        rates = torch.linspace(0, cfg.drop_path_rate, depth).tolist()
+        rates = torch.linspace(0, cfg.drop_path_rate, depth, device="cpu").tolist()  # cpu: works under a meta device
         self.blocks = nn.ModuleList(
             Block(dim, heads, mlp_ratio, cfg.qkv_bias, drop_path=rates[i], use_rope=self.use_rope)
             for i in range(depth)
         )
-        self.norm = nn.LayerNorm(dim, eps=LN_EPS)
+        if self.levels:  # one LayerNorm per level; the last one is the final norm
+            self.norms_block = nn.ModuleList(nn.LayerNorm(dim, eps=LN_EPS) for _ in self.levels)
+        else:
+            self.norm = nn.LayerNorm(dim, eps=LN_EPS)
         init_weights(self, generator=generator)
         rescale_blocks(self.blocks)
+        if cfg.modality_embed:
+            init_modality(self, generator)
 
     def token_grid(self, x: Tensor) -> tuple[int, int, int]:
-        """(T', H', W') of an input (B, C, T, H, W) after image repetition."""
+        """(T', H', W') of a prepared input (B, C, T, H, W): T' = 1 for an image on the image embedder."""
         t, h, w = x.shape[-3:]
-        return t // self.tubelet_size, h // self.patch_size, w // self.patch_size
+        tub = 1 if self.reads_image(x) else self.tubelet_size
+        return t // tub, h // self.patch_size, w // self.patch_size
+
+    def reads_image(self, x: Tensor) -> bool:
+        """Whether a prepared input goes through the image embedder (2.1: a one-frame input)."""
+        return self.patch_embed_img is not None and x.shape[2] == 1
 
     def _prepare(self, x: Tensor) -> Tensor:
         if x.dim() == 4:
@@ -80,18 +107,37 @@ class VisionTransformer(nn.Module):
         if x.dim() != 5:
             raise ValueError(f"expected input (B, C, T, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
         t, h, w = x.shape[-3:]
-        if t == 1 and self.tubelet_size > 1:
+        if t == 1 and self.patch_embed_img is not None:
+            tub = 1
+        elif t == 1 and self.tubelet_size > 1:
             x = x.expand(-1, -1, self.tubelet_size, -1, -1)  # an image is repeated to a tubelet
-            t = self.tubelet_size
-        if t % self.tubelet_size or h % self.patch_size or w % self.patch_size:
+            t = tub = self.tubelet_size
+        else:
+            tub = self.tubelet_size
+        if t % tub or h % self.patch_size or w % self.patch_size:
             raise ValueError(
-                f"input T x H x W = {t} x {h} x {w} must be multiples of the tubelet {self.tubelet_size} "
-                f"and the patch {self.patch_size}"
+                f"input T x H x W = {t} x {h} x {w} must be multiples of the tubelet {tub} and the patch "
+                f"{self.patch_size}"
             )
         return x
 
+    def _embed(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """Patch embedding (+ modality vector, + sin-cos table): (B, C, T, H, W) -> (B, N, D)."""
+        image = self.reads_image(x)
+        x = (self.patch_embed_img if image else self.patch_embed)(x)  # (B, N, D)
+        if self.cfg.modality_embed:
+            x = x + (self.img_mod_embed if image else self.video_mod_embed)
+        if not self.use_rope:
+            x = x + interpolate_sincos(self.pos_embed, self.grid, grid)
+        return x
+
+    def _rope(self, ids: Tensor, grid: tuple[int, int, int]) -> RopeTable:
+        return RopeTable.from_ids(ids, grid, self.embed_dim // self.num_heads, interleaved=self.cfg.rope_interleaved,
+                                  interp_grid=self.cfg.rope_interp_grid)
+
     def forward_features(
-        self, x: Tensor, masks: list[Tensor] | None = None, return_layers: list[int] | None = None
+        self, x: Tensor, masks: list[Tensor] | None = None, return_layers: list[int] | None = None,
+        hierarchical: bool = False,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Encode a clip.
 
@@ -101,33 +147,39 @@ class VisionTransformer(nn.Module):
                 the same K. They are applied after the patch embedding (+ sin-cos) and before the blocks; the
                 masked batches are stacked along batch and encoded in one pass.
             return_layers: block indices (negative allowed) whose outputs (before the final norm) to return too.
+            hierarchical: (V-JEPA 2.1) return every level's normed output, concatenated shallow to deep along
+                the width: (B, N, L*D), whose last D channels are the default output.
 
         Returns:
-            (B, N, D), or (len(masks) * B, K, D) with masks; with `return_layers`, the tuple
-            `(output, [hidden after each listed block])`.
+            (B, N, D) (or (B, N, L*D) hierarchical), or (len(masks) * B, K, .) with masks; with `return_layers`,
+            the tuple `(output, [hidden after each listed block])`.
         """
+        if hierarchical and not self.levels:
+            raise VjepaError("this encoder has no hierarchical levels (a V-JEPA 1/2 model): call it without "
+                             "hierarchical=True")
         x = self._prepare(x)
         grid = self.token_grid(x)
-        x = self.patch_embed(x)  # (B, N, D)
-        if not self.use_rope:
-            x = x + interpolate_sincos(self.pos_embed, self.grid, grid)
+        x = self._embed(x, grid)  # (B, N, D)
         if isinstance(masks, Tensor):
             masks = [masks]
         rope = None
         if masks is not None:
             x = apply_masks(x, masks)  # (M*B, K, D)
             if self.use_rope:
-                ids = masks[0] if len(masks) == 1 else torch.cat(masks, dim=0)
-                rope = RopeTable.from_ids(ids, grid, self.embed_dim // self.num_heads)
+                rope = self._rope(masks[0] if len(masks) == 1 else torch.cat(masks, dim=0), grid)
         elif self.use_rope:
-            ids = torch.arange(x.shape[1], device=x.device)
-            rope = RopeTable.from_ids(ids, grid, self.embed_dim // self.num_heads)
-        x, hidden = run_blocks(
-            self.blocks, x, rope, checkpointing=self.cfg.checkpointing and self.training, return_layers=return_layers
-        )
-        x = self.norm(x)
+            rope = self._rope(torch.arange(x.shape[1], device=x.device), grid)
+        taps = list(self.levels[:-1]) if hierarchical else []  # the last level is the final output
+        x, hidden = run_blocks(self.blocks, x, rope, checkpointing=self.cfg.checkpointing and self.training,
+                               return_layers=taps + list(return_layers or []))
+        if hierarchical:
+            outs = [norm(h) for norm, h in zip(self.norms_block, [*hidden[:len(taps)], x], strict=True)]
+            x, hidden = torch.cat(outs, dim=-1), hidden[len(taps):]  # (B, N, L*D)
+        else:
+            x = self.norms_block[-1](x) if self.levels else self.norm(x)
         return x if return_layers is None else (x, hidden)
 
-    def forward(self, x: Tensor, masks: list[Tensor] | None = None) -> Tensor:
-        """Same as `forward_features(x, masks)`: (B, N, D), or (len(masks) * B, K, D)."""
-        return self.forward_features(x, masks)
+    def forward(self, x: Tensor, masks: list[Tensor] | None = None, hierarchical: bool = False) -> Tensor:
+        """Same as `forward_features(x, masks, hierarchical=...)`: (B, N, D) / (B, N, L*D), or (M*B, K, .)."""
+        return self.forward_features(x, masks, hierarchical=hierarchical)
+
