@@ -36,8 +36,9 @@ class RunDir:
     On entry the folder is created if needed and locked; a folder another live run holds is refused with one
     line. Until `commit()` (the trainer calls it after the run's first step) the run only creates new files
     in it, and if the run fails before that, what it created goes again: the whole folder when the run made
-    it, else every path that was not there before (so a failed start, or a failed `--resume`, leaves a run
-    folder exactly as it was). After `commit()` the folder holds a run and is kept, whatever happens.
+    it (with any parent folders it made), else every path that was not there before, the folders' times put
+    back (so a failed start, or a failed `--resume`, leaves a run folder exactly as it was). After `commit()`
+    the folder holds a run and is kept, whatever happens.
     """
 
     def __init__(self, path: str | Path, main: bool = True):
@@ -45,8 +46,9 @@ class RunDir:
         self.committed = False
         self._fd: int | None = None
         self._existed = False
+        self._made: Path | None = None  # the topmost folder this run created (the run folder or a parent)
         self._before: set[str] = set()
-        self._times: tuple[int, int] | None = None
+        self._times: dict[str, tuple[int, int]] = {}  # (atime, mtime) of each folder that was there, "." the root
 
     def __enter__(self) -> RunDir:
         if not self.main:
@@ -55,8 +57,11 @@ class RunDir:
             raise VjepaError(f"{self.path} is a file, not a folder", hint="choose another --output-dir")
         self._existed = self.path.exists()
         if self._existed:
-            st = os.stat(self.path)
-            self._times = (st.st_atime_ns, st.st_mtime_ns)
+            self._times["."] = _times(self.path)
+        else:
+            self._made = self.path.absolute()
+            while not self._made.parent.exists():
+                self._made = self._made.parent
         self.path.mkdir(parents=True, exist_ok=True)
         try:
             self._fd = _lock(self.path / LOCK)
@@ -67,6 +72,8 @@ class RunDir:
             raise
         if self._existed:  # listed under the lock: no other run changes it from here on
             self._before = _listing(self.path) - {LOCK}
+            self._times.update({rel: _times(self.path / rel) for rel in self._before
+                                if (self.path / rel).is_dir() and not (self.path / rel).is_symlink()})
         return self
 
     def commit(self) -> None:
@@ -85,8 +92,8 @@ class RunDir:
 
     def _undo(self) -> None:
         """Remove what this run created (the lock file included)."""
-        if not self._existed:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self._made is not None:
+            shutil.rmtree(self._made, ignore_errors=True)
             return
         gone: list[str] = []
         for rel in sorted(_listing(self.path) - self._before):  # a folder sorts before what is inside it
@@ -98,9 +105,9 @@ class RunDir:
             else:
                 p.unlink(missing_ok=True)
             gone.append(rel)
-        if self._times is not None:
+        for rel, times in self._times.items():  # what was removed from a folder changed its times
             with contextlib.suppress(OSError):
-                os.utime(self.path, ns=self._times)
+                os.utime(self.path / rel, ns=times)
 
     def _unlock(self) -> None:
         if self._fd is None:
@@ -120,6 +127,11 @@ def _listing(root: Path) -> set[str]:
         for name in dirnames + filenames:
             out.add(name if rel == "." else os.path.join(rel, name))
     return out
+
+
+def _times(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_atime_ns, st.st_mtime_ns
 
 
 def _lock(path: Path) -> int | None:
