@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -35,6 +35,9 @@ from vjepa_cli.train.runlog import RunLog, Window
 from vjepa_cli.train.schedules import StepValues, optim_values
 from vjepa_cli.train.sharding import Gathered, clip_grad_norm_, full, grad_sync, reshard, shard_models
 from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 _MIX = 0x9E3779B97F4A7C15
@@ -76,8 +79,10 @@ class PretrainTrainer(Trainer):
 
     nan_hint = "lower optim.lr or enable optim.clip_grad, then --resume"
 
-    def __init__(self, cfg: PretrainConfig, acc, dtype: str, folder: RunDir, store: StepCheckpoints, name: str,
-                 init: bool):
+    def __init__(self, cfg: PretrainConfig, acc: Accelerator, dtype: str, folder: RunDir, store: StepCheckpoints,
+                 name: str, init: bool):
+        """Data, models (placed, or sharded under FSDP) and optimizer of `cfg`; `init`: a new run, which starts
+        from `cfg.init_from` when the recipe names weights (a resumed one gets its checkpoint's)."""
         rank, world = acc.process_index, acc.num_processes
         self.cfg, self.dtype, self.name, self.grid = cfg, dtype, name, cfg.grid
         fsdp = cfg.distributed.strategy == "fsdp" and world > 1
@@ -87,8 +92,11 @@ class PretrainTrainer(Trainer):
             self.loader, sampler = build_pretrain_loader(cfg.data, cfg.batch_size, cfg.seed, rank, world,
                                                          collate_fn=collate)
         gen = torch.Generator().manual_seed(cfg.seed)
-        self.encoder, self.predictor = build_encoder(cfg.model, generator=gen), build_predictor(cfg.model, generator=gen)
-        init_target = init_weights_from(cfg.init_from, self.encoder, self.predictor) if cfg.init_from and init else None
+        self.encoder = build_encoder(cfg.model, generator=gen)
+        self.predictor = build_predictor(cfg.model, generator=gen)
+        init_target = None
+        if cfg.init_from and init:
+            init_target = init_weights_from(cfg.init_from, self.encoder, self.predictor)
         self.target = make_target(self.encoder)
         if init_target is not None:
             self.target.load_state_dict(init_target, strict=True)
@@ -101,15 +109,15 @@ class PretrainTrainer(Trainer):
         super().__init__(
             acc, {"encoder": self.encoder, "predictor": self.predictor, "target_encoder": self.target},
             build_optimizer(self.jepa, cfg.optim, acc.device), config=cfg, folder=folder, store=store,
-            runlog=RunLog(folder.path, acc.is_main_process, cfg.tensorboard), checkpoint_every=cfg.checkpoint_every,
-            sampler=sampler, micro_batches=cfg.grad_accum, sharded=fsdp)
+            runlog=RunLog(folder.path, acc.is_main_process, cfg.tensorboard),
+            checkpoint_every=cfg.checkpoint_every, sampler=sampler, micro_batches=cfg.grad_accum, sharded=fsdp)
         self.model = self.jepa  # what the loop calls: compiled and/or wrapped by `prepare`
         self.global_batch = cfg.batch_size * cfg.grad_accum * world
         self.window, self.clips_per_s, self.last_loss = Window(), 0.0, None
         self._batches: Iterator | None = None
 
     def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
-        # Activation checkpointing trades memory for compute and leaves the numbers alone: it may change on resume.
+        """Only a checkpoint of this architecture continues (a changed global batch is allowed, with a warning)."""
         want = _architecture(to_dict(self.cfg.model.resolve()))
         have = _architecture(state["model"]) if state.get("model") else None
         if have != want:
@@ -141,25 +149,28 @@ class PretrainTrainer(Trainer):
         world = self.acc.num_processes
         return {"device": str(self.acc.device), "world_size": world, "dtype": self.dtype,
                 "strategy": ("fsdp" if self.sharded else "ddp") if world > 1 else "single process",
-                "batch_size": self.cfg.batch_size, "grad_accum": self.micro_batches, "global_batch": self.global_batch,
-                "start_step": self.step, "steps": self.cfg.steps, "stop_at": self.end,
+                "batch_size": self.cfg.batch_size, "grad_accum": self.micro_batches,
+                "global_batch": self.global_batch, "start_step": self.step, "steps": self.cfg.steps, "stop_at": self.end,
                 "encoder_params": sum(p.numel() for p in self.encoder.parameters()),
                 "predictor_params": sum(p.numel() for p in self.predictor.parameters()),
                 "grid": self.grid, "masks": self.cfg.mask.num_masks, "output_dir": str(self.folder.path)}
 
     def train(self, on_step: Callable[[StepOutput], None] | None = None) -> bool:
+        """The `Trainer`'s loop over the loader's batches; a loader worker killed from outside (the OOM killer)
+        is one line saying how to go on."""
         self._batches = iter(self.loader)
         try:
             return super().train(on_step)
-        except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop when a worker is killed
+        except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop
             if "DataLoader worker" not in str(e):
                 raise
-            raise resource_error(e, worker_hint="it was killed from outside (out of memory?): lower "
-                                 "data.num_workers or batch_size, then --resume from the last checkpoint") from None
+            raise resource_error(e, worker_hint="it was killed from outside (out of memory?): lower data.num_workers "
+                                 "or batch_size, then --resume from the last checkpoint") from None
         finally:
             self._batches = None  # ends the loader's workers
 
     def train_step(self, stop: StopFlag) -> PretrainStep:
+        """`grad_accum` micro-batches, one AdamW update at this step's lr / wd, one EMA update of the target."""
         cfg, acc, k = self.cfg, self.acc, self.micro_batches
         t0 = time.perf_counter()
         torch.manual_seed(step_seed(cfg.seed, acc.process_index, self.step))
@@ -174,7 +185,8 @@ class PretrainTrainer(Trainer):
             loss, h = self._forward_backward(batch, last=micro == k - 1)
             loss_sum += loss
         # One reduction gives every rank the same loss and stop decision.
-        shared = acc.reduce(torch.stack([loss_sum / k, torch.tensor(float(stop.set), device=acc.device)]), "sum")
+        stop_vote = torch.tensor(float(stop.set), device=acc.device)
+        shared = acc.reduce(torch.stack([loss_sum / k, stop_vote]), "sum")
         loss_val = float(shared[0]) / acc.num_processes
         self.check_finite(loss_val)
         logging_step = (self.step + 1) % cfg.log_every == 0 or self.step + 1 == self.end
@@ -212,30 +224,34 @@ class PretrainTrainer(Trainer):
         if clip is not None:
             return self.acc.clip_grad_norm_(self.model.parameters(), clip)
         if logging_step:  # under FSDP a collective, on every rank alike
-            return full(torch.nn.utils.get_total_norm([p.grad for p in self.jepa.parameters() if p.grad is not None]))
+            grads = [p.grad for p in self.jepa.parameters() if p.grad is not None]
+            return full(torch.nn.utils.get_total_norm(grads))
         return None
 
     def log_step(self, out: PretrainStep) -> None:
         """Accumulate the logging window; at a log step (`out.targets` given) write its record and warnings."""
+        w, gb = self.window, self.global_batch
         self.runlog.failures.update(out.failures)
-        self.window.add(loss=out.loss, time=out.seconds, wait=out.data_wait, bad=len(out.failures))
-        self.last_loss, w = out.loss, self.window
-        self.clips_per_s = self.global_batch / max(out.seconds, 1e-9) if w.n == 1 else w.n * self.global_batch / w.sums["time"]
+        w.add(loss=out.loss, time=out.seconds, wait=out.data_wait, bad=len(out.failures))
+        self.last_loss = out.loss
+        self.clips_per_s = gb / max(out.seconds, 1e-9) if w.n == 1 else w.n * gb / w.sums["time"]
         if out.targets is None:
             return
         share = w.sums["wait"] / max(w.sums["time"], 1e-9)
-        rec = {"step": self.step, "loss": w.mean("loss"), "lr": out.vals.lr, "wd": out.vals.wd, "ema": out.vals.ema,
-               "grad_norm": None if out.grad_norm is None else float(out.grad_norm),
-               "clips_per_s": w.n * self.global_batch / max(w.sums["time"], 1e-9), "data_wait": share,
-               "target_std": feature_std(out.targets), "target_erank": effective_rank(out.targets),
-               "bad_videos": int(w.sums["bad"]), "bad_videos_total": self.runlog.failures.count}
-        if rec["target_std"] < self.cfg.collapse_std:
-            self.runlog.warn("collapse", f"step {self.step}: target-feature std {rec['target_std']:.3g} is below "
+        std = feature_std(out.targets)
+        self.runlog.write({
+            "step": self.step, "loss": w.mean("loss"), "lr": out.vals.lr, "wd": out.vals.wd, "ema": out.vals.ema,
+            "grad_norm": None if out.grad_norm is None else float(out.grad_norm),
+            "clips_per_s": w.n * gb / max(w.sums["time"], 1e-9), "data_wait": share, "target_std": std,
+            "target_erank": effective_rank(out.targets), "bad_videos": int(w.sums["bad"]),
+            "bad_videos_total": self.runlog.failures.count,
+        })
+        if std < self.cfg.collapse_std:
+            self.runlog.warn("collapse", f"step {self.step}: target-feature std {std:.3g} is below "
                              f"{self.cfg.collapse_std} (representation collapse?); consider a lower lr or a slower EMA")
         if share > DATA_BOUND_SHARE and self.step > self.cfg.log_every:  # the first window includes worker start-up
             self.runlog.warn("data", f"step {self.step}: waiting for data takes {share:.0%} of the step time; raise "
                              "data.num_workers or preprocess the videos (`vjepa preprocess`)")
-        self.runlog.write(rec)
         w.reset()
 
     def finish(self, interrupted: bool) -> tuple[Path | None, Path | None]:

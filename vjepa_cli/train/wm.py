@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
 from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
 from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
 KIND = "world-model"  # the `kind` of our checkpoints
@@ -91,20 +94,22 @@ class WMTrainer(Trainer):
     nan_hint = "lower optim.lr"
     steps_key = "optim.steps"
 
-    def __init__(self, cfg: WMConfig, acc, folder: RunDir, data: WMData):
+    def __init__(self, cfg: WMConfig, acc: Accelerator, folder: RunDir, store: SingleCheckpoint, data: WMData):
+        """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
         self.cfg, self.data = cfg, data
         self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
         self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim)
         o = cfg.optim
-        opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas, weight_decay=o.weight_decay)
-        super().__init__(acc, {"predictor": self.predictor}, opt, config=cfg, folder=folder,
-                         store=SingleCheckpoint(folder.path / "checkpoint.safetensors"),
+        opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas,
+                                weight_decay=o.weight_decay)
+        super().__init__(acc, {"predictor": self.predictor}, opt, config=cfg, folder=folder, store=store,
                          runlog=RunLog(folder.path, acc.is_main_process), checkpoint_every=cfg.checkpoint_every)
         self.model = self.predictor  # what the loop calls: wrapped by `prepare`
         self.losses: list[float] = []  # of the logging interval
         self.last_mean, self.t0 = float("nan"), time.perf_counter()
 
     def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        """Only a world-model checkpoint of the very same recipe continues."""
         if state.get("kind") != KIND:
             raise VjepaError(f"{path} is not a world-model training checkpoint")
         if state.get("config_hash") != config_hash(self.cfg):
@@ -120,7 +125,8 @@ class WMTrainer(Trainer):
         self.t0 = time.perf_counter()
 
     def train_step(self, stop: StopFlag) -> WMStep:
-        o, acc, step = self.cfg.optim, self.acc, self.step
+        """One batch of windows drawn by (seed, step), teacher-forcing + rollout loss, one AdamW update."""
+        o, loss_cfg, acc, step = self.cfg.optim, self.cfg.loss, self.acc, self.step
         lr = wsd_lr(step, o)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
@@ -128,8 +134,9 @@ class WMTrainer(Trainer):
         self.model.train()
         with acc.autocast():
             tf = teacher_forcing_loss(self.model, z, a, s)
-            ro = rollout_loss(self.model, z, a, s, self.cfg.loss.rollout_steps) if self.cfg.loss.rollout_steps else tf.new_zeros(())
-            loss = self.cfg.loss.tf_weight * tf + self.cfg.loss.rollout_weight * ro
+            ro = (rollout_loss(self.model, z, a, s, loss_cfg.rollout_steps) if loss_cfg.rollout_steps
+                  else tf.new_zeros(()))
+            loss = loss_cfg.tf_weight * tf + loss_cfg.rollout_weight * ro
         loss_val = float(loss.detach())
         self.check_finite(loss_val)
         self.optimizer.zero_grad(set_to_none=True)
@@ -141,6 +148,7 @@ class WMTrainer(Trainer):
                                       "rollout": float(ro.detach()), "lr": lr})
 
     def log_step(self, out: WMStep) -> None:
+        """At a log step: the step's values and the interval's mean loss."""
         self.losses.append(out.loss)
         if self.step % self.cfg.log_every == 0 or self.step == self.end:
             self.last_mean = float(np.mean(self.losses))
@@ -177,9 +185,10 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
     device = resolve_device(cfg.device, hint="use --set device=cpu")
     accel = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.optim.mixed_precision)
     with RunDir(out_dir, main=accel.is_main_process) as folder:  # locked; left as found if no step runs
-        latest = resume_point(SingleCheckpoint(out_dir / "checkpoint.safetensors"), out_dir, resume)
+        store = SingleCheckpoint(out_dir / "checkpoint.safetensors")
+        latest = resume_point(store, out_dir, resume)
         data = prepare_data(cfg, out_dir, accel.device, on_phase, on_step)
-        trainer = WMTrainer(cfg, accel, folder, data)
+        trainer = WMTrainer(cfg, accel, folder, store, data)
         if latest is not None:
             trainer.load(latest)
         trainer.prepare(cfg.optim.steps)
