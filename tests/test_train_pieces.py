@@ -229,3 +229,31 @@ def test_run_dir_lock_and_failed_start(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(VjepaError, match="is a file"):
         RunDir(tmp_path / "file").__enter__()
+
+
+def test_is_disk_full_knows_the_forms_a_full_disk_takes():
+    import errno
+    import os
+
+    from safetensors import SafetensorError
+
+    from vjepa_cli.train.rundir import disk_full_is_clear, is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert is_disk_full(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)))
+    # What safetensors raises on a real full tmpfs (checked by hand): its own error, the OS's text inside.
+    assert is_disk_full(SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    try:  # an io helper that turned ENOSPC into its own one-line error
+        try:
+            raise OSError(errno.ENOSPC, "full")
+        except OSError:
+            raise VjepaError("could not write x") from None
+    except VjepaError as e:
+        assert is_disk_full(e)
+    assert not is_disk_full(OSError(errno.EACCES, os.strerror(errno.EACCES)))
+    with pytest.raises(VjepaError, match="no space left on the device writing a.bin; the previous checkpoint"):
+        with disk_full_is_clear("a.bin", "b.bin"):
+            raise SafetensorError("I/O error: No space left on device (os error 28)")
+    with pytest.raises(PermissionError):
+        with disk_full_is_clear("a.bin", None):
+            raise PermissionError(errno.EACCES, "denied")

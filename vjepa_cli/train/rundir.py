@@ -196,12 +196,27 @@ def disk_full(path: str | Path, previous: Path | None) -> VjepaError:
                       hint="free space or move the run to a disk with room, then continue it with --resume")
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """Whether `e` (or an error it was raised from) is a full disk or quota: an OSError with ENOSPC / EDQUOT, or
+    a library's error that carries the OS's text for them (safetensors reports "No space left on device (os
+    error 28)" in a SafetensorError, not an OSError)."""
+    texts = tuple(os.strerror(code) for code in DISK_FULL)
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
+            return True
+        if any(t in str(seen) for t in texts):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 @contextlib.contextmanager
 def disk_full_is_clear(path: Path, previous: Path | None) -> Iterator[None]:
-    """Turn ENOSPC / EDQUOT while writing `path` into `disk_full`'s one line."""
+    """Turn a full disk while writing `path` (see `is_disk_full`) into `disk_full`'s one line."""
     try:
         yield
-    except OSError as e:
-        if e.errno not in DISK_FULL:
+    except Exception as e:
+        if not is_disk_full(e):
             raise
         raise disk_full(path, previous) from None

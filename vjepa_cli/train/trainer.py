@@ -32,7 +32,7 @@ from vjepa_cli.config._load import dump_yaml
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.io.checkpoint import load_state, save_state
-from vjepa_cli.train.rundir import DISK_FULL, CheckpointStore, RunDir, disk_full, disk_full_is_clear
+from vjepa_cli.train.rundir import CheckpointStore, RunDir, disk_full, disk_full_is_clear, is_disk_full
 from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.sharding import (
     full_optimizer_state,
@@ -212,8 +212,8 @@ class Trainer:
                     if stop_now:
                         return True
             return False
-        except OSError as e:
-            if e.errno not in DISK_FULL:
+        except OSError as e:  # the metrics, say: checkpoints and the model file say their own path
+            if not is_disk_full(e):
                 raise
             raise disk_full(e.filename or self.folder.path, self.last_checkpoint) from None
         finally:
