@@ -112,6 +112,28 @@ def test_resume_after_interruption_is_exact(trained, recipe, tmp_path, written_b
     assert all(torch.equal(ta[k], tb[k]) for k in ta)  # optimizer moments restored too
 
 
+def test_ctrl_c_finishes_the_step_and_checkpoints(trained, recipe, tmp_path):
+    import os
+    import signal
+
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.io.checkpoint import load_checkpoint
+    from vjepa_cli.train.wm import run_wm_train
+
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
+
+    def ctrl_c(i, info):
+        if info.get("step") == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    res = run_wm_train(cfg, tmp_path / "c", on_step=ctrl_c)
+    assert res.interrupted and res.steps == 3 and res.model_path is None
+    assert load_checkpoint(tmp_path / "c" / "checkpoint.safetensors")[1]["step"] == 3
+    res = run_wm_train(cfg, tmp_path / "c", resume=True)
+    assert not res.interrupted and res.steps == 4 and res.model_path.is_file()
+
+
 def test_a_run_that_fails_at_start_leaves_the_folder_as_it_was(recipe, tmp_path, run_cli):
     """A missing encoder file fails after the episodes were collected into the run folder: a folder the run
     made goes entirely, one that was there is left exactly as it was."""
