@@ -332,7 +332,7 @@ def test_world_model_commands_and_recipes(converted):
 
 def test_pretrain_init_from_an_ac_checkpoint_takes_its_encoder_only(ac):
     from vjepa_cli.models import build_predictor
-    from vjepa_cli.train.loop_io import init_weights_from
+    from vjepa_cli.train.export import init_weights_from
 
     enc, pred = build_encoder(ENC_CFG), build_predictor(ENC_CFG)
     before = {k: v.clone() for k, v in pred.state_dict().items()}

@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests._train_helpers import fill_disk_at, folder_snapshot
 from vjepa_cli.config._load import load_recipe
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
@@ -121,6 +122,7 @@ def test_faults(tmp_path, monkeypatch):
     cfg = tiny("steps=4", "checkpoint_every=1")
     with pytest.raises(VjepaError, match="nothing to resume"):
         run_pretrain(cfg, tmp_path / "none", resume=True)
+    assert not (tmp_path / "none").exists()  # a run that fails at start leaves nothing
     run_pretrain(cfg, tmp_path / "r", stop_at=2)
     # Another architecture cannot resume this run.
     with pytest.raises(VjepaError, match="another architecture"):
@@ -189,6 +191,88 @@ def test_atomic_checkpoint_write(tmp_path, monkeypatch):
 
         save_tensors(d / "other.safetensors", {"w": torch.ones(1)}, {"format": "vjepa-model"})
         load_checkpoint(d / "other.safetensors")
+
+
+def _sets(*extra: str) -> list[str]:
+    return [a for s in [*TINY, *extra] for a in ("--set", s)]
+
+
+def _broken_videos(folder: Path) -> list[str]:
+    """Recipe overrides that train on a manifest whose only video cannot be read (found at the first batch)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.mp4").write_bytes(b"not a video")
+    (folder / "bad.csv").write_text(f"path,label\n{folder / 'bad.mp4'},0\n")
+    return [f"data.datasets=[{folder / 'bad.csv'}]", "data.synth=null"]
+
+
+def test_a_run_that_fails_at_start_leaves_nothing(run_cli, tmp_path):
+    """No readable video: the run fails at its first batch and removes the folder it made (parents included);
+    a later --resume finds no run."""
+    out = tmp_path / "runs" / "fresh"
+    sets = _sets(*_broken_videos(tmp_path / "data"))
+    r = run_cli("pretrain", "tiny-cpu", *sets, "-o", out)
+    assert r.code == 1 and "no readable video" in r.err and "Traceback" not in r.err
+    assert not (tmp_path / "runs").exists()
+    r = run_cli("pretrain", "tiny-cpu", *sets, "-o", out, "--resume")
+    assert r.code == 1 and "nothing to resume" in r.err and not (tmp_path / "runs").exists()
+
+
+def test_a_resume_that_fails_at_start_leaves_the_run_as_it_was(run_cli, tmp_path):
+    out = tmp_path / "run"
+    run_pretrain(tiny("steps=4"), out, stop_at=2)
+    with open(out / "metrics.jsonl", "a") as f:  # a record past the checkpoint, as a crash leaves one
+        f.write('{"step": 3, "loss": 1.0}\n')
+    before = folder_snapshot(out)
+    r = run_cli("pretrain", "tiny-cpu", *_sets("steps=4", *_broken_videos(tmp_path / "data")), "-o", out, "--resume")
+    assert r.code == 1 and "no readable video" in r.err
+    assert folder_snapshot(out) == before  # config.yaml, metrics.jsonl, checkpoints: bytes and times alike
+
+
+def test_a_second_run_on_the_folder_is_refused(run_cli, tmp_path):
+    """Two processes: the first holds the folder's lock in the middle of its run; the second is refused in one
+    line. Killed, the first leaves no stale lock: the next run starts."""
+    out = tmp_path / "run"
+    holder = (
+        "import sys\n"
+        "from vjepa_cli.config._load import load_recipe\n"
+        "from vjepa_cli.config.train import PretrainConfig\n"
+        "from vjepa_cli.train.pretrain import run_pretrain\n"
+        "def hold(info):\n"
+        "    print('holding', flush=True)\n"
+        "    sys.stdin.readline()  # until the test is done with it\n"
+        "run_pretrain(load_recipe(PretrainConfig, 'tiny-cpu', sys.argv[2:]), sys.argv[1], on_step=hold)\n"
+    )
+    first = subprocess.Popen([sys.executable, "-c", holder, str(out), *TINY], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert first.stdout.readline() == "holding\n"  # after its first step, lock held
+        r = run_cli("pretrain", "tiny-cpu", *_sets(), "-o", out)
+        errors = [line for line in r.err.splitlines() if line.startswith("error:")]
+        assert r.code == 1 and len(errors) == 1, r
+        assert "in use by another run" in errors[0] and f"process {first.pid}" in errors[0]
+    finally:
+        first.kill()
+        first.wait()
+    assert (out / ".vjepa.lock").exists()  # the file outlives a killed run, its lock does not
+    res = run_pretrain(tiny(), out, stop_at=1)  # nothing was checkpointed: a new run may start here
+    assert res.step == 1 and not (out / ".vjepa.lock").exists()
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(run_cli, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    fill_disk_at(2, monkeypatch)  # the step-4 checkpoint (checkpoint_every 2)
+    r = run_cli("pretrain", "tiny-cpu", *_sets(), "-o", out)
+    errors = [line for line in r.err.splitlines() if line.startswith("error:")]
+    assert r.code == 1 and len(errors) == 1 and "Traceback" not in r.err, r
+    assert "no space left" in errors[0] and "step_00000004" in errors[0] and "free space" in errors[0]
+    assert "step_00000002.safetensors is intact" in errors[0]
+    ckpts = out / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step_00000002.safetensors"]  # no partial file
+    assert load_checkpoint(find_latest(ckpts))[1]["step"] == 2
+    assert not (out / "model.safetensors").exists() and not (out / ".vjepa.lock").exists()
+    monkeypatch.undo()  # space freed: the run goes on from the intact checkpoint
+    r = run_cli("pretrain", "tiny-cpu", *_sets(), "-o", out, "--resume")
+    assert r.code == 0 and "step 6/6" in r.out, r
 
 
 def _free_port() -> int:

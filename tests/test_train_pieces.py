@@ -188,3 +188,72 @@ def test_pretrain_config_defaults_and_errors(tmp_path):
         from_dict(PretrainConfig, {"optim": {"schedule": "wsd"}})
     with pytest.raises(VjepaError, match="steps"):
         from_dict(PretrainConfig, {"steps": 0})
+
+
+def test_run_dir_lock_and_failed_start(tmp_path):
+    """The run folder: locked while a run holds it; a run that fails before `commit()` removes what it made
+    (the folder and parents it created, or only the new paths, times put back); a committed one is kept."""
+    from tests._train_helpers import folder_snapshot
+    from vjepa_cli.train.rundir import LOCK, RunDir
+
+    made = tmp_path / "a" / "b" / "run"
+    with pytest.raises(RuntimeError, match="at start"):
+        with RunDir(made):
+            (made / "config.yaml").write_text("x")
+            raise RuntimeError("failed at start")
+    assert not (tmp_path / "a").exists()
+
+    old = tmp_path / "old"
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "a.txt").write_text("a")
+    before = folder_snapshot(old)
+    with pytest.raises(RuntimeError, match="at start"):
+        with RunDir(old):
+            (old / "sub" / "b.txt").write_text("b")
+            (old / "new" / "deep").mkdir(parents=True)
+            with pytest.raises(VjepaError, match="in use by another run"):  # a second run on the folder
+                RunDir(old).__enter__()
+            assert (old / "new" / "deep").is_dir()  # the refused run touched nothing
+            raise RuntimeError("failed at start")
+    assert folder_snapshot(old) == before
+
+    with pytest.raises(RuntimeError, match="later"):
+        with RunDir(old) as d:
+            d.commit()
+            (old / "c.txt").write_text("c")
+            raise RuntimeError("failed later")
+    assert (old / "c.txt").is_file() and not (old / LOCK).exists()
+    with RunDir(old), pytest.raises(VjepaError, match=f"{old} is in use"):
+        with RunDir(old):
+            pass
+    (tmp_path / "file").write_text("")
+    with pytest.raises(VjepaError, match="is a file"):
+        RunDir(tmp_path / "file").__enter__()
+
+
+def test_is_disk_full_knows_the_forms_a_full_disk_takes():
+    import errno
+    import os
+
+    from safetensors import SafetensorError
+
+    from vjepa_cli.train.rundir import disk_full_is_clear, is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    assert is_disk_full(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)))
+    # What safetensors raises on a real full tmpfs (checked by hand): its own error, the OS's text inside.
+    assert is_disk_full(SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    try:  # an io helper that turned ENOSPC into its own one-line error
+        try:
+            raise OSError(errno.ENOSPC, "full")
+        except OSError:
+            raise VjepaError("could not write x") from None
+    except VjepaError as e:
+        assert is_disk_full(e)
+    assert not is_disk_full(OSError(errno.EACCES, os.strerror(errno.EACCES)))
+    with pytest.raises(VjepaError, match="no space left on the device writing a.bin; the previous checkpoint"):
+        with disk_full_is_clear("a.bin", "b.bin"):
+            raise SafetensorError("I/O error: No space left on device (os error 28)")
+    with pytest.raises(PermissionError):
+        with disk_full_is_clear("a.bin", None):
+            raise PermissionError(errno.EACCES, "denied")

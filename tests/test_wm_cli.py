@@ -75,34 +75,98 @@ def test_train_outputs_and_determinism(trained, recipe, tmp_path, run_cli):
     assert r.code == 1 and "different recipe" in r.err
 
 
-def test_resume_after_interruption_is_exact(trained, recipe, tmp_path):
+def _as_written_before_the_trainer(path):
+    """Rewrite a checkpoint as `vjepa wm train` wrote them before the Trainer: predictor and optimizer tensors,
+    metadata kind, step, config_hash and `param_groups` (no RNG, scaler or run log)."""
+    from vjepa_cli.io.tensors import load_tensors, save_tensors
+
+    tensors, meta = load_tensors(path)
+    old = {k: meta[k] for k in ("format", "format_version", "kind", "step", "config_hash")}
+    save_tensors(path, {k: v for k, v in tensors.items() if not k.startswith("rng.")},
+                 {**old, "param_groups": meta["optimizer_groups"]})
+
+
+@pytest.mark.parametrize("written_by", ["trainer", "before"])
+def test_resume_after_interruption_is_exact(trained, recipe, tmp_path, written_by):
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.io.tensors import load_tensors
     from vjepa_cli.train import wm as wt
 
     cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
-    orig = wt.save_train_state
 
-    def stop_after_two(path, predictor, opt, step, h):
-        orig(path, predictor, opt, step, h)
-        if step == 2:
+    def crash_in_step_three(i, info):  # after the step-2 checkpoint; step 3's metrics are already written
+        if info.get("step") == 3:
             raise KeyboardInterrupt
 
-    wt.save_train_state = stop_after_two
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            wt.run_wm_train(cfg, tmp_path / "b")
-    finally:
-        wt.save_train_state = orig
+    with pytest.raises(KeyboardInterrupt):
+        wt.run_wm_train(cfg, tmp_path / "b", on_step=crash_in_step_three)
     assert not (tmp_path / "b" / "wm.safetensors").exists()
+    if written_by == "before":
+        _as_written_before_the_trainer(tmp_path / "b" / "checkpoint.safetensors")
     res = wt.run_wm_train(cfg, tmp_path / "b", resume=True)
     assert res.steps == 4
     lines = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert lines == [1, 2, 3, 4]
     ta, _ = load_tensors(tmp_path / "b" / "wm.safetensors")
     tb, _ = load_tensors(trained.model_path)
-    assert all(torch.allclose(ta[k], tb[k], atol=1e-6) for k in ta)  # optimizer moments restored too
+    assert all(torch.equal(ta[k], tb[k]) for k in ta)  # optimizer moments restored too
+
+
+def test_ctrl_c_finishes_the_step_and_checkpoints(trained, recipe, tmp_path):
+    import os
+    import signal
+
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.io.checkpoint import load_checkpoint
+    from vjepa_cli.train.wm import run_wm_train
+
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
+
+    def ctrl_c(i, info):
+        if info.get("step") == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    res = run_wm_train(cfg, tmp_path / "c", on_step=ctrl_c)
+    assert res.interrupted and res.steps == 3 and res.model_path is None
+    assert load_checkpoint(tmp_path / "c" / "checkpoint.safetensors")[1]["step"] == 3
+    res = run_wm_train(cfg, tmp_path / "c", resume=True)
+    assert not res.interrupted and res.steps == 4 and res.model_path.is_file()
+
+
+def test_a_run_that_fails_at_start_leaves_the_folder_as_it_was(recipe, tmp_path, run_cli):
+    """A missing encoder file fails after the episodes were collected into the run folder: a folder the run
+    made goes entirely, one that was there is left exactly as it was."""
+    from tests._train_helpers import folder_snapshot
+
+    bad = ["encoder.path=" + str(tmp_path / "missing.safetensors"), "data.num_episodes=2"]
+    r = run_cli("wm", "train", recipe, "-o", tmp_path / "fresh", *_sets(bad))
+    assert r.code == 1 and "file not found" in r.err and not (tmp_path / "fresh").exists()
+    old = tmp_path / "old"
+    (old / "notes").mkdir(parents=True)
+    (old / "notes" / "plan.txt").write_text("mine\n")
+    before = folder_snapshot(old)
+    r = run_cli("wm", "train", recipe, "-o", old, *_sets(bad))
+    assert r.code == 1 and "file not found" in r.err and folder_snapshot(old) == before
+
+
+def test_a_full_disk_at_a_checkpoint_keeps_the_last(trained, recipe, tmp_path, monkeypatch):
+    from tests._train_helpers import fill_disk_at
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.errors import VjepaError
+    from vjepa_cli.io.checkpoint import load_checkpoint
+    from vjepa_cli.train.wm import run_wm_train
+
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
+    fill_disk_at(2, monkeypatch)  # the step-4 checkpoint (checkpoint_every 2)
+    with pytest.raises(VjepaError, match="no space left .*checkpoint.safetensors is intact") as e:
+        run_wm_train(cfg, tmp_path / "w")
+    assert "free space" in str(e.value)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["checkpoint.safetensors", "config.yaml",
+                                                                   "metrics.jsonl"]  # no partial file
+    assert load_checkpoint(tmp_path / "w" / "checkpoint.safetensors")[1]["step"] == 2
 
 
 def test_plan_cli(trained, tmp_path, run_cli):

@@ -73,8 +73,13 @@ def train(
 
         res = run_wm_train(cfg, out, resume=resume, on_phase=on_phase, on_step=on_step)
     end_process_group()  # under torchrun: no process exits while another still talks
+    resume_cmd = f"vjepa wm train {recipe} -o {res.out_dir} --resume"
     if json_out:
-        typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir), "model_path": str(res.model_path)}))
+        typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir),
+                               "model_path": str(res.model_path) if res.model_path else None,
+                               "resume_command": resume_cmd if res.interrupted else None}))
+    elif res.interrupted:
+        console().print(f"stopped at step {res.steps}; continue with: {resume_cmd}", highlight=False)
     else:
         console().print(f"trained {res.steps} steps on {res.episodes} episodes in {res.seconds:.0f} s, "
                         f"final loss {res.final_loss:.4f}\nworld model: {res.model_path}")

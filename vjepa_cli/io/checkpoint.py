@@ -1,10 +1,14 @@
-"""Training checkpoints: one safetensors file per checkpoint, written atomically, plus a `latest` pointer.
+"""Training checkpoints: a trainer's state in one safetensors file, written atomically.
 
-A checkpoint holds every tensor needed to continue exactly (encoder, predictor, target encoder, optimizer
-state, RNG states) under prefixed names, and everything else (step, config, optimizer hyperparameters,
-sampler position, ...) as JSON metadata. Files are `<dir>/step_00001000.safetensors`; `<dir>/latest` names the
-newest complete one and is only rewritten after that file is safely on disk, so a crash mid-write leaves the
-previous checkpoint as `latest`.
+A checkpoint holds every tensor needed to continue exactly (the models, e.g. encoder, predictor and target
+encoder; optimizer state; RNG states) under prefixed names, and everything else (step, config, optimizer
+hyperparameters, sampler position, ...) as JSON metadata: `save_state` / `load_state` convert between that file
+and the nested dict of `vjepa_cli.train.trainer.Trainer.state_dict()`.
+
+Where the files go: pretraining keeps `<dir>/step_00001000.safetensors` files (`StepCheckpoints`), whose
+`<dir>/latest` names the newest complete one and is only rewritten after that file is safely on disk, so a
+crash mid-write leaves the previous checkpoint as `latest`; the world model replaces one file
+(`SingleCheckpoint`), atomically, so the same holds.
 """
 
 from __future__ import annotations
@@ -75,6 +79,91 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         except json.JSONDecodeError:
             meta[k] = v
     return tensors, meta
+
+
+TENSOR_PARTS = ("models", "optimizer", "rng")  # parts of a trainer state stored as tensors; the rest is JSON
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Write a trainer state (plus what the run says about itself) as one checkpoint, atomically.
+
+    `state["models"]` ({name: state dict}) become tensors `<name>.<key>`, `state["optimizer"]` (a whole
+    optimizer state dict) tensors `optimizer.<param>.<name>` plus the metadata `optimizer_groups`,
+    `state["rng"]` ({"cpu": tensor, "cuda": [tensor, ...]}) tensors `rng.cpu`, `rng.cuda.<i>`; every other entry
+    (step, sampler, scaler, config, ...) is JSON metadata under its own name.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    for name, sd in state["models"].items():
+        tensors.update({f"{name}.{k}": v for k, v in sd.items()})
+    opt_tensors, groups = optimizer_to_tensors(state["optimizer"])
+    tensors.update(opt_tensors)
+    tensors["rng.cpu"] = state["rng"]["cpu"]
+    tensors.update({f"rng.cuda.{i}": t for i, t in enumerate(state["rng"].get("cuda", []))})
+    meta = {k: v for k, v in state.items() if k not in TENSOR_PARTS}
+    return save_checkpoint(path, tensors, {**meta, "optimizer_groups": groups})
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint back into the layout `save_state` takes (a truncated or foreign file is a VjepaError).
+
+    Reads the checkpoints of every earlier version: world-model checkpoints named the optimizer's groups
+    `param_groups` and had no RNG state.
+    """
+    tensors, meta = load_checkpoint(path)
+    groups = meta.pop("optimizer_groups") if "optimizer_groups" in meta else meta.pop("param_groups", None)
+    if groups is None or "step" not in meta:
+        raise VjepaError(f"{path} records no step or optimizer groups", hint="resume from a complete checkpoint")
+    models: dict[str, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        name, rest = key.split(".", 1) if "." in key else (key, "")
+        if name not in ("optimizer", "rng") and rest:
+            models.setdefault(name, {})[rest] = v
+    cuda = sorted((int(k.rsplit(".", 1)[1]), v) for k, v in tensors.items() if k.startswith("rng.cuda."))
+    rng = {"cpu": tensors["rng.cpu"], "cuda": [v for _, v in cuda]} if "rng.cpu" in tensors else None
+    return {**meta, "models": models, "optimizer": optimizer_from_tensors(tensors, groups), "rng": rng}
+
+
+class StepCheckpoints:
+    """Pretraining's checkpoints: `<dir>/step_00001000.safetensors` files, the `latest` pointer, the newest
+    `keep_last` kept."""
+
+    def __init__(self, directory: str | Path, keep_last: int):
+        self.dir, self.keep_last = Path(directory), keep_last
+
+    def path(self, step: int) -> Path:
+        return self.dir / checkpoint_name(step)
+
+    def latest(self) -> Path | None:
+        return find_latest(self.dir)
+
+    def any(self) -> bool:
+        """Whether the folder holds checkpoints of a run (a `latest` pointer or step files)."""
+        return self.latest() is not None or bool(list_checkpoints(self.dir))
+
+    def saved(self, path: Path) -> None:
+        """`path` is safely written: make it `latest`, then drop the oldest beyond `keep_last`."""
+        write_latest(self.dir, path)
+        prune_checkpoints(self.dir, self.keep_last)
+
+
+class SingleCheckpoint:
+    """One checkpoint file, replaced atomically at each save (the world model's `checkpoint.safetensors`)."""
+
+    def __init__(self, path: str | Path):
+        self.file = Path(path)
+        self.dir = self.file.parent
+
+    def path(self, step: int) -> Path:
+        return self.file
+
+    def latest(self) -> Path | None:
+        return self.file if self.file.is_file() else None
+
+    def any(self) -> bool:
+        return self.file.is_file()
+
+    def saved(self, path: Path) -> None:
+        pass
 
 
 def list_checkpoints(ckpt_dir: str | Path) -> list[Path]:

@@ -1,4 +1,5 @@
-"""`vjepa export`: a training checkpoint -> a model file for inference.
+"""Weights in and out of pretraining: `vjepa export` (a training checkpoint -> a model file for inference), the
+model file a finished run writes (`export_model`), and the weights a run may start from (`init_weights_from`).
 
 By default the EMA target encoder is exported (the encoder V-JEPA evaluates, Bardes et al. 2024), optionally
 with the predictor (needed by `vjepa predict` / `vjepa surprise`), in our safetensors format with the
@@ -7,14 +8,19 @@ architecture and provenance in the metadata, or as a `transformers` VJEPA2Model 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
+from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.runtime import stable_hash
+
+log = logging.getLogger(__name__)
 
 PREFIX = {"target": "target_encoder.", "context": "encoder."}
 
@@ -138,3 +144,50 @@ def run_export(checkpoint: str | Path, output: str | Path, which: str = "target"
                         sum(p.numel() for p in enc.parameters()))
 
 
+def export_model(path: Path, cfg: PretrainConfig, target: nn.Module, predictor: nn.Module, step: int,
+                 name: str) -> Path:
+    """Write the model file of a finished pretraining run: the EMA target encoder (what evaluation uses) and
+    the predictor."""
+    from vjepa_cli.config._load import config_hash
+    from vjepa_cli.io.convert import model_metadata, now_iso, pack
+    from vjepa_cli.io.tensors import save_tensors
+
+    prov = {"source": "vjepa pretrain", "run": name, "step": step, "encoder": "target_encoder (EMA)",
+            "recipe_hash": config_hash(cfg), "seed": cfg.seed, "created": now_iso()}
+    sd = pack(target.state_dict(), predictor.state_dict())
+    return save_tensors(path, sd, model_metadata(cfg.model, prov, has_predictor=True))
+
+
+def init_weights_from(path: str, encoder: nn.Module, predictor: nn.Module) -> dict | None:
+    """Start from existing weights (e.g. V-JEPA 2's cooldown from a pretrained run), strictly.
+
+    From one of our training checkpoints the online encoder, predictor and target encoder all carry over
+    (the target's state dict is returned for the caller to load); from a model file or an official /
+    transformers checkpoint, the encoder (the target encoder where there is a choice) and the predictor.
+    """
+    from vjepa_cli.io.checkpoint import CKPT_FORMAT, load_checkpoint
+    from vjepa_cli.io.convert import read_weights, sniff
+    from vjepa_cli.io.tensors import read_metadata
+
+    target = None
+    if sniff(Path(path)) == "safetensors" and read_metadata(path).get("format") == CKPT_FORMAT:
+        tensors, _ = load_checkpoint(path)
+        enc = {k.removeprefix("encoder."): v for k, v in tensors.items() if k.startswith("encoder.")}
+        target = {k.removeprefix("target_encoder."): v for k, v in tensors.items() if k.startswith("target_encoder.")}
+        pred = {k.removeprefix("predictor."): v for k, v in tensors.items() if k.startswith("predictor.")} or None
+    else:
+        w = read_weights(path)
+        enc, pred = w.encoder, w.predictor
+        if w.predictor_kind == "ac":  # an action-conditioned predictor is not a mask predictor: encoder only
+            log.warning("init_from %s holds a V-JEPA 2-AC predictor; only its encoder is used", path)
+            pred = None
+    try:
+        encoder.load_state_dict(enc, strict=True)
+        if pred is not None:
+            predictor.load_state_dict(pred, strict=True)
+    except RuntimeError as e:
+        raise VjepaError(f"init_from {path}: the weights do not fit the recipe's model: "
+                         f"{str(e).strip().splitlines()[0]}") from None
+    if pred is None:
+        log.warning("init_from %s has no predictor; the predictor starts from scratch", path)
+    return target

@@ -46,6 +46,58 @@ def shard_like(value: Tensor, like: Tensor) -> Tensor:
     return distribute_tensor(v, like.device_mesh, like.placements, src_data_rank=None)
 
 
+def full_state_dict(module: nn.Module, keep: bool = True) -> dict[str, Tensor]:
+    """`module.state_dict()` with sharded tensors gathered whole, one at a time, onto the CPU.
+
+    Under FSDP every process must call it (the gathers are collectives); those with `keep` False get `{}`.
+    """
+    out = {}
+    for k, v in module.state_dict().items():
+        if is_sharded(v):
+            v = full(v).cpu()
+        if keep:
+            out[k] = v
+    return out
+
+
+class Gathered:
+    """A sharded module's whole weights (`full_state_dict`), standing in for it where only `state_dict()` is
+    needed, e.g. to export the model. A collective under FSDP, like `full_state_dict`."""
+
+    def __init__(self, module: nn.Module, keep: bool = True):
+        self.sd = full_state_dict(module, keep)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.sd
+
+
+def full_optimizer_state(optimizer: torch.optim.Optimizer, keep: bool = True) -> dict:
+    """`optimizer.state_dict()` with sharded states gathered whole (a collective under FSDP, like
+    `full_state_dict`; with `keep` False the per-parameter states are dropped, the groups kept)."""
+    sd = optimizer.state_dict()
+    state = {}
+    for pid in sorted(sd["state"]):  # the same order on every process
+        st = {n: (full(v).cpu() if is_sharded(v) else v) for n, v in sd["state"][pid].items()}
+        if keep:
+            state[pid] = st
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def load_full_state_dict(module: nn.Module, sd: dict[str, Tensor]) -> None:
+    """Load whole tensors (`full_state_dict`'s) into `module`, strictly, each into its shard where the module
+    is sharded (no communication)."""
+    have = module.state_dict()
+    module.load_state_dict({k: shard_like(v, have[k]) if k in have else v for k, v in sd.items()}, strict=True)
+
+
+def load_full_optimizer_state(optimizer: torch.optim.Optimizer, osd: dict) -> None:
+    """Load a whole optimizer state (`full_optimizer_state`'s), each per-parameter state into its shard."""
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    state = {pid: {n: shard_like(v, params[pid]) if pid < len(params) and v.dim() > 0 else v for n, v in st.items()}
+             for pid, st in osd["state"].items()}
+    optimizer.load_state_dict({**osd, "state": state})
+
+
 def shard_models(models: list[nn.Module], cfg: DistributedConfig, device: torch.device, dtype: str) -> None:
     """Shard each model in place: every transformer block is its own FSDP unit, the rest (patch embedding,
     norms, mask tokens, projections) goes to the model's root unit. Parameters move to `device`.

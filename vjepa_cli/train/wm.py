@@ -4,46 +4,58 @@ Losses (V-JEPA 2-AC, Assran et al. 2025, eq. 2-4), both L1 on layer-normed featu
 - teacher forcing: from frames 0..T-2 (true features) and actions predict frames 1..T-1;
 - rollout: from frame 0 alone, predict `rollout_steps` frames autoregressively, each step fed the
   predictor's own previous outputs, against the true frames 1..k.
-The loop runs through Accelerate (device placement, mixed precision); checkpoints are atomic
-safetensors holding the predictor, AdamW state and step, so `--resume` continues exactly: window
-sampling is seeded by (seed, step), so no sampler state needs saving.
+The loop is the `Trainer`'s (`WMTrainer`), through Accelerate (device placement, mixed precision); its
+checkpoint, `checkpoint.safetensors`, is one atomic safetensors file holding the predictor, AdamW state, loss
+scaler, RNG and step, so `--resume` continues exactly: window sampling is seeded by (seed, step), so no sampler
+state needs saving.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from vjepa_cli.config._load import config_hash, dump_yaml, to_dict
+from vjepa_cli.config._load import config_hash, to_dict
 from vjepa_cli.config.wm import WMConfig, WMOptimConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.atomic import write_text_atomic
+from vjepa_cli.io.checkpoint import SingleCheckpoint
 from vjepa_cli.models.ac_predictor import ACPredictor, autoregress
 from vjepa_cli.models.world_model import save_world_model
 from vjepa_cli.runtime import resolve_device
-from vjepa_cli.train.metrics import MetricsWriter
+from vjepa_cli.train.rundir import RunDir, disk_full_is_clear, resume_point
+from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
-from vjepa_cli.train.wm_data import WindowSampler, prepare_data
-from vjepa_cli.train.wm_state import load_train_state, save_train_state
+from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
+from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 log = logging.getLogger(__name__)
+KIND = "world-model"  # the `kind` of our checkpoints
 
 
 @dataclass(frozen=True)
 class WMTrainResult:
     out_dir: Path  # run folder (config.yaml, metrics.jsonl, checkpoint.safetensors)
-    model_path: Path  # the world-model file for `wm plan` / `wm eval`
+    model_path: Path | None  # the world-model file for `wm plan` / `wm eval` (None when interrupted)
     steps: int  # optimiser steps done in total
     final_loss: float  # mean loss over the last logging interval
     seconds: float  # wall time of this call's training loop
     episodes: int  # training episodes
+    interrupted: bool = False  # stopped early by SIGINT/SIGTERM, after a checkpoint: continue with --resume
+
+
+@dataclass
+class WMStep(StepOutput):
+    info: dict[str, Any] = field(default_factory=dict)  # step (1-based), loss, tf, rollout, lr
 
 
 def wsd_lr(step: int, cfg: WMOptimConfig) -> float:
@@ -73,80 +85,114 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
 
 
 
+class WMTrainer(Trainer):
+    """The action-conditioned predictor on cached features: teacher-forcing + rollout L1, AdamW with the
+    warmup-stable-decay schedule. Checkpoint: `<output>/checkpoint.safetensors`, replaced at each save."""
+
+    nan_hint = "lower optim.lr"
+    steps_key = "optim.steps"
+
+    def __init__(self, cfg: WMConfig, acc: Accelerator, folder: RunDir, store: SingleCheckpoint, data: WMData):
+        """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
+        self.cfg, self.data = cfg, data
+        self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
+        self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim)
+        o = cfg.optim
+        opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas,
+                                weight_decay=o.weight_decay)
+        super().__init__(acc, {"predictor": self.predictor}, opt, config=cfg, folder=folder, store=store,
+                         runlog=RunLog(folder.path, acc.is_main_process), checkpoint_every=cfg.checkpoint_every)
+        self.model = self.predictor  # what the loop calls: wrapped by `prepare`
+        self.losses: list[float] = []  # of the logging interval
+        self.last_mean, self.t0 = float("nan"), time.perf_counter()
+
+    def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
+        """Only a world-model checkpoint of the very same recipe continues."""
+        if state.get("kind") != KIND:
+            raise VjepaError(f"{path} is not a world-model training checkpoint")
+        if state.get("config_hash") != config_hash(self.cfg):
+            raise VjepaError(f"{path} was written with a different recipe",
+                             "resume with the same recipe and --set values")
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {"kind": KIND, "config_hash": config_hash(self.cfg)}
+
+    def prepare(self, end: int) -> None:
+        super().prepare(end)
+        self.model = self.accelerate(self.predictor)
+        self.t0 = time.perf_counter()
+
+    def train_step(self, stop: StopFlag) -> WMStep:
+        """One batch of windows drawn by (seed, step), teacher-forcing + rollout loss, one AdamW update."""
+        o, loss_cfg, acc, step = self.cfg.optim, self.cfg.loss, self.acc, self.step
+        lr = wsd_lr(step, o)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        z, a, s = self.windows.sample(o.batch_size, np.random.default_rng([self.cfg.seed, step]), acc.device)
+        self.model.train()
+        with acc.autocast():
+            tf = teacher_forcing_loss(self.model, z, a, s)
+            ro = (rollout_loss(self.model, z, a, s, loss_cfg.rollout_steps) if loss_cfg.rollout_steps
+                  else tf.new_zeros(()))
+            loss = loss_cfg.tf_weight * tf + loss_cfg.rollout_weight * ro
+        loss_val = float(loss.detach())
+        self.check_finite(loss_val)
+        self.optimizer.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        if o.grad_clip > 0:
+            acc.clip_grad_norm_(self.model.parameters(), o.grad_clip)
+        self.optimizer.step()
+        return WMStep(loss_val, info={"step": step + 1, "loss": loss_val, "tf": float(tf.detach()),
+                                      "rollout": float(ro.detach()), "lr": lr})
+
+    def log_step(self, out: WMStep) -> None:
+        """At a log step: the step's values and the interval's mean loss."""
+        self.losses.append(out.loss)
+        if self.step % self.cfg.log_every == 0 or self.step == self.end:
+            self.last_mean = float(np.mean(self.losses))
+            self.runlog.write({**out.info, "loss_mean": self.last_mean, "time": time.perf_counter() - self.t0})
+            self.losses.clear()
+
+    def finish(self) -> Path:
+        """Write the world-model file (frozen encoder + predictor + what planning needs to know)."""
+        d = self.data
+        meta = {"action_names": d.action_names, "action_low": d.action_low, "action_high": d.action_high,
+                "state_names": d.state_names, "fps": d.fps, "stride": d.stride, "env": d.env,
+                "plan": to_dict(self.cfg.plan), "wm_config": to_dict(self.cfg), "step": self.step}
+        path = self.folder.path / "wm.safetensors"
+        if self.acc.is_main_process:
+            with disk_full_is_clear(path, self.last_checkpoint):
+                save_world_model(path, d.encoder, self.acc.unwrap_model(self.model).eval(), meta)
+        self.acc.wait_for_everyone()
+        return path
+
+
 def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
                  on_phase: Callable[[str, int], None] | None = None,
                  on_step: Callable[[int, dict], None] | None = None) -> WMTrainResult:
     """Collect (if asked), cache features, train, and write OUT/wm.safetensors.
 
     `on_phase(name, total)` announces "collect", "features" and "train" with their lengths; `on_step(i, info)`
-    is called after every unit of the current phase (the CLI drives its progress bar with them).
+    is called after every unit of the current phase (the CLI drives its progress bar with them). SIGINT/SIGTERM
+    end the run after the step and a checkpoint (`interrupted`); a run that fails before its first step
+    leaves its folder as it found it.
     """
     from accelerate import Accelerator
 
     out_dir = Path(out_dir)
-    ckpt = out_dir / "checkpoint.safetensors"
-    if resume and not ckpt.is_file():
-        raise VjepaError(f"--resume: no checkpoint in {out_dir}", "run without --resume first")
-    if not resume and ckpt.is_file():
-        raise VjepaError(f"{out_dir} already holds a run", "add --resume to continue it, or choose a new -o")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / "config.yaml", dump_yaml(cfg))
     device = resolve_device(cfg.device, hint="use --set device=cpu")
     accel = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.optim.mixed_precision)
-    data = prepare_data(cfg, out_dir, accel.device, on_phase, on_step)
-    sampler = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
-    predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim)
-    o = cfg.optim
-    opt = torch.optim.AdamW(predictor.parameters(), lr=o.start_lr, betas=o.betas, weight_decay=o.weight_decay)
-    start = 0
-    if resume:
-        start = load_train_state(ckpt, predictor, opt, config_hash(cfg))
-    predictor, opt = accel.prepare(predictor, opt)
-    if on_phase:
-        on_phase("train", o.steps)
-    main = accel.is_main_process  # only one process writes (multi-GPU runs are untested)
-    metrics = MetricsWriter(out_dir, resume_step=start if resume else None) if main else None
-    window: list[float] = []
-    t0, last = time.perf_counter(), float("nan")
-    try:
-        for step in range(start, o.steps):
-            lr = wsd_lr(step, o)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            z, a, s = sampler.sample(o.batch_size, np.random.default_rng([cfg.seed, step]), accel.device)
-            predictor.train()
-            with accel.autocast():
-                tf = teacher_forcing_loss(predictor, z, a, s)
-                ro = rollout_loss(predictor, z, a, s, cfg.loss.rollout_steps) if cfg.loss.rollout_steps else tf.new_zeros(())
-                loss = cfg.loss.tf_weight * tf + cfg.loss.rollout_weight * ro
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise VjepaError(f"loss became {loss_val} at step {step}", "lower optim.lr")
-            opt.zero_grad(set_to_none=True)
-            accel.backward(loss)
-            if o.grad_clip > 0:
-                accel.clip_grad_norm_(predictor.parameters(), o.grad_clip)
-            opt.step()
-            window.append(loss_val)
-            info = {"step": step + 1, "loss": loss_val, "tf": float(tf.detach()), "rollout": float(ro.detach()), "lr": lr}
-            if (step + 1) % cfg.log_every == 0 or step + 1 == o.steps:
-                last = float(np.mean(window))
-                if metrics is not None:
-                    metrics.write({**info, "loss_mean": last, "time": time.perf_counter() - t0})
-                window.clear()
-            if main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == o.steps):
-                save_train_state(ckpt, accel.unwrap_model(predictor), opt, step + 1, config_hash(cfg))
-            if on_step:
-                on_step(step, info)
-    finally:
-        if metrics is not None:
-            metrics.close()
-    raw = accel.unwrap_model(predictor).eval()
-    meta = {"action_names": data.action_names, "action_low": data.action_low, "action_high": data.action_high,
-            "state_names": data.state_names, "fps": data.fps, "stride": data.stride, "env": data.env,
-            "plan": to_dict(cfg.plan), "wm_config": to_dict(cfg), "step": o.steps}
-    model_path = out_dir / "wm.safetensors"
-    if main:
-        save_world_model(model_path, data.encoder, raw, meta)
-    accel.wait_for_everyone()
-    return WMTrainResult(out_dir, model_path, o.steps, last, time.perf_counter() - t0, len(data.features))
+    with RunDir(out_dir, main=accel.is_main_process) as folder:  # locked; left as found if no step runs
+        store = SingleCheckpoint(out_dir / "checkpoint.safetensors")
+        latest = resume_point(store, out_dir, resume)
+        data = prepare_data(cfg, out_dir, accel.device, on_phase, on_step)
+        trainer = WMTrainer(cfg, accel, folder, store, data)
+        if latest is not None:
+            trainer.load(latest)
+        trainer.prepare(cfg.optim.steps)
+        if on_phase:
+            on_phase("train", cfg.optim.steps)
+        stopped = trainer.train(None if on_step is None else lambda s: on_step(trainer.step - 1, s.info))
+        model_path = None if stopped else trainer.finish()
+    return WMTrainResult(out_dir, model_path, trainer.step, trainer.last_mean, time.perf_counter() - trainer.t0,
+                         len(data.features), interrupted=stopped)
