@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from vjepa_cli.config._load import config_hash, to_dict
-from vjepa_cli.config.wm import WMConfig, WMOptimConfig
+from vjepa_cli.config._load import to_dict
+from vjepa_cli.config.wm import WMConfig, WMOptimConfig, WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import SingleCheckpoint
 from vjepa_cli.models.ac_predictor import ACPredictor, autoregress
 from vjepa_cli.models.world_model import save_world_model
-from vjepa_cli.runtime import resolve_device
+from vjepa_cli.runtime import resolve_device, stable_hash
 from vjepa_cli.train.rundir import RunDir, disk_full_is_clear, resume_point
 from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
@@ -77,6 +77,16 @@ def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
     return (out - z[:, 1:steps + 1]).abs().mean()
 
 
+def recipe_hash(cfg: WMConfig) -> str:
+    """`config_hash` of the recipe with the plan settings in their earlier flat spelling, so that checkpoints
+    written before the CEM settings were nested under `plan.cem` still resume (plan settings do not change
+    training, and the CEM fields added since are not part of the hash)."""
+    d = to_dict(cfg)
+    cem = d["plan"].pop("cem")
+    d["plan"] = {**{k: cem[k] for k in WMPlanConfig.ALIASES}, **d["plan"]}
+    return stable_hash(d, 12)
+
+
 def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int) -> ACPredictor:
     """The predictor of the recipe's choices for this data and encoder, drawn with the recipe's seed."""
     pcfg = cfg.predictor.ac_config(embed_dim=embed_dim, grid=grid, action_dim=action_dim, state_dim=state_dim,
@@ -110,12 +120,12 @@ class WMTrainer(Trainer):
         """Only a world-model checkpoint of the very same recipe continues."""
         if state.get("kind") != KIND:
             raise VjepaError(f"{path} is not a world-model training checkpoint")
-        if state.get("config_hash") != config_hash(self.cfg):
+        if state.get("config_hash") != recipe_hash(self.cfg):
             raise VjepaError(f"{path} was written with a different recipe",
                              "resume with the same recipe and --set values")
 
     def checkpoint_meta(self) -> dict[str, Any]:
-        return {"kind": KIND, "config_hash": config_hash(self.cfg)}
+        return {"kind": KIND, "config_hash": recipe_hash(self.cfg)}
 
     def prepare(self, end: int) -> None:
         super().prepare(end)
