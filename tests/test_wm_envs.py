@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vjepa_cli.errors import VjepaError
-from vjepa_cli.envs.builtin import AGENT, Push2D, Reach2D, make_env
 from vjepa_cli.data.episodes import (
     Episode,
     read_episode,
@@ -17,8 +15,10 @@ from vjepa_cli.data.episodes import (
     write_episode,
     write_manifest,
 )
+from vjepa_cli.data.media import read_image, read_video, write_png, write_video
+from vjepa_cli.envs.builtin import AGENT, Push2D, Reach2D, make_env
 from vjepa_cli.envs.gym import GymAdapter, make_gym_env
-from vjepa_cli.data.images import read_image, read_video, write_png, write_video
+from vjepa_cli.errors import VjepaError
 
 
 def test_reach2d_dynamics_clip_and_render():
@@ -89,7 +89,7 @@ def test_make_env_errors():
 def test_image_and_video_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
-    write_video(tmp_path / "v.mp4", frames, fps=10)
+    write_video(tmp_path / "v.mp4", frames, fps=10, lossless=True)
     assert np.array_equal(read_video(tmp_path / "v.mp4"), frames)  # lossless
     write_png(tmp_path / "a.png", frames[0])
     assert np.array_equal(read_image(tmp_path / "a.png"), frames[0])

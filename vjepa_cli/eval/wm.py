@@ -13,12 +13,13 @@ import torch
 
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMPlanConfig
-from vjepa_cli.data.images import read_image, tile, write_png
+from vjepa_cli.data.media import read_image, write_png
 from vjepa_cli.envs.builtin import ENVS, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.world_model import WorldModel, load_world_model
 from vjepa_cli.plan.cem import cem_plan
 from vjepa_cli.plan.mpc import EpisodeLog, Planner, cem_config, run_mpc_episode, run_policy_episode
+from vjepa_cli.plot import image_grid
 from vjepa_cli.runtime import resolve_device
 
 
@@ -110,7 +111,7 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
             shown = logs[:show]
     png = None
     if png_path is not None and shown:
-        png = write_png(png_path, tile([im for lg in shown for im in _strip(lg)], cols=8))
+        png = write_png(png_path, image_grid([im for lg in shown for im in _strip(lg)], ncols=8, pad=2))
     return WMEvalResult(env_name, episodes, plan.max_steps, rows, png, str(wm.device))
 
 
