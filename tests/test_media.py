@@ -1,9 +1,11 @@
 """The media layer: video readers (decord and PyAV agree), probing, broken files, streaming windows, the one
-video writer, image read / PNG write."""
+video writer, image read / PNG write, and quiet decoders."""
 
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -133,6 +135,38 @@ def test_video_writer_lossless_and_lossy(tmp_path):
     assert a == write_video(tmp_path / "b.mp4", smooth, fps=8).read_bytes()  # deterministic
     assert np.abs(read_video(tmp_path / "a.mp4").astype(int) - smooth).max() <= 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4", "v.mp4"]  # atomic: no leftovers
+
+
+def _stderr_lines(args: list[str], cwd) -> tuple[int, list[str]]:
+    """Run `args` in a fresh interpreter; its exit code and the lines written to its file descriptor 2."""
+    r = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                       env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+                            "COLUMNS": "200"})
+    return r.returncode, [ln for ln in r.stderr.splitlines() if ln.strip()]
+
+
+def test_decoders_are_quiet_unless_verbose(tmp_path, clip_file):
+    """FFmpeg's and decord's own lines reach stderr only with `vjepa -v`; by default a corrupt video gives our
+    lines only (checked at the file-descriptor level, where C libraries write)."""
+    from _eval_helpers import save_tiny_model
+
+    model = save_tiny_model(tmp_path / "model.safetensors")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(clip_file.read_bytes()[: clip_file.stat().st_size // 2])  # no moov atom: cannot open
+    args = ["-m", "vjepa_cli", "extract", str(bad), "-o", str(tmp_path / "f.safetensors"), "--model", str(model),
+            "--frames", "4"]
+    code, lines = _stderr_lines(args, tmp_path)
+    assert code == 1 and lines == [
+        f"failed {bad}: cannot read video {bad}: cannot open with PyAV: Invalid data found when processing input",
+        "0 extracted, 0 skipped (already done), 1 failed", f"failed: {bad}"]
+    code, verbose = _stderr_lines(args[:2] + ["-v"] + args[2:], tmp_path)
+    assert code == 1 and any("moov atom not found" in ln for ln in verbose) and set(lines) < set(verbose)
+    # decord: its bundled FFmpeg and its C++ `LOG(ERROR)` line on a failed open
+    script = ("import sys; from vjepa_cli.data.media import open_video, set_verbose; set_verbose(sys.argv[2] == '1')\n"
+              "try: open_video(sys.argv[1], 'decord')\nexcept Exception as e: print(e.reason)")
+    assert _stderr_lines(["-c", script, str(bad), "0"], tmp_path) == (0, [])
+    code, lines = _stderr_lines(["-c", script, str(bad), "1"], tmp_path)
+    assert any("moov atom not found" in ln for ln in lines) and any("ERROR opening" in ln for ln in lines)
 
 
 def _png_with_filters(img: np.ndarray) -> bytes:

@@ -6,12 +6,14 @@
 - `windows`: sliding windows over a whole video, streamed, optionally resized and cropped (`iter_windows`,
   `read_windows` on an already open reader, `plan_windows`, `crop_views`).
 - `write`: the one video writer (`VideoWriter`, `write_video`, `reencode`) and `write_png`.
+- `logs`: the decoders' own log lines, quiet unless `set_verbose(True)` (`vjepa -v`).
 
-A package rather than one file because the four parts together pass 600 lines; callers import from here.
+A package rather than one file because the five parts together pass 600 lines; callers import from here.
 """
 
 from __future__ import annotations
 
+from vjepa_cli.data.media.logs import set_verbose
 from vjepa_cli.data.media.read import probe_video, read_frames, read_image, read_video
 from vjepa_cli.data.media.readers import (
     BACKENDS,
@@ -39,5 +41,5 @@ __all__ = [
     "BACKENDS", "AutoReader", "Crop", "DecordReader", "PyAVReader", "VideoInfo", "VideoReadError", "VideoWriter",
     "Window", "crop_boxes", "crop_views", "iter_windows", "num_windows", "open_video", "plan_windows",
     "probe_video", "read_frames", "read_image", "read_video", "read_windows", "reencode", "rgb_to_yuv420p",
-    "window_times", "write_png", "write_video",
+    "set_verbose", "window_times", "write_png", "write_video",
 ]

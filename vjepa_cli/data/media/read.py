@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.media.logs import import_av
 from vjepa_cli.data.media.readers import VideoInfo, VideoReadError, check_file, open_video, short_reason
 
 
@@ -33,8 +34,7 @@ def read_frames(path: str | Path, indices, backend: str = "auto", threads: int =
 
 def _decode_all(path: Path, kind: str, limit: int | None = None) -> list[np.ndarray]:
     """Frames of the first video stream of any file FFmpeg reads, as uint8 [H, W, 3] RGB (at most `limit`)."""
-    import av
-
+    av = import_av()
     check_file(path, kind)
     frames = []
     try:

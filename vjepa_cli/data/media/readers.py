@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.media.logs import import_av, import_decord, quiet_stderr
 from vjepa_cli.errors import VjepaError
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,7 @@ def short_reason(e: BaseException) -> str:
 def _header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the container header via PyAV; (0, 0) if unavailable."""
     try:
-        import av
-
-        with av.open(str(path)) as c:
+        with import_av().open(str(path)) as c:
             cc = c.streams.video[0].codec_context
             return int(cc.width), int(cc.height)
     except Exception:  # any failure: the caller decodes a frame instead
@@ -92,12 +91,12 @@ class DecordReader:
     name = "decord"
 
     def __init__(self, path: str | Path, threads: int = 1, size_bytes: int | None = None):
-        import decord
-
+        decord = import_decord()
         self.path = Path(path)
         self.size_bytes = check_file(self.path) if size_bytes is None else size_bytes
         try:
-            self._vr = decord.VideoReader(str(self.path), num_threads=threads, ctx=decord.cpu(0))
+            with quiet_stderr():  # decord logs a failed open on std::cerr, whatever its log level
+                self._vr = decord.VideoReader(str(self.path), num_threads=threads, ctx=decord.cpu(0))
             self.num_frames = len(self._vr)
         except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg text
             raise VideoReadError(self.path, f"cannot open with decord: {short_reason(e)}") from None
@@ -151,8 +150,7 @@ class PyAVReader:
     name = "pyav"
 
     def __init__(self, path: str | Path, threads: int = 1, size_bytes: int | None = None):
-        import av
-
+        av = import_av()
         self.path = Path(path)
         self.size_bytes = check_file(self.path) if size_bytes is None else size_bytes
         self._c = None
@@ -229,7 +227,7 @@ class PyAVReader:
 
 def _have_decord() -> bool:
     try:
-        import decord  # noqa: F401
+        import_decord()
     except ImportError:
         return False
     return True

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.media.logs import import_av
 from vjepa_cli.io.atomic import atomic_path
 from vjepa_cli.io.png import encode_png
 
@@ -58,8 +59,7 @@ class VideoWriter:
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float | Fraction, crf: int = 18,
                  preset: str = "veryfast", keyint: int | None = None, threads: int = 1, lossless: bool = False):
-        import av
-
+        av = import_av()
         if not lossless and (width % 2 or height % 2):
             raise ValueError("H.264 (yuv420p) needs even width and height")
         rate = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
@@ -120,8 +120,7 @@ def reencode(src: str | Path, dst: str | Path, short_side: int, keyframe_interva
              crf: int = 23, preset: str = "veryfast") -> None:
     """Re-encode `src` to H.264 mp4 `dst` with its short side at most `short_side` (never upscaled, even
     sizes), the source frame rate, and a keyframe every `keyframe_interval` seconds. Atomic."""
-    import av
-
+    av = import_av()
     with av.open(str(src)) as inp:
         s = inp.streams.video[0]
         s.thread_type = "AUTO"
