@@ -27,7 +27,7 @@ import torch
 
 def make_noise_video(path: Path, width: int, height: int, keyint: int | None, seconds: int = 10, fps: int = 30) -> None:
     """Smooth noise drifting 2 px/frame (so the encoder has real motion to code)."""
-    from vjepa_cli.data.encode import VideoWriter
+    from vjepa_cli.data.media import VideoWriter
 
     if path.exists():
         return

@@ -34,7 +34,7 @@ from bench_model import REF_PEAK, encoder_flops, gemm_peak  # noqa: E402
 
 from vjepa_cli.config.extract import ExtractConfig, WindowConfig  # noqa: E402
 from vjepa_cli.config.model import ModelConfig  # noqa: E402
-from vjepa_cli.data.encode import VideoWriter  # noqa: E402
+from vjepa_cli.data.media import VideoWriter  # noqa: E402
 from vjepa_cli.models import build_encoder  # noqa: E402
 from vjepa_cli.models.load import save_model_file  # noqa: E402
 

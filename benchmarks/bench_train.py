@@ -29,8 +29,8 @@ from bench_model import REF_PEAK, Trainer, encoder_flops, gemm_peak, predictor_f
 
 from vjepa_cli.config._load import load_recipe  # noqa: E402
 from vjepa_cli.config.train import PretrainConfig  # noqa: E402
-from vjepa_cli.data.transforms import normalize_clips  # noqa: E402
 from vjepa_cli.data.masks import MaskCollator  # noqa: E402
+from vjepa_cli.data.transforms import normalize_clips  # noqa: E402
 from vjepa_cli.train.metrics import read_metrics  # noqa: E402
 from vjepa_cli.train.pretrain import run_pretrain  # noqa: E402
 

@@ -19,7 +19,7 @@ def tiny_config(**kw) -> ModelConfig:
 
 def write_index_video(path: Path, n: int, fps: float = 10, w: int = 64, h: int = 48) -> Path:
     """Frame i is a flat grey of value 6*i (i < 43): decoded pixels tell which source frame was read."""
-    from vjepa_cli.data.encode import write_video
+    from vjepa_cli.data.media import write_video
 
     frames = np.stack([np.full((h, w, 3), 6 * i, np.uint8) for i in range(n)])
     return write_video(path, frames, fps, crf=0, keyint=10)

@@ -19,7 +19,7 @@ def tiny_model(path: Path) -> Path:
 
 def colour_video(path: Path, label: int, seed: int, frames: int = 8) -> Path:
     """A 64x32 clip whose dominant channel is the label (trivially separable by colour)."""
-    from vjepa_cli.data.encode import write_video
+    from vjepa_cli.data.media import write_video
 
     rng = np.random.default_rng(seed)
     f = rng.integers(0, 40, (frames, 32, 64, 3)).astype(np.uint8)

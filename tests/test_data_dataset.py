@@ -15,11 +15,10 @@ from test_data_transforms import reference_eval_views, reference_train_transform
 from vjepa_cli.config import from_dict
 from vjepa_cli.config.data import DataConfig, SynthSpec
 from vjepa_cli.data.dataset import FailureLog, VideoClipDataset, collate_clips, distinct_runs, sample_rng
-from vjepa_cli.data.encode import write_video
 from vjepa_cli.data.manifest import ManifestRow, read_manifest
+from vjepa_cli.data.media import open_video, probe_video, read_frames, write_video
 from vjepa_cli.data.sampler import StepBatchSampler, build_pretrain_loader
 from vjepa_cli.data.sampling import clip_indices, resolve_frame_step
-from vjepa_cli.data.video import open_video, probe_video, read_frames
 from vjepa_cli.errors import VjepaError
 
 CFG = DataConfig(frames_per_clip=4, frame_step=2, crop_size=32, num_workers=0)

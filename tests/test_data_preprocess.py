@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from _data_helpers import write_corrupt_files
 
-from vjepa_cli.data.encode import write_video
 from vjepa_cli.data.manifest import read_labels, read_manifest
+from vjepa_cli.data.media import probe_video, write_video
 from vjepa_cli.data.preprocess import run_preprocess
-from vjepa_cli.data.video import probe_video
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 from _data_helpers import motion_oracle, shapes_oracle, shared_synth
 
 from vjepa_cli.data.manifest import read_labels, read_manifest
+from vjepa_cli.data.media import read_frames
 from vjepa_cli.data.synth import generate_synth
-from vjepa_cli.data.video import read_frames
 
 
 def _all_rows(res):
@@ -154,7 +154,7 @@ def test_encoding_does_not_depend_on_heap_garbage(tmp_path):
     import ctypes.util
 
     from vjepa_cli.config.data import SynthSpec
-    from vjepa_cli.data.encode import write_video
+    from vjepa_cli.data.media import write_video
     from vjepa_cli.data.synth import _render
 
     name = ctypes.util.find_library("c")

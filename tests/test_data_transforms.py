@@ -100,6 +100,10 @@ def test_normalize_clips_matches_formula():
     assert normalize_clips(clips, None, torch.bfloat16).dtype == torch.bfloat16
     single = normalize_clips(clips[0], "cpu")
     torch.testing.assert_close(single, out[0])
+    # the decoder's layout [B, T, H, W, C] (frozen-model windows) gives the same numbers in the model's layout
+    hwc = clips.permute(0, 2, 3, 4, 1).contiguous()  # (B, T, H, W, C)
+    assert torch.equal(normalize_clips(hwc, channels_last=True), out)
+    assert torch.equal(normalize_clips(hwc[0], channels_last=True), out[0])
 
 
 @pytest.mark.parametrize("h,w", [(32, 48), (48, 32)])

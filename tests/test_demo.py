@@ -4,7 +4,7 @@ import json
 
 from safetensors import safe_open
 
-from vjepa_cli.io.png import read_png
+from vjepa_cli.data.media import read_image
 
 
 def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "| motion probe val top-1 (%) |" in report and "quick" in report
     for rel in res["pictures"].values():  # every picture the report links exists and is a real PNG
-        assert read_png(out / rel).ndim == 3
+        assert read_image(out / rel).ndim == 3
     assert {"loss curve", "PCA of patch features", "masks", "confusion matrix (pretrained)"} <= set(res["pictures"])
     with safe_open(str(out / "features.safetensors"), "pt") as f:
         assert {"features", "timestamps"} <= set(f.keys())

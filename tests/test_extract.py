@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,10 @@ import torch
 from _eval_helpers import frame_ids, save_tiny_model, write_index_video
 
 from vjepa_cli.config.extract import WindowConfig, parse_stride
-from vjepa_cli.infer.model import normalize_clips
-from vjepa_cli.infer.windows import crop_boxes, iter_windows, num_windows, plan_windows, probe, window_times
+from vjepa_cli.data.media import crop_boxes, num_windows, plan_windows, probe_video, window_times
+from vjepa_cli.data.transforms import normalize_clips
+from vjepa_cli.infer.inputs import VideoJob
+from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowDecoded, video_events
 from vjepa_cli.io.tensors import load_tensors
 
 
@@ -53,21 +56,63 @@ def test_crop_boxes_views():
     assert (w, h) == (43, 32) and boxes == [(0, 0), (6, 0), (11, 0)]
 
 
+def _windows(path, cfg: WindowConfig, img_size: int = 32) -> list:
+    """The windows of one video as the frozen-model commands get them (settings resolved from its frame rate)."""
+    return [ev.window for ev in video_events(VideoJob(0, path, path), cfg, img_size) if isinstance(ev, WindowDecoded)]
+
+
 def test_streamed_windows_read_the_planned_frames(media):
     _, vids, _ = media
     path = vids / "sub" / "b.mp4"
     cfg = WindowConfig(frames=4, frame_step=3, stride=2, size=32)
-    wins = list(iter_windows(path, cfg, 32))
-    info = probe(path)
+    wins = _windows(path, cfg)
+    info = probe_video(path)
     plan = plan_windows(info.num_frames, 4, 3, 2)
     assert len(wins) == len(plan) == 7
     for w, idx in zip(wins, plan, strict=True):
         assert w.frames.shape == (1, 4, 32, 32, 3)
         assert frame_ids(w.frames[0]).tolist() == idx.tolist()
     np.testing.assert_allclose([[w.start, w.end] for w in wins], window_times(plan, info.fps))
-    short = list(iter_windows(vids / "short.mp4", WindowConfig(frames=4, frame_step=2), 32))
+    short = _windows(vids / "short.mp4", WindowConfig(frames=4, frame_step=2))
     assert len(short) == 1 and frame_ids(short[0].frames[0]).tolist() == [0, 2, 4, 4]
     assert (short[0].start, short[0].end) == (0.0, 0.5)
+
+
+def test_video_events_open_once_and_resolve_once(media, monkeypatch):
+    """One open per video: the reader's info gives the frame rate, the step and stride are resolved from it once
+    and carried by `VideoStarted`; a video that cannot be opened ends with its error and nothing else."""
+    import vjepa_cli.infer.windows as iw
+
+    _, vids, _ = media
+    opened = []
+    real = iw.open_video
+    monkeypatch.setattr(iw, "open_video", lambda path, *a, **k: opened.append(path) or real(path, *a, **k))
+    cfg = WindowConfig(frames=4, fps=5, stride_seconds=1.2)  # 10 fps video: step 2, stride 1.2 s = 6 sampled
+    job = VideoJob(0, vids / "sub" / "b.mp4", vids / "b.safetensors")
+    events = list(video_events(job, cfg, 32))
+    assert opened == [job.path]
+    start, *wins, end = events
+    assert isinstance(start, VideoStarted) and end == VideoEnded(job, None)
+    assert (start.video.step, start.video.stride, start.video.info.num_frames) == (2, 6, 41)
+    assert start.video.num_windows == len(wins) and start.video.indices[:, 0].tolist() == [0, 12, 24, 34]
+    assert all(isinstance(w, WindowDecoded) for w in wins)
+    bad = VideoJob(1, vids / "missing.mp4", vids / "m.safetensors")
+    (ev,) = video_events(bad, cfg, 32)
+    assert ev.job == bad and "file not found" in ev.error
+
+
+def test_extract_opens_each_video_once(media, tmp_path, monkeypatch):
+    import av
+
+    from vjepa_cli.config.extract import ExtractConfig
+    from vjepa_cli.infer.extract import run_extract
+
+    _, vids, model = media
+    opened = []
+    real = av.open
+    monkeypatch.setattr(av, "open", lambda f, *a, **k: opened.append(Path(str(f)).name) or real(f, *a, **k))
+    res = run_extract([vids], tmp_path / "o", ExtractConfig(window=WindowConfig(frames=4)), model_path=model)
+    assert res.count("ok") == 3 and sorted(opened) == ["a.mp4", "b.mp4", "short.mp4"]
 
 
 def _encode_reference(model_path, wins):
@@ -76,7 +121,7 @@ def _encode_reference(model_path, wins):
     m = vjepa_cli.load_model(model_path)
     clips = torch.from_numpy(np.stack([w.frames[0] for w in wins]))
     with torch.inference_mode():
-        return m.encoder(normalize_clips(clips))  # (W, N, D)
+        return m.encoder(normalize_clips(clips, channels_last=True))  # (W, N, D)
 
 
 def test_extract_folder_pooled_and_tokens(media, run_cli, tmp_path):
@@ -93,7 +138,7 @@ def test_extract_folder_pooled_and_tokens(media, run_cli, tmp_path):
     np.testing.assert_allclose(t["timestamps"].numpy(), window_times(plan_windows(41, 4, 3, 2), 10.0))
     assert meta["source"] == str((vids / "sub" / "b.mp4").resolve()) and json.loads(meta["frame_step"]) == 3
     # the features are the encoder's output on exactly those windows (batches crossed video boundaries)
-    wins = list(iter_windows(vids / "sub" / "b.mp4", WindowConfig(frames=4, frame_step=3, stride=2), 32))
+    wins = _windows(vids / "sub" / "b.mp4", WindowConfig(frames=4, frame_step=3, stride=2))
     ref = _encode_reference(model, wins)
     torch.testing.assert_close(t["features"], ref.mean(1), atol=1e-5, rtol=1e-5)
     # --pool none keeps the tokens; their mean is the pooled feature

@@ -1,67 +1,6 @@
-import struct
-import zlib
-
 import numpy as np
-import pytest
 
-from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.png import encode_png, read_png, write_png
 from vjepa_cli.plot import colormap, heatmap, image_grid, line_plot, nice_ticks
-
-
-def _png_with_filters(img: np.ndarray) -> bytes:
-    """Encode with a different filter on each row (a second, independent encoder for the reader)."""
-    h, w, c = img.shape
-    rows, prev = [], np.zeros(w * c, np.int32)
-    for y in range(h):
-        cur = img[y].reshape(-1).astype(np.int32)
-        f = y % 5
-        left = np.concatenate([np.zeros(c, np.int32), cur[:-c]])
-        upleft = np.concatenate([np.zeros(c, np.int32), prev[:-c]])
-        if f == 0:
-            pred = np.zeros_like(cur)
-        elif f == 1:
-            pred = left
-        elif f == 2:
-            pred = prev
-        elif f == 3:
-            pred = (left + prev) // 2
-        else:
-            p = left + prev - upleft
-            pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
-            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
-        rows.append(bytes([f]) + ((cur - pred) & 0xFF).astype(np.uint8).tobytes())
-        prev = cur
-
-    def chunk(k, d):
-        return struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b""))
-
-
-def test_png_round_trip_and_filters(tmp_path):
-    rng = np.random.default_rng(0)
-    img = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
-    write_png(tmp_path / "a.png", img)
-    assert np.array_equal(read_png(tmp_path / "a.png"), img)
-    (tmp_path / "f.png").write_bytes(_png_with_filters(img))
-    assert np.array_equal(read_png(tmp_path / "f.png"), img)
-    grey = rng.integers(0, 256, (5, 6), dtype=np.uint8)
-    (tmp_path / "g.png").write_bytes(encode_png(grey))
-    assert np.array_equal(read_png(tmp_path / "g.png"), np.repeat(grey[:, :, None], 3, 2))
-
-
-def test_png_errors(tmp_path):
-    with pytest.raises(VjepaError, match="not found"):
-        read_png(tmp_path / "missing.png")
-    (tmp_path / "x.png").write_bytes(b"hello")
-    with pytest.raises(VjepaError, match="not a PNG"):
-        read_png(tmp_path / "x.png")
-    good = encode_png(np.zeros((4, 4, 3), np.uint8))
-    (tmp_path / "t.png").write_bytes(good[:40])
-    with pytest.raises(VjepaError, match="corrupt"):
-        read_png(tmp_path / "t.png")
 
 
 def test_nice_ticks_cover_range():

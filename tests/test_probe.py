@@ -13,8 +13,8 @@ import torch
 
 from vjepa_cli.config.probe import ProbeConfig, ProbeHeadConfig, ProbeOptimConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.probe.tasks import load_task
 from vjepa_cli.eval.probe.heads import HeadGrid, build_head, classification_metrics, train_grid
+from vjepa_cli.eval.probe.tasks import load_task
 
 
 def _touch(p):
@@ -86,8 +86,8 @@ def test_diving48_layout(tmp_path):
 
 
 def test_image_folders_and_image_clip(tmp_path):
+    from vjepa_cli.data.media import write_png
     from vjepa_cli.eval.probe.features import read_sample
-    from vjepa_cli.io.png import write_png
 
     for split in ("train", "val"):
         for c, colour in (("cat", 0), ("dog", 1)):

@@ -34,10 +34,10 @@ def test_probe_manifest_end_to_end(run_cli, tiny, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["heads"]) == 2 and len(metrics["confusion"]) == 2
     assert sum(map(sum, metrics["confusion"])) == 6
-    from vjepa_cli.io.png import read_png
+    from vjepa_cli.data.media import read_image
     from vjepa_cli.io.tensors import load_tensors, meta_json
 
-    assert read_png(out / "confusion.png").ndim == 3
+    assert read_image(out / "confusion.png").ndim == 3
     tensors, meta = load_tensors(out / "probe.safetensors")
     assert meta_json(meta, "classes") == ["0", "1"] and meta_json(meta, "task") == "manifest"
     assert "linear.weight" in tensors

@@ -116,7 +116,7 @@ def test_surprise_matches_direct_computation(media):
 
 
 def test_surprise_cli_csv_png_json(media, run_cli, tmp_path):
-    from vjepa_cli.io.png import read_png
+    from vjepa_cli.data.media import read_image
 
     d, model, _ = media
     r = run_cli("surprise", d / "a.mp4", "-o", tmp_path / "s.csv", "--model", model, "--frames", "8",
@@ -130,7 +130,7 @@ def test_surprise_cli_csv_png_json(media, run_cli, tmp_path):
     combined = [min(float(x["context_2"]), float(x["context_4"])) for x in rows]
     np.testing.assert_allclose([float(x["surprise"]) for x in rows], combined, atol=2e-6)
     assert row["max"] == pytest.approx(max(combined), abs=2e-6)
-    assert read_png(tmp_path / "s.png").shape[2] == 3
+    assert read_image(tmp_path / "s.png").shape[2] == 3
     r = run_cli("surprise", d / "a.mp4", "-o", tmp_path, "--model", model, "--frames", "8", "--context", "8")
     assert r.code == 1 and "below the window" in r.err
 
@@ -146,7 +146,7 @@ class _PersistencePredictor(torch.nn.Module):
 
 
 def _ball_video(path, vanish: bool, seed: int):
-    from vjepa_cli.data.encode import write_video
+    from vjepa_cli.data.media import write_video
 
     rng = np.random.default_rng(seed)
     bg = rng.integers(60, 120, (1, 32, 32, 3)).repeat(24, 0).astype(np.uint8)

@@ -62,8 +62,7 @@ def media(tmp_path_factory):
 
 
 def test_viz_cli_mp4_and_png(media, run_cli, tmp_path):
-    from vjepa_cli.infer.windows import probe
-    from vjepa_cli.io.png import read_png
+    from vjepa_cli.data.media import probe_video, read_image
 
     d, model = media
     args = ["--model", model, "--frames", "4", "--frame-step", "1", "--json"]
@@ -71,17 +70,17 @@ def test_viz_cli_mp4_and_png(media, run_cli, tmp_path):
     assert r.code == 0, r
     res = json.loads(r.out)
     assert res["windows"] == 5 and res["grid"] == [2, 2, 2]
-    info = probe(tmp_path / "v.mp4")
+    info = probe_video(tmp_path / "v.mp4")
     assert info.num_frames == 20 and info.height == 256 and info.width == (2 * 32 + 4) * 8  # frame | gap | PCA, x8
     r = run_cli("viz", d / "a.mp4", "-o", tmp_path / "v.png", *args, "--max-windows", "2")
     assert r.code == 0, r
-    assert read_png(tmp_path / "v.png").ndim == 3
+    assert read_image(tmp_path / "v.png").ndim == 3
     r = run_cli("viz", d / "a.mp4", "-o", tmp_path / "v.gif", *args)
     assert r.code == 1 and ".mp4 or .png" in r.err
 
 
 def test_viz_masks_cli(run_cli, tmp_path):
-    from vjepa_cli.io.png import read_png
+    from vjepa_cli.data.media import read_image
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("model: {arch: vit_tiny, img_size: 64, num_frames: 8}\n"
@@ -91,6 +90,6 @@ def test_viz_masks_cli(run_cli, tmp_path):
     res = json.loads(r.out)
     assert res["masks"] == 2 * 3 and res["grid"] == [4, 4, 4]  # 2 multiblock generators + 1 future, x2 steps
     assert "context 50%, target 50%" in res["labels"][2]  # the future mask: first half of time is context
-    assert read_png(tmp_path / "m.png").shape[2] == 3
+    assert read_image(tmp_path / "m.png").shape[2] == 3
     r = run_cli("viz-masks", recipe, "-o", tmp_path / "m.png", "--set", "mask.kinx=tube")
     assert r.code == 1 and "mask.kind" in r.err

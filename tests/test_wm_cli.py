@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_cli.data.images import write_png
+from vjepa_cli.data.media import write_png
 from vjepa_cli.envs.reach2d import Reach2D
 
 TINY = [
@@ -186,7 +186,7 @@ def test_plan_cli(trained, tmp_path, run_cli):
     r = run_cli("wm", "plan", "--model", trained.model_path, "--start", tmp_path / "s.png", "--goal", tmp_path / "big.png")
     assert r.code == 1 and "differ in size" in r.err
     r = run_cli("wm", "plan", "--model", trained.model_path, "--start", tmp_path / "nope.png", "--goal", tmp_path / "g.png")
-    assert r.code == 1 and "image not found" in r.err
+    assert r.code == 1 and "nope.png: file not found" in r.err
     r = run_cli("wm", "plan", "--model", trained.model_path, "--start", tmp_path / "s.png", "--goal",
                 tmp_path / "g.png", "--set", "optim.lr=1")
     assert r.code == 1 and "only plan.* keys" in r.err

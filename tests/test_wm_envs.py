@@ -15,7 +15,7 @@ from vjepa_cli.data.episodes import (
     write_episode,
     write_manifest,
 )
-from vjepa_cli.data.images import read_image, read_video, write_png, write_video
+from vjepa_cli.data.media import read_image, read_video, write_png, write_video
 from vjepa_cli.envs.gym import GymAdapter, make_gym_env
 from vjepa_cli.envs.push2d import Push2D
 from vjepa_cli.envs.reach2d import Reach2D
@@ -126,7 +126,7 @@ def test_every_registered_env_steps_and_renders(name):
 def test_image_and_video_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 16, 24, 3), dtype=np.uint8)
-    write_video(tmp_path / "v.mp4", frames, fps=10)
+    write_video(tmp_path / "v.mp4", frames, fps=10, lossless=True)
     assert np.array_equal(read_video(tmp_path / "v.mp4"), frames)  # lossless
     write_png(tmp_path / "a.png", frames[0])
     assert np.array_equal(read_image(tmp_path / "a.png"), frames[0])

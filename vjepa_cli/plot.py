@@ -1,7 +1,7 @@
 """Small numpy plotting for reports: line plots, heatmaps and image grids as uint8 RGB arrays.
 
 No plotting library is a dependency; a 5x7 bitmap font draws labels. Write results with
-`vjepa_cli.io.png.write_png`. Deliberately simple: axes, ticks, a title, a legend, colours.
+`vjepa_cli.data.media.write_png`. Deliberately simple: axes, ticks, a title, a legend, colours.
 """
 
 from __future__ import annotations

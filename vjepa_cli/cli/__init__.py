@@ -45,8 +45,14 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the video decoders' own log lines (FFmpeg, PyAV, decord).")
+    ] = False,
 ) -> None:
     """V-JEPA: self-supervised video representations, feature extraction, probing and planning."""
+    from vjepa_cli.data.media import set_verbose
+
+    set_verbose(verbose)  # quiet by default: our one-line errors say what went wrong with a video
 
 
 for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, viz, probe, demo):

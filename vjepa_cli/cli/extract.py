@@ -46,9 +46,11 @@ def command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
+    from rich.markup import escape
+
     from vjepa_cli.config.extract import ExtractConfig
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.infer.extract import Listener, run_extract
+    from vjepa_cli.infer.extract import run_extract
     from vjepa_cli.log import err_console, progress
 
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, views)
@@ -58,37 +60,48 @@ def command(
     except ValueError as e:
         raise VjepaError(f"bad option: {e}") from None
     stdin_lines = sys.stdin if "-" in inputs else None
-
     with progress() as bar:
-        vids = bar.add_task("videos", total=None, info="")
-        wins = bar.add_task("windows", total=None, info="")
-
-        class _Show(Listener):
-            def videos_planned(self, n):
-                bar.update(vids, total=n)
-
-            def video_started(self, job, planned_windows):
-                total = bar.tasks[wins].total or 0
-                bar.update(wins, total=total + planned_windows, info=job.path.name)
-
-            def windows_done(self, n):
-                bar.advance(wins, n)
-
-            def video_done(self, r):
-                bar.advance(vids, 1)
-                if json_out:
-                    sys.stdout.write(json.dumps(r.as_json()) + "\n")
-                    sys.stdout.flush()
-                elif r.status == "failed":
-                    err_console().print(f"[red]failed[/] {r.path}: {r.error}", highlight=False)
-
-        result = run_extract(inputs, output, cfg, model_path=model, stdin_lines=stdin_lines, listener=_Show())
+        result = run_extract(inputs, output, cfg, model_path=model, stdin_lines=stdin_lines,
+                             listener=_Show(bar, json_out))
     ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
     summary = f"{ok} extracted, {skipped} skipped (already done), {len(failed)} failed"
-    err_console().print(summary, highlight=False)
+    err_console().print(summary, highlight=False, soft_wrap=True)
     if failed:
-        err_console().print("failed: " + ", ".join(f.path for f in failed), highlight=False)
+        err_console().print("failed: " + escape(", ".join(f.path for f in failed)), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+class _Show:
+    """Progress bars on stderr, and one JSON line per video (--json) or one line per failure
+    (`vjepa_cli.infer.extract.Listener`'s callbacks)."""
+
+    def __init__(self, bar, json_out: bool):
+        self.bar, self.json_out = bar, json_out
+        self.vids = bar.add_task("videos", total=None, info="")
+        self.wins = bar.add_task("windows", total=None, info="")
+
+    def videos_planned(self, n):
+        self.bar.update(self.vids, total=n)
+
+    def video_started(self, job, planned_windows):
+        total = self.bar.tasks[self.wins].total or 0
+        self.bar.update(self.wins, total=total + planned_windows, info=job.path.name)
+
+    def windows_done(self, n):
+        self.bar.advance(self.wins, n)
+
+    def video_done(self, r):
+        from rich.markup import escape
+
+        from vjepa_cli.log import err_console
+
+        self.bar.advance(self.vids, 1)
+        if self.json_out:
+            sys.stdout.write(json.dumps(r.as_json()) + "\n")
+            sys.stdout.flush()
+        elif r.status == "failed":
+            err_console().print(f"[red]failed[/] {escape(r.path)}: {escape(str(r.error))}", highlight=False,
+                                soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "VideoInfo": "video", "VideoReadError": "video", "open_video": "video", "probe_video": "video",
-    "read_frames": "video", "iter_windows": "windows",
+    "VideoInfo": "media", "VideoReadError": "media", "open_video": "media", "probe_video": "media",
+    "read_frames": "media", "iter_windows": "media",
     "clip_indices": "sampling", "resolve_frame_step": "sampling",
     "normalize_clips": "transforms", "train_transform": "transforms", "eval_views": "transforms",
     "ManifestRow": "manifest", "read_manifest": "manifest", "write_manifest": "manifest",

@@ -18,9 +18,9 @@ import torch
 
 from vjepa_cli.config.data import DataConfig
 from vjepa_cli.data.manifest import ManifestRow, read_manifest
+from vjepa_cli.data.media import VideoReadError, open_video
 from vjepa_cli.data.sampling import clip_indices, resolve_frame_step
 from vjepa_cli.data.transforms import eval_views, train_transform
-from vjepa_cli.data.video import VideoReadError, open_video
 from vjepa_cli.errors import VjepaError
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vjepa_cli.data.images import read_video, write_png, write_video
+from vjepa_cli.data.media import read_image, read_video, write_png, write_video
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import atomic_path
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
@@ -69,7 +69,7 @@ def write_episode(folder: str | Path, ep: Episode) -> Path:
     ep.check()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    write_video(folder / "frames.mp4", ep.frames, ep.fps)
+    write_video(folder / "frames.mp4", ep.frames, ep.fps, lossless=True, preset="ultrafast")  # decodes bit-exact
     tensors = {"actions": torch.from_numpy(np.asarray(ep.actions, dtype=np.float32))}
     if ep.states is not None:
         tensors["states"] = torch.from_numpy(np.asarray(ep.states, dtype=np.float32))
@@ -101,8 +101,6 @@ def read_episode(folder: str | Path, frames: bool = True) -> Episode:
         info=info,
     )
     if (folder / "goal.png").is_file() and frames:
-        from vjepa_cli.data.images import read_image
-
         ep.goal = read_image(folder / "goal.png")
     try:
         ep.check()

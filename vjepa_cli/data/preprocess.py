@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vjepa_cli.data.manifest import ManifestRow, read_labels, write_labels, write_manifest
-from vjepa_cli.data.sources import read_source
-from vjepa_cli.data.video import VideoInfo, VideoReadError, _probe
+from vjepa_cli.data.media import VideoInfo, VideoReadError, probe_video, reencode
+from vjepa_cli.data.sources import Source, read_source
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.atomic import atomic_path
 
 
 @dataclass
@@ -34,46 +33,20 @@ class PreprocessResult:
     reused: int = 0  # re-encoded outputs already present from an earlier run
 
 
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2)) * 2)
-
-
-def reencode(src: str | Path, dst: str | Path, short_side: int, keyframe_interval: float = 1.0,
-             crf: int = 23, preset: str = "veryfast") -> None:
-    """Re-encode `src` to H.264 mp4 `dst` with its short side at most `short_side` (never upscaled, even
-    sizes), the source frame rate, and a keyframe every `keyframe_interval` seconds. Atomic."""
-    import av
-
-    from vjepa_cli.data.encode import VideoWriter
-
-    with av.open(str(src)) as inp:
-        s = inp.streams.video[0]
-        s.thread_type = "AUTO"
-        rate = s.average_rate or s.guessed_rate or 30
-        w, h = s.codec_context.width, s.codec_context.height
-        scale = min(1.0, short_side / min(w, h))
-        nw, nh = _even(w * scale), _even(h * scale)
-        keyint = max(1, int(round(keyframe_interval * float(rate))))
-        with atomic_path(dst, suffix=".mp4") as tmp, VideoWriter(tmp, nw, nh, rate, crf=crf, preset=preset,
-                                                                   keyint=keyint) as out:
-            for frame in inp.decode(s):
-                out.write(frame.reformat(width=nw, height=nh, format="yuv420p", interpolation="AREA"))
-
-
 def _work(job: tuple) -> tuple[int, VideoInfo | None, str | None, str | None, str]:
     """Probe (and re-encode) one video: (i, info, reason, final path, status new|reused|probed)."""
     i, path, dst, short, keyint, crf, backend = job
     try:
-        info = _probe(path, backend)
+        info = probe_video(path, backend)
         if dst is None:
             return i, info, None, path, "probed"
         if Path(dst).exists():
             try:
-                return i, _probe(dst, backend), None, dst, "reused"
+                return i, probe_video(dst, backend), None, dst, "reused"
             except VideoReadError:
                 pass  # a broken earlier output: encode again
         reencode(path, dst, short, keyint, crf)
-        return i, _probe(dst, backend), None, dst, "new"
+        return i, probe_video(dst, backend), None, dst, "new"
     except VideoReadError as e:
         return i, None, e.reason, path, "failed"
     except Exception as e:  # a re-encoding failure of one file must not stop the others
@@ -119,46 +92,13 @@ def run_preprocess(
     source = read_source(src, videos, labels, stdin_text)
     manifest = Path(manifest)
     labels_out = manifest.parent / "labels.json"
-    names = dict(source.labels or {})
-    if not names and labels is not None:
-        names = read_labels(labels)
-    elif not names and labels_out.exists():
-        names = read_labels(labels_out)
-    new = sorted({lab for _, lab in source.entries if isinstance(lab, str)} - names.keys())
-    start = max(names.values(), default=-1) + 1
-    names.update({name: start + k for k, name in enumerate(new)})
-
+    names = _label_names(source, labels, labels_out)
     out = Path(out_dir) if out_dir is not None else None
     roots = source.root if source.root is not None else (
         Path(os.path.commonpath([p for p, _ in source.entries])) if source.entries else None)
     jobs = [(i, p, str(_out_path(p, roots, out)) if out else None, resize_short_side, keyframe_interval, crf, backend)
             for i, (p, _) in enumerate(source.entries)]
-    results: list = [None] * len(jobs)
-    done = 0
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
-            for fut in as_completed([pool.submit(_work, j) for j in jobs]):
-                r = fut.result()
-                results[r[0]] = r
-                done += 1
-                if progress:
-                    progress(done, len(jobs))
-    else:
-        for j in jobs:
-            results[j[0]] = _work(j)
-            done += 1
-            if progress:
-                progress(done, len(jobs))
-
-    rows, failures, counts = [], [], {"new": 0, "reused": 0}
-    for (_i, info, reason, path, status), (src_path, lab) in zip(results, source.entries, strict=True):
-        if info is None:
-            failures.append((src_path, reason))
-            continue
-        counts[status] = counts.get(status, 0) + 1
-        label = names[lab] if isinstance(lab, str) else (-1 if lab is None else int(lab))
-        rows.append(ManifestRow(str(Path(path).absolute()), label, info.num_frames, round(info.fps, 6),
-                                info.width, info.height))
+    rows, failures, counts = _rows(_run_jobs(jobs, workers, progress), source.entries, names)
     if strict and failures:
         p, r = failures[0]
         raise VjepaError(f"{len(failures)} unreadable video(s), e.g. {p}: {r}", "without --strict they are skipped")
@@ -168,3 +108,52 @@ def run_preprocess(
     write_manifest(manifest, rows)
     labels_path = write_labels(labels_out, names) if names else None
     return PreprocessResult(manifest, labels_path, source.kind, len(rows), failures, counts["new"], counts["reused"])
+
+
+def _label_names(source: Source, labels: str | Path | None, labels_out: Path) -> dict[str, int]:
+    """Class name -> index: the source's, the given labels file's or the existing labels.json's, extended by
+    the source's new names (indices never change, so train and val manifests agree)."""
+    names = dict(source.labels or {})
+    if not names and labels is not None:
+        names = read_labels(labels)
+    elif not names and labels_out.exists():
+        names = read_labels(labels_out)
+    new = sorted({lab for _, lab in source.entries if isinstance(lab, str)} - names.keys())
+    start = max(names.values(), default=-1) + 1
+    names.update({name: start + k for k, name in enumerate(new)})
+    return names
+
+
+def _run_jobs(jobs: list[tuple], workers: int, progress: Callable[[int, int], None] | None) -> list[tuple]:
+    """`_work` on every job (in worker processes when there are several), results in job order."""
+    results: list = [None] * len(jobs)
+    done = 0
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+            finished = (fut.result() for fut in as_completed([pool.submit(_work, j) for j in jobs]))
+            for r in finished:
+                results[r[0]] = r
+                done += 1
+                if progress:
+                    progress(done, len(jobs))
+        return results
+    for j in jobs:
+        results[j[0]] = _work(j)
+        done += 1
+        if progress:
+            progress(done, len(jobs))
+    return results
+
+
+def _rows(results: list[tuple], entries: list, names: dict[str, int]) -> tuple[list[ManifestRow], list, dict]:
+    """Manifest rows of the readable videos, (path, reason) of the others, and how many were new / reused."""
+    rows, failures, counts = [], [], {"new": 0, "reused": 0}
+    for (_i, info, reason, path, status), (src_path, lab) in zip(results, entries, strict=True):
+        if info is None:
+            failures.append((src_path, reason))
+            continue
+        counts[status] = counts.get(status, 0) + 1
+        label = names[lab] if isinstance(lab, str) else (-1 if lab is None else int(lab))
+        rows.append(ManifestRow(str(Path(path).absolute()), label, info.num_frames, round(info.fps, 6),
+                                info.width, info.height))
+    return rows, failures, counts

@@ -23,8 +23,8 @@ import numpy as np
 
 from vjepa_cli.config.data import SYNTH_TASKS, DataConfig, SynthSpec
 from vjepa_cli.data import synth_scenes as sc
-from vjepa_cli.data.encode import write_video
 from vjepa_cli.data.manifest import ManifestRow, write_labels, write_manifest
+from vjepa_cli.data.media import write_video
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.runtime import stable_hash

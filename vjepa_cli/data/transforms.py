@@ -147,11 +147,15 @@ def eval_views(frames: np.ndarray | torch.Tensor, crop_size: int, num_views: int
 
 
 def normalize_clips(clips: torch.Tensor, device: torch.device | str | None = None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 [B, C, T, H, W] (or [C, T, H, W]) -> ImageNet-normalised `dtype` on `device`.
+                    dtype: torch.dtype = torch.float32, channels_last: bool = False) -> torch.Tensor:
+    """uint8 [B, C, T, H, W] (or [C, T, H, W]) -> ImageNet-normalised `dtype` on `device`, same layout.
 
+    `channels_last`: the input is in the decoder's layout, [B, T, H, W, C] (or [T, H, W, C]), as the windows
+    of the frozen-model commands are; the output is still [B, C, T, H, W] (a permuted view, no copy first).
     The uint8 tensor is moved first (4x less traffic than float), then scaled on the device.
     """
+    if channels_last:
+        clips = clips.permute(0, 4, 1, 2, 3) if clips.dim() == 5 else clips.permute(3, 0, 1, 2)
     x = clips.to(device, non_blocking=True) if device is not None else clips
     shape = (-1, 1, 1, 1) if x.dim() == 4 else (1, -1, 1, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=torch.float32).view(shape) * 255

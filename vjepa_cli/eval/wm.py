@@ -15,13 +15,14 @@ import torch
 
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMConfig, WMPlanConfig
-from vjepa_cli.data.images import read_image, tile, write_png
+from vjepa_cli.data.media import read_image, write_png
 from vjepa_cli.envs.registry import ENVS, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
 from vjepa_cli.plan.cem import CEMPlanner
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
+from vjepa_cli.plot import image_grid
 from vjepa_cli.runtime import resolve_device
 
 WM_METHOD = "world model (CEM)"  # the planned method's row name; the baselines are "random" and "oracle"
@@ -130,7 +131,7 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
         rows.append(_stats(name, logs, planned=name == WM_METHOD))
         shown = logs[:show] if name == WM_METHOD else shown
     out_dir = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"eval-{env_name}"
-    png = write_png(out_dir / "trajectories.png", tile([im for lg in shown for im in _strip(lg)], cols=8))
+    png = write_png(out_dir / "trajectories.png", image_grid([im for lg in shown for im in _strip(lg)], ncols=8, pad=2))
     res = WMEvalResult(env_name, episodes, plan.max_steps, rows, png, str(wm.device), out_dir)
     write_text_atomic(res.json_path, json.dumps(res.record(), indent=2) + "\n")
     return res

@@ -20,17 +20,18 @@ import torch
 
 from vjepa_cli import __version__
 from vjepa_cli.config.extract import ExtractConfig
+from vjepa_cli.data.media import Window
+from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.infer.inputs import VideoJob, collect_videos, plan_outputs
 from vjepa_cli.infer.model import (
     check_window,
     load_eval_model,
     model_record,
-    normalize_clips,
     require_model_path,
     to_device_uint8,
 )
-from vjepa_cli.infer.windows import VideoInfo, Window, num_windows, stream_windows
+from vjepa_cli.infer.windows import VideoEnded, VideoStarted, VideoWindows, WindowDecoded, stream_windows
 from vjepa_cli.io.tensors import read_metadata, save_tensors
 from vjepa_cli.runtime import resolve_device, stable_hash, torch_dtype
 
@@ -74,16 +75,33 @@ class Listener:
     def video_done(self, result: VideoResult) -> None: ...
 
 
-# ---------------------------------------------------------------- encoding (consumer side)
+@dataclass(frozen=True)
+class RunSettings:
+    """What every output of one run records: the model, the crop, and the id of the settings."""
+
+    record: dict[str, Any]  # model path, fingerprint and config (`model_record`)
+    settings_id: str  # hash of window, pool, dtype and model: an output with another id is not ours to skip
+    img_size: int  # the model's native input size
+    short: int  # short side after the resize
+    size: int  # crop side
+
+    @classmethod
+    def of(cls, model: Any, model_path: Path, cfg: ExtractConfig) -> RunSettings:
+        record = model_record(model, model_path)
+        img_size = int(getattr(model.config, "img_size", 224))
+        short, size = cfg.window.crop_for(img_size)
+        settings = {"window": cfg.window.__dict__, "pool": cfg.pool, "dtype": cfg.dtype, "model_id": record["model_id"]}
+        return cls(record, stable_hash(settings, 16), img_size, short, size)
+
 
 @dataclass
-class _Acc:
-    """Per-video accumulator."""
+class _Video:
+    """One video being extracted: its windows' features as they are encoded."""
 
     job: VideoJob
     t0: float
-    info: VideoInfo | None = None
-    feats: list[torch.Tensor] = field(default_factory=list)
+    video: VideoWindows | None = None  # None when it failed before opening
+    feats: list[torch.Tensor] = field(default_factory=list)  # (V, D) or (V, N, D) per window
     times: list[tuple[float, float]] = field(default_factory=list)
     queued: int = 0  # windows waiting in the current batch
     ended: bool = False
@@ -94,7 +112,7 @@ class _Acc:
 def encode_windows(encoder: torch.nn.Module, clips: np.ndarray, device: torch.device, dtype: torch.dtype,
                    pool: str) -> torch.Tensor:
     """uint8 clips `(B, T, S, S, 3)` -> `(B, D)` mean-pooled or `(B, N, D)` tokens, float32 on the CPU."""
-    x = normalize_clips(to_device_uint8(clips, device), dtype)  # (B, 3, T, S, S)
+    x = normalize_clips(to_device_uint8(clips, device), dtype=dtype, channels_last=True)  # (B, 3, T, S, S)
     z = encoder(x)  # (B, N, D)
     z = z.float().mean(dim=1) if pool == "mean" else z.float()
     return z.cpu()
@@ -127,106 +145,120 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
         model = load_eval_model(model_path, device, cfg.dtype)
     model_path = Path(model_path) if model_path is not None else Path("<in-memory model>")
     check_window(model, cfg.window)
-    record = model_record(model, model_path)
-    img_size = int(getattr(model.config, "img_size", 224))
-    short, size = cfg.window.crop_for(img_size)
-    settings = {"window": cfg.window.__dict__, "pool": cfg.pool, "dtype": cfg.dtype, "model_id": record["model_id"]}
-    settings_id = stable_hash(settings, 16)
+    run = RunSettings.of(model, model_path, cfg)
     result = ExtractResult()
     listener.videos_planned(len(jobs))
-
-    todo = []
-    for job in jobs:
-        state = "absent" if cfg.overwrite else output_state(job.output, settings_id)
-        if state == "same":
-            r = VideoResult(str(job.path), str(job.output), "skipped", windows=_windows_in(job.output))
-            result.videos.append(r)
-            listener.video_done(r)
-        elif state == "different":
-            r = VideoResult(str(job.path), str(job.output), "failed",
-                            error=f"{job.output} exists and was made with other settings or another model "
-                                  "(pass --overwrite to replace it)")
-            result.videos.append(r)
-            listener.video_done(r)
-        else:
-            todo.append(job)
-
-    encoder, dtype = model.encoder, torch_dtype(cfg.dtype)
-    accs: dict[int, _Acc] = {}
-    batch: list[tuple[_Acc, Window]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        clips = np.concatenate([w.frames for _, w in batch])  # (sum V, T, S, S, 3)
-        z = encode_windows(encoder, clips, device, dtype, cfg.pool)
-        i = 0
-        for acc, w in batch:
-            v = w.frames.shape[0]
-            acc.feats.append(z[i:i + v])
-            acc.times.append((w.start, w.end))
-            acc.queued -= 1
-            i += v
-        listener.windows_done(len(batch))
-        batch.clear()
-
-    def finish(acc: _Acc) -> None:
-        r = _finalize(acc, cfg, record, settings_id, short, size)
-        result.videos.append(r)
-        listener.video_done(r)
-
-    for job, kind, payload in stream_windows(todo, cfg.window, img_size, cfg.workers, queue_size=max(2, cfg.batch_size)):
-        if kind == "start":
-            accs[job.index] = acc = _Acc(job, time.perf_counter(), info=payload)
-            listener.video_started(job, num_windows(payload.num_frames, cfg.window.frames,
-                                                    cfg.window.step_for(payload.fps), cfg.window.stride_for(payload.fps)))
-        elif kind == "win":
-            acc = accs[job.index]
-            batch.append((acc, payload))
-            acc.queued += 1
-            if sum(w.frames.shape[0] for _, w in batch) >= cfg.batch_size:
-                flush()
-        else:
-            acc = accs.setdefault(job.index, _Acc(job, time.perf_counter()))
-            acc.ended, acc.error = True, payload
-            if payload is not None:  # failed: drop its queued windows
-                batch[:] = [(a, w) for a, w in batch if a is not acc]
-                acc.queued = 0
-        for a in [a for a in accs.values() if a.ended and a.queued == 0]:
-            finish(accs.pop(a.job.index))
-    flush()
-    for a in list(accs.values()):
-        finish(a)
+    todo = [job for job in jobs if not _done_before(job, cfg, run.settings_id, result, listener)]
+    _Extractor(model.encoder, device, cfg, run, listener, result).extract(todo)
     return result
 
 
-def _finalize(acc: _Acc, cfg: ExtractConfig, record: dict, settings_id: str, short: int, size: int) -> VideoResult:
-    job = acc.job
+def _done_before(job: VideoJob, cfg: ExtractConfig, settings_id: str, result: ExtractResult,
+                 listener: Listener) -> bool:
+    """Whether `job.output` already exists (skipped, or refused when made with other settings)."""
+    state = "absent" if cfg.overwrite else output_state(job.output, settings_id)
+    if state == "absent":
+        return False
+    if state == "same":
+        r = VideoResult(str(job.path), str(job.output), "skipped", windows=_windows_in(job.output))
+    else:
+        r = VideoResult(str(job.path), str(job.output), "failed",
+                        error=f"{job.output} exists and was made with other settings or another model "
+                              "(pass --overwrite to replace it)")
+    result.videos.append(r)
+    listener.video_done(r)
+    return True
+
+
+class _Extractor:
+    """The consumer side: batches windows across videos, runs the encoder, and writes each video's file as
+    soon as its last window is encoded (a failed video drops its queued windows and writes nothing)."""
+
+    def __init__(self, encoder: torch.nn.Module, device: torch.device, cfg: ExtractConfig, run: RunSettings,
+                 listener: Listener, result: ExtractResult):
+        self.encoder, self.device, self.dtype = encoder, device, torch_dtype(cfg.dtype)
+        self.cfg, self.run, self.listener, self.result = cfg, run, listener, result
+        self.videos: dict[int, _Video] = {}  # by job index, in start order
+        self.batch: list[tuple[_Video, Window]] = []
+
+    def extract(self, jobs: list[VideoJob]) -> None:
+        cfg = self.cfg
+        for ev in stream_windows(jobs, cfg.window, self.run.img_size, cfg.workers, queue_size=max(2, cfg.batch_size)):
+            match ev:
+                case VideoStarted(job, video):
+                    self.videos[job.index] = _Video(job, time.perf_counter(), video)
+                    self.listener.video_started(job, video.num_windows)
+                case WindowDecoded(job, window):
+                    self._add(self.videos[job.index], window)
+                case VideoEnded(job, error):
+                    self._end(job, error)
+            for v in [v for v in self.videos.values() if v.ended and v.queued == 0]:
+                self._finish(self.videos.pop(v.job.index))
+        self._flush()
+        for v in list(self.videos.values()):
+            self._finish(v)
+
+    def _add(self, v: _Video, window: Window) -> None:
+        self.batch.append((v, window))
+        v.queued += 1
+        if sum(w.frames.shape[0] for _, w in self.batch) >= self.cfg.batch_size:
+            self._flush()
+
+    def _end(self, job: VideoJob, error: str | None) -> None:
+        v = self.videos.setdefault(job.index, _Video(job, time.perf_counter()))
+        v.ended, v.error = True, error
+        if error is not None:  # failed: drop its queued windows
+            self.batch[:] = [(a, w) for a, w in self.batch if a is not v]
+            v.queued = 0
+
+    def _flush(self) -> None:
+        if not self.batch:
+            return
+        clips = np.concatenate([w.frames for _, w in self.batch])  # (sum V, T, S, S, 3)
+        z = encode_windows(self.encoder, clips, self.device, self.dtype, self.cfg.pool)
+        i = 0
+        for v, w in self.batch:
+            n = w.frames.shape[0]  # views
+            v.feats.append(z[i:i + n])
+            v.times.append((w.start, w.end))
+            v.queued -= 1
+            i += n
+        self.listener.windows_done(len(self.batch))
+        self.batch.clear()
+
+    def _finish(self, v: _Video) -> None:
+        r = _write_output(v, self.cfg, self.run)
+        self.result.videos.append(r)
+        self.listener.video_done(r)
+
+
+def _write_output(v: _Video, cfg: ExtractConfig, run: RunSettings) -> VideoResult:
+    """Save one video's features and timestamps atomically (nothing when it failed)."""
+    job = v.job
     res = VideoResult(str(job.path), str(job.output), "failed")
-    if acc.error is None and not acc.feats:
-        acc.error = "no windows decoded"
-    if acc.error is not None:
-        res.error = acc.error
+    if v.error is None and not v.feats:
+        v.error = "no windows decoded"
+    if v.error is not None:
+        res.error = v.error
         return res
-    feats = torch.stack(acc.feats)  # (W, V, D) or (W, V, N, D)
+    feats = torch.stack(v.feats)  # (W, V, D) or (W, V, N, D)
     if cfg.window.views == 1:
         feats = feats[:, 0]
-    info = acc.info
-    wcfg = cfg.window
+    info, wcfg = v.video.info, cfg.window
     meta = {
-        "format": FORMAT, "vjepa_version": __version__, "settings_id": settings_id, **record,
-        "pool": cfg.pool, "frames": wcfg.frames, "frame_step": wcfg.step_for(info.fps),
-        "stride": wcfg.stride_for(info.fps), "resize": short, "crop": size, "views": wcfg.views,
-        "dtype": cfg.dtype, "windows": len(acc.feats), "source": str(job.path.resolve()),
+        "format": FORMAT, "vjepa_version": __version__, "settings_id": run.settings_id, **run.record,
+        "pool": cfg.pool, "frames": wcfg.frames, "frame_step": v.video.step,
+        "stride": v.video.stride, "resize": run.short, "crop": run.size, "views": wcfg.views,
+        "dtype": cfg.dtype, "windows": len(v.feats), "source": str(job.path.resolve()),
         "source_size": info.size_bytes, "source_frames": info.num_frames, "source_fps": info.fps,
         "source_width": info.width, "source_height": info.height,
     }
     try:
-        save_tensors(job.output, {"features": feats, "timestamps": torch.tensor(acc.times, dtype=torch.float64)}, meta)
+        save_tensors(job.output, {"features": feats, "timestamps": torch.tensor(v.times, dtype=torch.float64)}, meta)
     except OSError as e:
         res.error = f"cannot write {job.output}: {e}"
         return res
-    res.status, res.windows, res.seconds = "ok", len(acc.feats), round(time.perf_counter() - acc.t0, 3)
+    res.status, res.windows, res.seconds = "ok", len(v.feats), round(time.perf_counter() - v.t0, 3)
     return res
 
 
@@ -235,4 +267,3 @@ def _windows_in(path: Path) -> int:
         return int(read_metadata(path).get("windows", 0))
     except (VjepaError, ValueError):
         return 0
-

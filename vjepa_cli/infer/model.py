@@ -1,5 +1,6 @@
-"""Pieces shared by the frozen-model commands: finding the model, the device and dtype, turning uint8
-windows into normalised encoder input, and a fingerprint of the model for resumable outputs."""
+"""Pieces shared by the frozen-model commands: finding the model, the device and dtype, moving uint8
+windows to the device (`vjepa_cli.data.transforms.normalize_clips` then normalises them), and a fingerprint
+of the model for resumable outputs."""
 
 from __future__ import annotations
 
@@ -34,8 +35,6 @@ def require_model_path(path: str | Path | None) -> Path:
     return path
 
 
-
-
 def load_eval_model(path: str | Path | None, device: torch.device, dtype: str = "fp32", need_predictor: bool = False):
     """Load a model file for inference (eval mode, on `device`, in `dtype`)."""
     import vjepa_cli
@@ -48,13 +47,6 @@ def load_eval_model(path: str | Path | None, device: torch.device, dtype: str = 
             hint="export one with `vjepa export RUN_DIR --with-predictor`, or convert a checkpoint that has one",
         )
     return model
-
-
-def normalize_clips(clips: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 `(B, T, H, W, 3)` -> ImageNet-normalised `(B, 3, T, H, W)` in `dtype`, on the clips' device."""
-    from vjepa_cli.data.transforms import normalize_clips as _normalize
-
-    return _normalize(clips.permute(0, 4, 1, 2, 3), dtype=dtype)
 
 
 def to_device_uint8(arr: np.ndarray, device: torch.device) -> torch.Tensor:

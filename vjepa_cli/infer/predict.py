@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from vjepa_cli.config.extract import SurpriseConfig
+from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.infer.inputs import VideoJob
 from vjepa_cli.infer.metrics import peak_ratio
-from vjepa_cli.infer.model import load_eval_model, model_record, normalize_clips
-from vjepa_cli.infer.windows import batched_windows
+from vjepa_cli.infer.model import load_eval_model, model_record
+from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
 from vjepa_cli.runtime import resolve_device, torch_dtype
 
 
@@ -114,45 +115,54 @@ def surprise_curves(model: Any, jobs: list[VideoJob], cfg: SurpriseConfig, devic
     from vjepa_cli.infer.model import check_window
 
     check_window(model, cfg.window)
-    enc, pred_net, dtype = model.encoder, model.predictor, torch_dtype(cfg.dtype)
+    dtype = torch_dtype(cfg.dtype)
     img_size = int(getattr(model.config, "img_size", 224))
     results: list[SurpriseCurve | str] = [""] * len(jobs)
     kept: dict[int, dict] = {}
     state: dict[str, Any] = {}
-    for kind, job, payload in batched_windows(jobs, cfg.window, img_size, cfg.workers, cfg.batch_size):
-        if kind == "start":
-            state = {"t0": time.perf_counter(), "times": [], "ctx": {c: [] for c in cfg.context_frames},
-                     "steps": {c: [] for c in cfg.context_frames}, "pred": [], "tgt": [], "grid": None}
-        elif kind == "batch":
-            clips = torch.from_numpy(np.stack([w.frames[0] for w in payload])).to(device)  # (B, T, S, S, 3)
-            x = normalize_clips(clips, dtype)
-            outs, grid = predict_future(enc, pred_net, x, cfg.context_frames, cfg.mask_index, cfg.normalize_targets,
-                                        getattr(model, "context_encoder", None))
-            hw = grid[1] * grid[2]
-            for c, (p, t) in zip(cfg.context_frames, outs, strict=True):
-                steps = l1_per_step(p, t, hw).cpu()  # (B, T'-c)
-                state["steps"][c].append(steps)
-                state["ctx"][c].append(steps.mean(dim=1))  # equal tokens per step: mean of steps = mean of all
-            if keep:
-                state["pred"].append(outs[0][0].float().cpu())
-                state["tgt"].append(outs[0][1].float().cpu())
-                state["grid"] = grid
-            state["times"] += [(w.start, w.end) for w in payload]
-            if on_windows:
-                on_windows(len(payload))
-        elif payload is not None:
-            results[job.index] = payload
-        else:
-            per = {c: torch.cat(v).double().numpy() for c, v in state["ctx"].items()}
-            stack = np.stack(list(per.values()))
-            curve = stack.min(axis=0) if cfg.combine == "min" else stack.mean(axis=0)
-            results[job.index] = SurpriseCurve(
-                str(job.path), np.asarray(state["times"], np.float64), per, curve,
-                time.perf_counter() - state["t0"], {c: torch.cat(v).numpy() for c, v in state["steps"].items()})
-            if keep:
-                kept[job.index] = {"predicted": torch.cat(state["pred"]), "target": torch.cat(state["tgt"]),
-                                   "grid": state["grid"]}
+    for ev in batched_windows(jobs, cfg.window, img_size, cfg.workers, cfg.batch_size):
+        match ev:
+            case VideoStarted():
+                state = {"t0": time.perf_counter(), "times": [], "ctx": {c: [] for c in cfg.context_frames},
+                         "steps": {c: [] for c in cfg.context_frames}, "pred": [], "tgt": [], "grid": None}
+            case WindowBatch(_, windows):
+                clips = torch.from_numpy(np.stack([w.frames[0] for w in windows])).to(device)  # (B, T, S, S, 3)
+                _score_batch(state, model, normalize_clips(clips, dtype=dtype, channels_last=True), cfg, keep)
+                state["times"] += [(w.start, w.end) for w in windows]
+                if on_windows:
+                    on_windows(len(windows))
+            case VideoEnded(job, error) if error is not None:
+                results[job.index] = error
+            case VideoEnded(job):
+                results[job.index] = _curve(job, state, cfg)
+                if keep:
+                    kept[job.index] = {"predicted": torch.cat(state["pred"]), "target": torch.cat(state["tgt"]),
+                                       "grid": state["grid"]}
     return results, kept
+
+
+def _score_batch(state: dict[str, Any], model: Any, x: torch.Tensor, cfg: SurpriseConfig, keep: bool) -> None:
+    """Per-step prediction errors of a batch of clips `x` (B, 3, T, S, S), added to the video's `state`."""
+    outs, grid = predict_future(model.encoder, model.predictor, x, cfg.context_frames, cfg.mask_index,
+                                cfg.normalize_targets, getattr(model, "context_encoder", None))
+    hw = grid[1] * grid[2]
+    for c, (p, t) in zip(cfg.context_frames, outs, strict=True):
+        steps = l1_per_step(p, t, hw).cpu()  # (B, T'-c)
+        state["steps"][c].append(steps)
+        state["ctx"][c].append(steps.mean(dim=1))  # equal tokens per step: mean of steps = mean of all
+    if keep:
+        state["pred"].append(outs[0][0].float().cpu())
+        state["tgt"].append(outs[0][1].float().cpu())
+        state["grid"] = grid
+
+
+def _curve(job: VideoJob, state: dict[str, Any], cfg: SurpriseConfig) -> SurpriseCurve:
+    """One video's surprise curve from its per-window errors (combined over the context lengths)."""
+    per = {c: torch.cat(v).double().numpy() for c, v in state["ctx"].items()}
+    stack = np.stack(list(per.values()))
+    curve = stack.min(axis=0) if cfg.combine == "min" else stack.mean(axis=0)
+    return SurpriseCurve(str(job.path), np.asarray(state["times"], np.float64), per, curve,
+                         time.perf_counter() - state["t0"], {c: torch.cat(v).numpy() for c, v in state["steps"].items()})
 
 
 def open_model(model_path: str | Path | None, cfg: SurpriseConfig,

@@ -57,7 +57,7 @@ def run_surprise(inputs: Iterable[str | Path], output: str | Path, cfg: Surprise
                  plot: bool = True, context_model: str | Path | None = None) -> SurpriseResult:
     """Surprise curves of every video in `inputs`, written as `<name>.csv` (+ `<name>.png`) under `output`
     (or to `output` itself when it names one `.csv` for one video)."""
-    from vjepa_cli.io.png import write_png
+    from vjepa_cli.data.media import write_png
 
     jobs = plan_outputs(collect_videos(inputs, stdin_lines), Path(output), suffix=".csv")
     if model is None:

@@ -53,32 +53,11 @@ def side_by_side(frames: np.ndarray, pca: np.ndarray, gap: int = 4, scale: int =
     return out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]
 
 
-def write_mp4(path: str | Path, frames: np.ndarray, fps: float) -> Path:
-    """uint8 `(T, H, W, 3)` -> H.264 mp4, written atomically."""
-    import av
-
-    from vjepa_cli.io.atomic import atomic_path
-
-    path = Path(path)
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), "w", format="mp4") as c:
-            s = c.add_stream("libx264", rate=max(1, round(fps)))
-            s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-            for f in frames:
-                for pkt in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                    c.mux(pkt)
-            for pkt in s.encode():
-                c.mux(pkt)
-    return path
-
-
 def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_path: str | Path | None = None,
             device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4) -> dict:
     """Encode `video` window by window and write frames | PCA colours as mp4 (every frame) or png (a strip)."""
-    from vjepa_cli.infer.inputs import VideoJob
-    from vjepa_cli.infer.model import check_window, load_eval_model, normalize_clips
-    from vjepa_cli.infer.windows import batched_windows
-    from vjepa_cli.io.png import write_png
+    from vjepa_cli.data.media import write_png, write_video
+    from vjepa_cli.infer.model import check_window, load_eval_model
     from vjepa_cli.plot import image_grid
     from vjepa_cli.runtime import resolve_device
 
@@ -89,26 +68,7 @@ def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_pat
     model = model or load_eval_model(model_path, dev)
     check_window(model, wcfg)
     enc = model.encoder
-    frames, tokens, grid, info = [], [], None, None
-    job = VideoJob(0, Path(video), output)
-    with torch.inference_mode():
-        for kind, _, payload in batched_windows([job], wcfg, int(model.config.img_size), 1, batch_size):
-            if kind == "start":
-                info = payload
-            elif kind == "end" and payload is not None:
-                raise VjepaError(payload)
-            elif kind == "batch":
-                clips = np.stack([w.frames[0] for w in payload])  # (B, T, S, S, 3)
-                x = normalize_clips(torch.from_numpy(clips).to(dev))
-                grid = enc.token_grid(x)
-                tokens.append(enc(x).float().cpu())  # (B, N, D)
-                frames.append(clips)
-                if max_windows and sum(len(f) for f in frames) >= max_windows:
-                    break
-    if not tokens:
-        raise VjepaError(f"{video}: no windows decoded")
-    z = torch.cat(tokens)[:max_windows]  # (W, N, D)
-    clips = np.concatenate(frames)[:max_windows]  # (W, T, S, S, 3)
+    clips, z, grid, sampled_fps = _encode_windows(model, Path(video), output, wcfg, dev, max_windows, batch_size)
     colors = pca_rgb(z).reshape(len(z), *grid, 3)  # (W, T', H', W', 3)
     pca = np.stack([upsample_tokens(c, enc.tubelet_size, enc.patch_size) for c in colors])  # (W, T, S, S, 3)
     t_used = grid[0] * enc.tubelet_size
@@ -116,13 +76,43 @@ def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_pat
     scale = max(1, 256 // clips.shape[2])
     if output.suffix.lower() == ".mp4":
         seq = side_by_side(clips.reshape(-1, *clips.shape[2:]), pca.reshape(-1, *pca.shape[2:]), scale=scale)
-        write_mp4(output, seq, info.fps / wcfg.step_for(info.fps))
+        write_video(output, seq, max(1, round(sampled_fps)), crf=23, preset="medium")  # a whole-number rate
     else:
         picks = [(w, t) for w in range(len(z)) for t in range(0, t_used, enc.tubelet_size)][:16]
         ims = [clips[w, t] for w, t in picks] + [pca[w, t] for w, t in picks]
         big = [im.repeat(scale, 0).repeat(scale, 1) for im in ims]
         write_png(output, image_grid(big, ncols=len(picks), labels=[f"w{w} f{t}" for w, t in picks] * 2))
     return {"path": str(video), "output": str(output), "windows": len(z), "grid": list(grid)}
+
+
+def _encode_windows(model: Any, video: Path, output: Path, wcfg: WindowConfig, dev: torch.device,
+                    max_windows: int | None, batch_size: int) -> tuple[np.ndarray, torch.Tensor, tuple, float]:
+    """The first `max_windows` windows of `video` (uint8 `(W, T, S, S, 3)`), their tokens `(W, N, D)`, the
+    token grid and the sampled frame rate."""
+    from vjepa_cli.data.transforms import normalize_clips
+    from vjepa_cli.infer.inputs import VideoJob
+    from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
+
+    enc = model.encoder
+    frames, tokens, grid, sampled_fps = [], [], None, 0.0
+    with torch.inference_mode():
+        for ev in batched_windows([VideoJob(0, video, output)], wcfg, int(model.config.img_size), 1, batch_size):
+            match ev:
+                case VideoStarted(_, opened):
+                    sampled_fps = opened.info.fps / opened.step
+                case VideoEnded(_, error) if error is not None:
+                    raise VjepaError(error)
+                case WindowBatch(_, windows):
+                    clips = np.stack([w.frames[0] for w in windows])  # (B, T, S, S, 3)
+                    x = normalize_clips(torch.from_numpy(clips).to(dev), channels_last=True)  # (B, 3, T, S, S)
+                    grid = enc.token_grid(x)
+                    tokens.append(enc(x).float().cpu())  # (B, N, D)
+                    frames.append(clips)
+                    if max_windows and sum(len(f) for f in frames) >= max_windows:
+                        break
+    if not tokens:
+        raise VjepaError(f"{video}: no windows decoded")
+    return np.concatenate(frames)[:max_windows], torch.cat(tokens)[:max_windows], grid, sampled_fps
 
 
 def draw_masks(frames: np.ndarray, grid: tuple[int, int, int], patch: int, tubelet: int,

@@ -41,8 +41,8 @@ def run_viz_masks(recipe: str | Path, output: str | Path, sets: Sequence[str] = 
                   samples: int = 1, seed: int | None = None) -> dict:
     """Sample `samples` batches of masks from the recipe's generator(s) and draw them (first clip of each)."""
     from vjepa_cli.data.masks import MaskCollator
+    from vjepa_cli.data.media import write_png
     from vjepa_cli.infer.viz import draw_masks
-    from vjepa_cli.io.png import write_png
 
     output = Path(output)
     if output.suffix.lower() != ".png":
@@ -72,9 +72,9 @@ def run_viz_masks(recipe: str | Path, output: str | Path, sets: Sequence[str] = 
 
 def _video_clip(video: str | Path, frames: int, size: int) -> np.ndarray:
     from vjepa_cli.config.extract import WindowConfig
-    from vjepa_cli.infer.windows import iter_windows
+    from vjepa_cli.data.media import Crop, iter_windows
 
-    wcfg = WindowConfig(frames=frames, size=size, frame_step=1)
-    for w in iter_windows(video, wcfg, size):
-        return w.frames[0]
+    crop = Crop(*WindowConfig(frames=frames, size=size).crop_for(size))  # the frozen-model commands' crop
+    for w in iter_windows(video, frames, frame_step=1, crop=crop):
+        return w.frames[0]  # (T, S, S, 3)
     raise VjepaError(f"{video}: no frames decoded")

@@ -66,7 +66,7 @@ def truncate_metrics(path: Path, step: int) -> None:
 
 def loss_curve_png(metrics_path: str | Path, png_path: str | Path, title: str = "V-JEPA pretraining") -> Path | None:
     """Plot loss (and target-feature std) against step from metrics.jsonl; None when there is nothing to plot."""
-    from vjepa_cli.io.png import write_png
+    from vjepa_cli.data.media import write_png
     from vjepa_cli.plot import line_plot
 
     recs = [r for r in read_metrics(metrics_path) if isinstance(r.get("loss"), (int, float))]

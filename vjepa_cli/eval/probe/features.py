@@ -20,25 +20,13 @@ import numpy as np
 import torch
 
 from vjepa_cli.config.probe import ProbeConfig
+from vjepa_cli.data.media import VideoReadError, open_video, read_image
 from vjepa_cli.data.sampling import clip_indices
 from vjepa_cli.data.transforms import eval_views, train_transform
-from vjepa_cli.data.video import VideoReadError, open_video
 from vjepa_cli.runtime import stable_hash
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
-
-
-def read_image(path: str) -> np.ndarray:
-    """One still image as uint8 [1, H, W, 3] (decoded with PyAV). Raises `VideoReadError`."""
-    import av
-
-    try:
-        with av.open(path) as c:
-            frame = next(c.decode(video=0))
-            return frame.to_ndarray(format="rgb24")[None]
-    except (OSError, StopIteration, av.error.FFmpegError, ValueError) as e:  # type: ignore[attr-defined]
-        raise VideoReadError(path, f"cannot decode image ({type(e).__name__})") from None
 
 
 def read_sample(path: str, cfg: ProbeConfig, train: bool, rng: np.random.Generator, image: bool = False) -> torch.Tensor:
@@ -49,7 +37,7 @@ def read_sample(path: str, cfg: ProbeConfig, train: bool, rng: np.random.Generat
     """
     d = cfg.data
     if image:
-        img = read_image(path)
+        img = read_image(path)[None]  # (1, H, W, 3)
         segments = [np.repeat(img, d.frames, axis=0)]  # an image repeated to the clip length
     else:
         reader = open_video(path, d.backend)

@@ -218,8 +218,8 @@ def _subset(samples: list, n: int, seed: int) -> list:
 
 def write_outputs(out: Path, res: ProbeResult, head: torch.nn.Module, cfg: ProbeConfig, model, model_id: str) -> dict:
     """probe.safetensors (best head; classes and settings in the metadata), metrics.json, confusion.png."""
+    from vjepa_cli.data.media import write_png
     from vjepa_cli.io.atomic import write_text_atomic
-    from vjepa_cli.io.png import write_png
     from vjepa_cli.io.tensors import save_tensors
     from vjepa_cli.plot import heatmap
 

@@ -1,9 +1,9 @@
 """Video readers: decord (default, as the official loaders) with a PyAV fallback, one interface.
 
 `open_video(path, backend, threads)` returns a reader with `.num_frames`, `.fps` (free), `.info`
-(`VideoInfo`; with decord the size costs a header read) and `.get_batch(indices) -> uint8 [T, H, W, 3]`. Failures raise `VideoReadError` with a short reason
-(missing, empty, cannot open, cannot decode) that the dataset records and replaces; user-facing entry
-points (`probe_video`, `iter_windows`) turn them into `VjepaError`.
+(`VideoInfo`; with decord the size costs a header read) and `.get_batch(indices) -> uint8 [T, H, W, 3]`.
+Failures raise `VideoReadError` (a `VjepaError`) with a short `reason` (missing, empty, cannot open, cannot
+decode) that the dataset records and replaces, and that the CLI prints as one line.
 
 Thread count is explicit: the official loader passes `num_threads=-1`, which FFmpeg treats as one thread;
 here `threads=1` is that behaviour and `0` lets the decoder choose.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.media.logs import import_av, import_decord, quiet_stderr
 from vjepa_cli.errors import VjepaError
 
 log = logging.getLogger(__name__)
@@ -27,50 +28,57 @@ BACKENDS = ("decord", "pyav", "auto")
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a probe knows about a video file."""
+    """What opening a video tells about it (no decoding)."""
 
     num_frames: int  # decodable frames (container count, or counted packets)
     fps: float  # average frame rate
     width: int  # pixels
     height: int  # pixels
+    path: Path | None = None  # the file
+    size_bytes: int = -1  # file size (-1: unknown)
 
     @property
     def duration(self) -> float:
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
 
-class VideoReadError(Exception):
-    """A video that cannot be used; `reason` is short and user-readable."""
+class VideoReadError(VjepaError):
+    """A video (or image) that cannot be used; `reason` is short and user-readable, `path` names the file."""
 
-    def __init__(self, path: str | Path, reason: str):
-        self.path, self.reason = str(path), reason
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, path: str | Path, reason: str, kind: str = "video"):
+        self.path, self.reason, self.kind = str(path), reason, kind
+        super().__init__(f"cannot read {kind} {path}: {reason}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return type(self), (self.path, self.reason, self.kind)
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path, kind: str = "video") -> int:
+    """The size in bytes of an existing, non-empty regular file; `VideoReadError` otherwise."""
     try:
         st = os.stat(path)  # one system call for all three checks
     except (FileNotFoundError, NotADirectoryError):
-        raise VideoReadError(path, "file not found") from None
+        raise VideoReadError(path, "file not found", kind) from None
     except OSError as e:
-        raise VideoReadError(path, f"cannot read: {e.strerror or type(e).__name__}") from None
+        raise VideoReadError(path, f"cannot read: {e.strerror or type(e).__name__}", kind) from None
     if stat.S_ISDIR(st.st_mode):
-        raise VideoReadError(path, "is a directory")
+        raise VideoReadError(path, "is a directory", kind)
     if st.st_size == 0:
-        raise VideoReadError(path, "empty file")
+        raise VideoReadError(path, "empty file", kind)
+    return st.st_size
 
 
-def _short(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+def short_reason(e: BaseException) -> str:
+    """One line about a decoder exception (FFmpeg's own text without the errno and the path, when it has one)."""
+    msg = getattr(e, "strerror", None) or str(e).strip()
+    msg = msg.strip().splitlines()[0] if msg and msg.strip() else type(e).__name__
     return msg[:160]
 
 
 def _header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the container header via PyAV; (0, 0) if unavailable."""
     try:
-        import av
-
-        with av.open(str(path)) as c:
+        with import_av().open(str(path)) as c:
             cc = c.streams.video[0].codec_context
             return int(cc.width), int(cc.height)
     except Exception:  # any failure: the caller decodes a frame instead
@@ -82,15 +90,16 @@ class DecordReader:
 
     name = "decord"
 
-    def __init__(self, path: str | Path, threads: int = 1):
-        import decord
-
+    def __init__(self, path: str | Path, threads: int = 1, size_bytes: int | None = None):
+        decord = import_decord()
         self.path = Path(path)
+        self.size_bytes = check_file(self.path) if size_bytes is None else size_bytes
         try:
-            self._vr = decord.VideoReader(str(self.path), num_threads=threads, ctx=decord.cpu(0))
+            with quiet_stderr():  # decord logs a failed open on std::cerr, whatever its log level
+                self._vr = decord.VideoReader(str(self.path), num_threads=threads, ctx=decord.cpu(0))
             self.num_frames = len(self._vr)
         except Exception as e:  # decord raises DECORDError / RuntimeError with FFmpeg text
-            raise VideoReadError(self.path, f"cannot open with decord: {_short(e)}") from None
+            raise VideoReadError(self.path, f"cannot open with decord: {short_reason(e)}") from None
         if self.num_frames < 1:
             raise VideoReadError(self.path, "no video frames")
         self._info: VideoInfo | None = None
@@ -103,7 +112,7 @@ class DecordReader:
             try:
                 self._fps = float(self._vr.get_avg_fps())
             except Exception as e:
-                raise VideoReadError(self.path, f"cannot open with decord: {_short(e)}") from None
+                raise VideoReadError(self.path, f"cannot open with decord: {short_reason(e)}") from None
         return self._fps
 
     @property
@@ -113,7 +122,7 @@ class DecordReader:
             w, h = _header_size(self.path)  # container header only: no decoding
             if not w or not h:
                 h, w = self.get_batch([0]).shape[1:3]
-            self._info = VideoInfo(self.num_frames, self.fps, int(w), int(h))
+            self._info = VideoInfo(self.num_frames, self.fps, int(w), int(h), self.path, self.size_bytes)
         return self._info
 
     def get_batch(self, indices) -> np.ndarray:
@@ -128,7 +137,7 @@ class DecordReader:
             batch = self._vr.get_batch(np.asarray(indices, dtype=np.int64))
             return from_dlpack(batch.to_dlpack()).numpy()
         except Exception as e:
-            raise VideoReadError(self.path, f"cannot decode: {_short(e)}") from None
+            raise VideoReadError(self.path, f"cannot decode: {short_reason(e)}") from None
 
     def close(self) -> None:
         self._vr = None
@@ -140,10 +149,11 @@ class PyAVReader:
 
     name = "pyav"
 
-    def __init__(self, path: str | Path, threads: int = 1):
-        import av
-
+    def __init__(self, path: str | Path, threads: int = 1, size_bytes: int | None = None):
+        av = import_av()
         self.path = Path(path)
+        self.size_bytes = check_file(self.path) if size_bytes is None else size_bytes
+        self._c = None
         try:
             self._c = av.open(str(self.path))
             if not self._c.streams.video:
@@ -158,15 +168,18 @@ class PyAVReader:
                 self._c.seek(0)
             w, h = s.codec_context.width, s.codec_context.height
         except VideoReadError:
+            self.close()
             raise
         except Exception as e:
-            raise VideoReadError(self.path, f"cannot open with PyAV: {_short(e)}") from None
+            self.close()
+            raise VideoReadError(self.path, f"cannot open with PyAV: {short_reason(e)}") from None
         if n < 1:
+            self.close()
             raise VideoReadError(self.path, "no video frames")
         self._fps, self._tb = fps, float(s.time_base)
         self.num_frames, self.fps = n, fps
         self._t0 = s.start_time or 0
-        self.info = VideoInfo(n, fps, int(w), int(h))
+        self.info = VideoInfo(n, fps, int(w), int(h), self.path, self.size_bytes)
 
     def _index(self, frame, counter: int) -> int:
         if frame.pts is None:
@@ -200,7 +213,7 @@ class PyAVReader:
                 if fi >= max(want):
                     break
         except Exception as e:
-            raise VideoReadError(self.path, f"cannot decode: {_short(e)}") from None
+            raise VideoReadError(self.path, f"cannot decode: {short_reason(e)}") from None
         missing = want - got.keys()
         if missing:
             raise VideoReadError(self.path, f"cannot decode frame {min(missing)} (file truncated?)")
@@ -214,13 +227,13 @@ class PyAVReader:
 
 def _have_decord() -> bool:
     try:
-        import decord  # noqa: F401
+        import_decord()
     except ImportError:
         return False
     return True
 
 
-def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> DecordReader | PyAVReader | _AutoReader:
+def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> DecordReader | PyAVReader | AutoReader:
     """Open a video. `backend`: "decord", "pyav", or "auto" (decord; PyAV if decord is missing or fails).
 
     Raises:
@@ -229,21 +242,21 @@ def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> Dec
     if backend not in BACKENDS:
         raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav or auto")
     path = Path(path)
-    _check_file(path)
+    size = check_file(path)
     if backend == "pyav" or (backend == "auto" and not _have_decord()):
-        return PyAVReader(path, threads)
+        return PyAVReader(path, threads, size)
     if backend == "decord":
         if not _have_decord():
             raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")
-        return DecordReader(path, threads)
+        return DecordReader(path, threads, size)
     try:
-        return _AutoReader(DecordReader(path, threads), threads)
+        return AutoReader(DecordReader(path, threads, size), threads)
     except VideoReadError as e:
         log.debug("decord failed on %s (%s); trying PyAV", path, e.reason)
-        return PyAVReader(path, threads)
+        return PyAVReader(path, threads, size)
 
 
-class _AutoReader:
+class AutoReader:
     """decord, switching to PyAV for good if decord fails to decode (e.g. its copy bug on some sizes)."""
 
     name = "auto"
@@ -268,7 +281,7 @@ class _AutoReader:
 
     def _switch(self) -> None:
         self._r.close()
-        self._r = PyAVReader(self.path, self._threads)
+        self._r = PyAVReader(self.path, self._threads, self._r.size_bytes)
 
     def get_batch(self, indices) -> np.ndarray:
         try:
@@ -282,40 +295,3 @@ class _AutoReader:
 
     def close(self) -> None:
         self._r.close()
-
-
-def read_frames(path: str | Path, indices, backend: str = "auto", threads: int = 1) -> np.ndarray:
-    """Decode the given frames of one video: uint8 [T, H, W, 3]. Raises `VideoReadError`."""
-    reader = open_video(path, backend, threads)
-    try:
-        return reader.get_batch(indices)
-    finally:
-        reader.close()
-
-
-def probe_video(path: str | Path, backend: str = "auto", check_decode: bool = True) -> VideoInfo:
-    """Frames, fps and size of one video; with `check_decode`, also decode its first and last frames
-    (catches truncated files). Raises `VjepaError` naming the file and the reason."""
-    try:
-        return _probe(path, backend, check_decode)
-    except VideoReadError as e:
-        raise VjepaError(f"cannot read video {e.path}: {e.reason}") from None
-
-
-def _probe(path: str | Path, backend: str = "auto", check_decode: bool = True, threads: int = 1) -> VideoInfo:
-    """Like `probe_video` but raises `VideoReadError` (for batch probing that collects failures)."""
-    reader = open_video(path, backend, threads)
-    try:
-        info = reader.info
-        if check_decode:
-            reader.get_batch([0, info.num_frames - 1])
-        return info
-    finally:
-        reader.close()
-
-
-def file_size(path: str | Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return -1
