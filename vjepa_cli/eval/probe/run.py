@@ -29,7 +29,7 @@ from vjepa_cli.eval.probe.heads import (
     steps_per_epoch,
     train_grid,
 )
-from vjepa_cli.eval.probe.outputs import write_outputs
+from vjepa_cli.eval.probe.outputs import check_output_dir, write_outputs
 from vjepa_cli.eval.probe.tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
         data_root: the dataset folder (not needed for synth tasks and `manifest`).
         train, val: manifests for task `manifest`.
         output_dir: where to write `probe.safetensors`, `metrics.json`, `confusion.png` (None: write nothing).
+            A run that fails writes nothing there (see `vjepa_cli.eval.probe.outputs`).
         cache_dir: feature cache folder (used when `cfg.cache`); None with `cfg.cache`: features stay in memory.
         device: cpu / cuda / cuda:N (None: cuda when available).
         random_init: probe a freshly initialised encoder of the same architecture instead, built from this seed
@@ -106,6 +107,8 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
             `"recorded"`: the pretraining seed recorded in the model file, else 0.
         progress: optional callback, see `ProgressFn`.
     """
+    if output_dir is not None:
+        check_output_dir(Path(output_dir))
     tick = progress or _no_progress
     path, encoder, model_id, dev = _load_encoder(model, device, random_init)
     data = _task_data(cfg, data_root, train, val, _generation_progress(cfg.data.synth_train + cfg.data.synth_val, tick))
