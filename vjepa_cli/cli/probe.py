@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt, print_json
 
 HELP = "Train and evaluate attentive probes on frozen features (V-JEPA / V-JEPA 2 frozen evaluation)."
 EXAMPLES = """Tasks and layouts: ssv2 (labels.json + train.json/validation.json, videos <id>.webm);
@@ -74,7 +72,7 @@ def command(
         res = run_probe(cfg, model=model, data_root=data_root, train=train, val=val, output_dir=out,
                         cache_dir=cache, device=device, random_init=seed, progress=tick)
     if json_out:
-        sys.stdout.write(json.dumps(_summary(res)) + "\n")
+        print_json(_summary(res))
         return
     _render(res, out)
 
