@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_cli.config.probe import ProbeConfig, ProbeHeadConfig, ProbeOptimConfig
+from vjepa_cli.config.probe import TASKS, ProbeConfig, ProbeHeadConfig, ProbeOptimConfig, load_probe_config
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.eval.probe.heads import HeadGrid, build_head, classification_metrics, train_grid
-from vjepa_cli.eval.probe.tasks import load_task
+from vjepa_cli.eval.probe.tasks import TASK_LOADERS, load_task
 
 
 def _touch(p):
@@ -48,9 +48,8 @@ def test_ssv2_layout(tmp_path):
         load_task("ssv2", tmp_path)
 
 
-@pytest.mark.parametrize("task", ["k400", "k700"])
-def test_kinetics_layout(tmp_path, task):
-    ann = tmp_path / "annotations"
+def _kinetics_folder(root):
+    ann = root / "annotations"
     ann.mkdir()
     header = ["label", "youtube_id", "time_start", "time_end", "split"]
     rows = {"train.csv": [["riding bike", "aaa", 10, 20, "train"], ["abseiling", "bbb", 0, 10, "train"]],
@@ -58,9 +57,15 @@ def test_kinetics_layout(tmp_path, task):
     for name, rs in rows.items():
         with open(ann / name, "w", newline="") as f:
             csv.writer(f).writerows([header, *rs])
-    _touch(tmp_path / "train" / "riding bike" / "aaa_000010_000020.mp4")  # class-folder layout
-    _touch(tmp_path / "train" / "bbb_000000_000010.mp4")  # flat layout
-    _touch(tmp_path / "val" / "ccc_000005_000015.mp4")
+    _touch(root / "train" / "riding bike" / "aaa_000010_000020.mp4")  # class-folder layout
+    _touch(root / "train" / "bbb_000000_000010.mp4")  # flat layout
+    _touch(root / "val" / "ccc_000005_000015.mp4")
+    return ann
+
+
+@pytest.mark.parametrize("task", ["k400", "k600", "k700"])
+def test_kinetics_layout(tmp_path, task):
+    ann = _kinetics_folder(tmp_path)
     d = load_task(task, tmp_path)
     assert d.classes == ["abseiling", "riding bike"]  # sorted, as the official class index
     assert sorted(y for _, y in d.train) == [0, 1] and [y for _, y in d.val] == [1]
@@ -133,6 +138,43 @@ def test_synth_task_generated_on_first_use(tmp_path):
     assert sorted(y for _, y in d.train) == list(range(16))  # balanced: video i has label i % 16
     again = load_task("synth-motion", None, synth_cache=tmp_path, synth_sizes=(16, 4))
     assert again.train == d.train  # cached, not regenerated
+
+
+# ----------------------------------------------------------------------------------------------- registry
+
+
+def test_every_task_has_exactly_one_loader():
+    """`TASKS` (what the config and --task accept) and the registry (what can be read) are the same names."""
+    assert len(set(TASKS)) == len(TASKS)
+    assert sorted(TASK_LOADERS) == sorted(TASKS)
+    assert all(callable(load) for load in TASK_LOADERS.values())
+
+
+def test_unregistered_task_is_refused_not_read_as_kinetics(tmp_path, monkeypatch):
+    """A name the config accepts but the registry lacks is one clear error, never another family's layout."""
+    import vjepa_cli.eval.probe.tasks.registry as registry
+
+    _kinetics_folder(tmp_path)  # a folder any fallback to the Kinetics loader would read happily
+    monkeypatch.setattr("vjepa_cli.config.probe.TASKS", (*TASKS, "k800"))
+    assert load_probe_config("k800").task == "k800"  # the config layer accepts it...
+    with pytest.raises(VjepaError, match="unknown task 'k800'") as e:  # ...the registry does not guess
+        load_task("k800", tmp_path)
+    assert "valid: ssv2, k400" in str(e.value)
+    assert "k800" not in registry.TASK_LOADERS
+
+
+@pytest.mark.parametrize("task, hint", [("kinetics", "(valid: ssv2,"), ("k40", "did you mean 'k400'? valid: ssv2,")])
+def test_unknown_task_is_one_line_listing_valid_tasks(task, hint):
+    with pytest.raises(VjepaError, match=f"^unknown task '{task}'") as e:
+        load_probe_config(task)
+    assert hint in str(e.value) and "synth-shapes" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="valid: ssv2"):
+        ProbeConfig(task=task)
+
+
+def test_probe_config_uses_the_builtin_recipe_of_its_task():
+    assert load_probe_config("synth-motion") == load_probe_config("synth-motion", "probe/synth-motion")
+    assert load_probe_config("manifest", None, ["optim.epochs=2"]).optim.epochs == 2
 
 
 # ----------------------------------------------------------------------------------------------- heads

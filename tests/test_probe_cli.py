@@ -119,3 +119,79 @@ def test_random_init_seed_defaults_to_the_recorded_pretraining_seed(run_cli, tin
     assert json.loads((tmp_path / "b" / "metrics.json").read_text())["model_id"].endswith("-random2")
     r = run_cli(*base, "-m", seeded, "-o", tmp_path / "c", "--init-seed", "2")
     assert r.code == 1 and "--random-init" in r.err and "Traceback" not in r.err
+
+
+# ------------------------------------------------------------------- a failed run leaves nothing (issue 18)
+
+
+def _snapshot(folder):
+    """Every file under `folder` with its bytes (None when the folder does not exist)."""
+    if not folder.exists():
+        return None
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() or not any(p.iterdir())}
+
+
+def _failing_start(kind, tmp_path, model, train, val):
+    """Arguments of a `vjepa probe` run that fails before training, and the message it fails with."""
+    from vjepa_cli.data.manifest import ManifestRow, write_manifest
+
+    if kind == "no model":
+        return ["--task", "manifest", "--train", train, "--val", val, "-m", tmp_path / "gone.safetensors"], "model not found"
+    if kind == "bad data root":
+        return ["--task", "k400", "--data-root", tmp_path / "no-such-root", "-m", model], "data root not found"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    bad = write_manifest(tmp_path / "bad.csv", [ManifestRow(str(broken), 0), ManifestRow(str(broken), 1)])
+    return ["--task", "manifest", "--train", bad, "--val", val, "-m", model], "no readable training videos"
+
+
+@pytest.mark.parametrize("kind", ["no model", "bad data root", "unreadable task data"])
+@pytest.mark.parametrize("existed", [False, True])
+def test_failed_start_leaves_the_output_folder_as_it_was(run_cli, tiny, tmp_path, kind, existed):
+    root, model, train, val = tiny
+    out = tmp_path / "runs" / "probe"
+    if existed:  # a folder from an earlier run, plus a file of the user's
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"earlier": true}\n')
+        (out / "notes.txt").write_text("keep me")
+    before = _snapshot(out)
+    args, message = _failing_start(kind, tmp_path, model, train, val)
+    r = run_cli("probe", *args, "-o", out, *_sets())
+    assert r.code == 1 and message in r.err and "Traceback" not in r.err, r
+    assert _snapshot(out) == before
+    if not existed:
+        assert not (tmp_path / "runs").exists()  # nor the parent the run would have created
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_failure_while_writing_outputs_leaves_nothing_behind(tiny, tmp_path, monkeypatch, existed):
+    """A run that fails on its last file (a full disk, say) does not leave a head without its metrics."""
+    import errno
+
+    from vjepa_cli.config.probe import load_probe_config
+    from vjepa_cli.eval.probe.run import run_probe
+
+    root, model, train, val = tiny
+    cfg = load_probe_config("manifest", None, _sets()[1::2])
+    out = tmp_path / "runs" / "probe"
+    if existed:
+        run_probe(cfg, model=model, train=train, val=val, output_dir=out)  # an earlier, complete run
+    before = _snapshot(out)
+
+    def full_disk(path, img):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("vjepa_cli.data.media.write_png", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run_probe(cfg, model=model, train=train, val=val, output_dir=out)
+    assert _snapshot(out) == before
+    assert existed or not (tmp_path / "runs").exists()
+
+
+def test_output_path_that_is_a_file_is_refused_before_any_work(run_cli, tiny, tmp_path):
+    root, model, train, val = tiny
+    (tmp_path / "out").write_text("a file")
+    r = run_cli("probe", "--task", "manifest", "--train", train, "--val", val, "-m", model, "-o", tmp_path / "out", *_sets())
+    assert r.code == 1 and "is a file" in r.err and "Traceback" not in r.err, r
+    assert (tmp_path / "out").read_text() == "a file"

@@ -18,8 +18,10 @@ from vjepa_cli.cli import (
     preprocess,
     pretrain,
     probe,
+    surprise,
     synth,
     viz,
+    viz_masks,
     wm,
 )
 from vjepa_cli.errors import VjepaError, resource_error
@@ -55,7 +57,7 @@ def _root(
     set_verbose(verbose)  # quiet by default: our one-line errors say what went wrong with a video
 
 
-for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, viz, probe, demo):
+for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, surprise, viz, viz_masks, probe, demo):
     _mod.register(app)
 app.add_typer(wm.app, name="wm", help="World model: collect episodes, train an action-conditioned predictor, plan.")
 

@@ -31,6 +31,7 @@ ResizeOpt = Annotated[
     int | None, typer.Option("--resize", help="Short side before cropping (default: size*256/224; size with --views).")
 ]
 ViewsOpt = Annotated[int, typer.Option("--views", help="Spatial crops per window, spread along the long side.")]
+MaskIndexOpt = Annotated[int, typer.Option("--mask-index", help="Predictor mask token to use.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Clips per forward pass.")]
 WorkersOpt = Annotated[
     int, typer.Option("--workers", help="Decoding threads running alongside the model (0: decode inline).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,3 +26,9 @@ ModelOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as one JSON object per line.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16.")]
+
+
+def print_json(obj) -> None:
+    """Write `obj` as one JSON line on stdout (the `--json` contract), flushed so pipelines see it at once."""
+    sys.stdout.write(json.dumps(obj, default=float) + "\n")
+    sys.stdout.flush()

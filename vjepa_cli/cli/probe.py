@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt, print_json
 
 HELP = "Train and evaluate attentive probes on frozen features (V-JEPA / V-JEPA 2 frozen evaluation)."
 EXAMPLES = """Tasks and layouts: ssv2 (labels.json + train.json/validation.json, videos <id>.webm);
@@ -51,35 +51,36 @@ def command(
     json_out: JsonOpt = False,
     sets: SetOpt = None,
 ) -> None:
-    from vjepa_cli.config._load import builtin_recipes, load_recipe
-    from vjepa_cli.config.probe import TASKS, ProbeConfig
+    from vjepa_cli.config.probe import load_probe_config
     from vjepa_cli.errors import VjepaError
-    from vjepa_cli.eval.probe.run import recorded_seed, run_probe
-    from vjepa_cli.log import progress
+    from vjepa_cli.eval.probe.run import RECORDED, run_probe
 
-    if task not in TASKS:
-        import difflib
-
-        close = difflib.get_close_matches(task, TASKS, n=1)
-        raise VjepaError(f"unknown task '{task}'", f"did you mean '{close[0]}'?" if close else "valid: " + ", ".join(TASKS))
     if init_seed is not None and not random_init:
         raise VjepaError("--init-seed only applies with --random-init", hint="add --random-init, or drop --init-seed")
-    if random_init and init_seed is None:
-        init_seed = (recorded_seed(model) if model is not None and Path(model).exists() else None) or 0
     if cache is not None and no_cache:
         raise VjepaError("--cache and --no-cache contradict each other")
-    overrides = [f"task={task}"]
-    if probe is not None:
-        overrides.append(f"probe.kind={probe}")
+    overrides = [] if probe is None else [f"probe.kind={probe}"]
     lay = _layers(layers)
     if lay is not None:
         overrides.append(f"probe.layers=[{','.join(map(str, lay))}]")
     if no_cache:
         overrides.append("cache=false")
-    if recipe is None:
-        recipe = f"probe/{task}" if f"probe/{task}" in builtin_recipes() else None
-    cfg = load_recipe(ProbeConfig, recipe, overrides + list(sets or []))
+    cfg = load_probe_config(task, recipe, overrides + list(sets or []))
     out = output or Path(f"probe-{task}")
+    seed = (RECORDED if init_seed is None else init_seed) if random_init else None
+    with _progress_bar() as tick:
+        res = run_probe(cfg, model=model, data_root=data_root, train=train, val=val, output_dir=out,
+                        cache_dir=cache, device=device, random_init=seed, progress=tick)
+    if json_out:
+        print_json(_summary(res))
+        return
+    _render(res, out)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar with one line per phase that `run_probe` reports."""
+    from vjepa_cli.log import progress
 
     with progress() as bar:
         ids: dict[str, int] = {}
@@ -89,17 +90,14 @@ def command(
                 ids[phase] = bar.add_task(phase, total=total, info="")
             bar.advance(ids[phase], n)
 
-        res = run_probe(cfg, model=model, data_root=data_root, train=train, val=val, output_dir=out,
-                        cache_dir=cache, device=device, random_init=init_seed if random_init else None,
-                        progress=tick)
-    summary = {"task": res.task, "probe": res.kind, "val_top1": res.best["val_top1"], "val_top5": res.best["val_top5"],
-               "train_top1": res.best["train_top1"], "lr": res.best["lr"], "wd": res.best["wd"],
-               "num_train": res.num_train, "num_val": res.num_val, "skipped": res.skipped, "classes": len(res.classes),
-               "cache_hit": res.cache_hit, **res.timings, "outputs": res.outputs, "notes": res.notes}
-    if json_out:
-        sys.stdout.write(json.dumps(summary) + "\n")
-        return
-    _render(res, out)
+        yield tick
+
+
+def _summary(res) -> dict:
+    return {"task": res.task, "probe": res.kind, "val_top1": res.best["val_top1"], "val_top5": res.best["val_top5"],
+            "train_top1": res.best["train_top1"], "lr": res.best["lr"], "wd": res.best["wd"],
+            "num_train": res.num_train, "num_val": res.num_val, "skipped": res.skipped, "classes": len(res.classes),
+            "cache_hit": res.cache_hit, **res.timings, "outputs": res.outputs, "notes": res.notes}
 
 
 def _render(res, out: Path) -> None:

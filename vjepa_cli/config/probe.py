@@ -7,10 +7,24 @@ cosine lr to 0, constant wd, no warmup, grad clip 1.0; the reported number is th
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vjepa_cli.config._load import builtin_recipes, load_recipe
+from vjepa_cli.errors import VjepaError
+
+# The task names a recipe and `vjepa probe --task` accept. Each has exactly one loader in
+# `vjepa_cli.eval.probe.tasks.registry` (a test checks that the two agree).
 TASKS = ("ssv2", "k400", "k600", "k700", "diving48", "in1k", "manifest", "synth-motion", "synth-shapes")
+
+
+def unknown_task(task: str) -> str | None:
+    """None for a task in TASKS, else one line that names the closest task and every valid one."""
+    if task in TASKS:
+        return None
+    close = difflib.get_close_matches(task, TASKS, n=1)
+    return f"unknown task '{task}' (" + (f"did you mean '{close[0]}'? " if close else "") + "valid: " + ", ".join(TASKS) + ")"
 
 
 @dataclass(frozen=True)
@@ -108,7 +122,19 @@ class ProbeConfig:
     num_workers: int = 0  # decoding worker processes (0: in the main process)
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task '{self.task}'; valid: {', '.join(TASKS)}")
+        problem = unknown_task(self.task)
+        if problem:
+            raise ValueError(problem)
         if self.cache_clips_per_video < 1 or self.batch_encode < 1 or self.num_workers < 0:
             raise ValueError("cache_clips_per_video and batch_encode must be >= 1, num_workers >= 0")
+
+
+def load_probe_config(task: str, recipe: str | None = None, sets: list[str] | tuple[str, ...] = ()) -> ProbeConfig:
+    """The probe config of `task`: `recipe` (default: the built-in `probe/<task>` when there is one) with `task`
+    and the `--set` overrides applied. An unknown task is one clear `VjepaError` naming the valid ones."""
+    problem = unknown_task(task)
+    if problem:
+        raise VjepaError(problem)
+    if recipe is None and f"probe/{task}" in builtin_recipes():
+        recipe = f"probe/{task}"
+    return load_recipe(ProbeConfig, recipe, [f"task={task}", *sets])

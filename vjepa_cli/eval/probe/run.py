@@ -9,17 +9,16 @@ augmented clips per training video) and the heads train from the cache.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
-from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.probe import ProbeConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.eval.probe.features import cache_key, cached_split, encode_split
@@ -30,12 +29,15 @@ from vjepa_cli.eval.probe.heads import (
     steps_per_epoch,
     train_grid,
 )
+from vjepa_cli.eval.probe.outputs import check_output_dir, write_outputs
 from vjepa_cli.eval.probe.tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
 # progress(phase, advance, total): phase is "generate videos", "encode" or "epochs"; total is set on the first call
 ProgressFn = Callable[[str, int, int], None]
+Split = tuple[torch.Tensor, torch.Tensor, list[str]]  # features fp16 [n, V, S*N, D'], labels [n], errors
 SYNTH_SEED_OFFSET = 7919  # probe videos of synth tasks differ from `vjepa pretrain`'s (seed 0, 1, ...)
+RECORDED = "recorded"  # run_probe(random_init=RECORDED): the seed recorded in the model file, else 0
 
 
 @dataclass
@@ -87,8 +89,8 @@ def _random_init(model, seed: int):
 
 def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Path | None = None,
               train: str | Path | None = None, val: str | Path | None = None, output_dir: str | Path | None = None,
-              cache_dir: str | Path | None = None, device: str | None = None, random_init: int | None = None,
-              progress: ProgressFn | None = None) -> ProbeResult:
+              cache_dir: str | Path | None = None, device: str | None = None,
+              random_init: int | Literal["recorded"] | None = None, progress: ProgressFn | None = None) -> ProbeResult:
     """Train the probe grid of `cfg` on frozen features of `model` and evaluate it on the task's validation split.
 
     Args:
@@ -97,105 +99,166 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
         data_root: the dataset folder (not needed for synth tasks and `manifest`).
         train, val: manifests for task `manifest`.
         output_dir: where to write `probe.safetensors`, `metrics.json`, `confusion.png` (None: write nothing).
+            A run that fails writes nothing there (see `vjepa_cli.eval.probe.outputs`).
         cache_dir: feature cache folder (used when `cfg.cache`); None with `cfg.cache`: features stay in memory.
         device: cpu / cuda / cuda:N (None: cuda when available).
         random_init: probe a freshly initialised encoder of the same architecture instead, built from this seed
-            (the `seed` of a `vjepa pretrain` run rebuilds exactly the weights that run started from).
+            (the `seed` of a `vjepa pretrain` run rebuilds exactly the weights that run started from);
+            `"recorded"`: the pretraining seed recorded in the model file, else 0.
         progress: optional callback, see `ProgressFn`.
     """
+    if output_dir is not None:
+        check_output_dir(Path(output_dir))
+    tick = progress or _no_progress
+    path, encoder, model_id, dev = _load_encoder(model, device, random_init)
+    data = _task_data(cfg, data_root, train, val, _generation_progress(cfg.data.synth_train + cfg.data.synth_val, tick))
+    store = Path(cache_dir) if (cfg.cache and cache_dir is not None) else None
+    per_video = cfg.cache_clips_per_video if cfg.cache else cfg.optim.epochs  # training clips encoded per video
+    encode = _SplitEncoder(encoder, cfg, dev, model_id, data.images, store, tick,
+                           total=len(data.train) * per_video + len(data.val))
+    feats = _encode(cfg, data, encode)
+    grid, train_s = _train(cfg, data, feats, encode, dev)
+    rows, best_i, best = _score(cfg, grid, feats, len(data.classes), dev)
+    notes = list(data.notes)
+    if feats.errors:
+        notes.append(f"{len(feats.errors)} unreadable videos skipped (e.g. {feats.errors[0]})")
+    res = ProbeResult(
+        task=cfg.task, classes=data.classes, kind=cfg.probe.kind, best=rows[best_i], heads=rows,
+        per_class=best["per_class"], confusion=best["confusion"], num_train=len(feats.train[0][1]),
+        num_val=len(feats.val[1]), skipped=len(feats.errors), notes=notes,
+        timings={"encode_s": round(feats.seconds, 3), "train_s": round(train_s, 3)},
+        cache_hit=bool(encode.hits) and all(encode.hits),
+    )
+    if output_dir is not None:
+        res.outputs = write_outputs(Path(output_dir), res, grid.heads[best_i], cfg, path, model_id)
+    return res
+
+
+def _no_progress(phase: str, advance: int, total: int) -> None:
+    pass
+
+
+def _generation_progress(total: int, tick: ProgressFn) -> Callable[[int], None]:
+    """Turn the synth generator's running count into `tick("generate videos", advance, total)` calls."""
+    made = [0]
+
+    def gen_tick(k: int) -> None:
+        tick("generate videos", k - made[0], total)
+        made[0] = k
+
+    return gen_tick
+
+
+def _load_encoder(model, device: str | None, random_init: int | str | None) -> tuple[Path, torch.nn.Module, str, torch.device]:
+    """(model path, frozen encoder, model id, device); with `random_init`, the fresh init of the same architecture."""
     from vjepa_cli.infer.model import load_eval_model, model_fingerprint, require_model_path
     from vjepa_cli.runtime import resolve_device
 
     dev = resolve_device(device)
-    model = require_model_path(model)
-    model_obj = load_eval_model(model, dev)
-    model_id = model_fingerprint(model, model_obj.config, getattr(model_obj, "metadata", None))
+    path = require_model_path(model)
+    if random_init == RECORDED:
+        random_init = recorded_seed(path) or 0
+    model_obj = load_eval_model(path, dev)
+    model_id = model_fingerprint(path, model_obj.config, getattr(model_obj, "metadata", None))
     if random_init is not None:
         model_obj = _random_init(model_obj, random_init)
         model_id += f"-random{random_init}"
-    tick = progress or (lambda *_: None)
-    n_synth = cfg.data.synth_train + cfg.data.synth_val
-    made = [0]
+    return path, model_obj.encoder, model_id, dev
 
-    def gen_tick(k: int) -> None:
-        tick("generate videos", k - made[0], n_synth)
-        made[0] = k
 
-    data = _task_data(cfg, data_root, train, val, gen_tick)
-    enc = model_obj.encoder
+@dataclass
+class _SplitEncoder:
+    """Encodes one split for one draw of clips (through the feature cache), advancing the "encode" progress."""
 
-    t0 = time.perf_counter()
-    K = cfg.cache_clips_per_video if cfg.cache else 1
-    store = Path(cache_dir) if (cfg.cache and cache_dir is not None) else None
-    hits = []
+    encoder: torch.nn.Module
+    cfg: ProbeConfig
+    device: torch.device
+    model_id: str
+    images: bool  # samples are still images
+    store: Path | None  # feature cache folder (None: no cache on disk)
+    tick: ProgressFn
+    total: int  # clips encoded in the whole run (the progress total)
+    hits: list[bool] = field(default_factory=list)  # per call: did the features come from the cache
 
-    def split(samples, is_train, draw, phase):
-        key = cache_key(model_id, cfg.task, samples, cfg, is_train, draw)
+    def __call__(self, samples: list[tuple[str, int]], train: bool, draw: int) -> Split:
+        def advance(n: int) -> None:
+            self.tick("encode", n, self.total)
 
-        def compute():
-            return encode_split(enc, samples, cfg, is_train, draw, dev, data.images, lambda n: tick(phase, n, total_enc))
+        def compute() -> Split:
+            return encode_split(self.encoder, samples, self.cfg, train, draw, self.device, self.images, advance)
 
-        f, y, errs, hit = cached_split(store, key, compute)
+        key = cache_key(self.model_id, self.cfg.task, samples, self.cfg, train, draw)
+        f, y, errs, hit = cached_split(self.store, key, compute)
         if hit:
-            tick(phase, len(samples), total_enc)
-        hits.append(hit)
+            advance(len(samples))
+        self.hits.append(hit)
         return f, y, errs
 
-    total_enc = len(data.train) * (K if cfg.cache else cfg.optim.epochs) + len(data.val)
-    fv, yv, errors = split(data.val, False, 0, "encode")
-    train_sets = [split(data.train, True, k, "encode") for k in range(K)]
+
+@dataclass
+class _Features:
+    """The encoded task: validation (features, labels), the training draws, and the unreadable videos' messages."""
+
+    val: tuple[torch.Tensor, torch.Tensor]
+    train: list[Split]  # one per cached draw (one without the cache: the first epoch's clips)
+    errors: list[str]
+    seconds: float
+
+
+def _encode(cfg: ProbeConfig, data: TaskData, encode: _SplitEncoder) -> _Features:
+    """Encode the validation split once and the training split once per cached draw; refuse an empty split."""
+    t0 = time.perf_counter()
+    fv, yv, errors = encode(data.val, False, 0)
+    train_sets = [encode(data.train, True, k) for k in range(cfg.cache_clips_per_video if cfg.cache else 1)]
     errors += train_sets[0][2]
-    enc_s = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     if len(yv) == 0 or len(train_sets[0][1]) == 0:
         shown = "; ".join(errors[:3])
         raise VjepaError(f"no readable {'validation' if len(yv) == 0 else 'training'} videos ({len(errors)} failed: {shown})")
+    return _Features((fv, yv), train_sets, errors, seconds)
 
-    dim = train_sets[0][0].shape[-1]
-    C = len(data.classes)
+
+def _train(cfg: ProbeConfig, data: TaskData, feats: _Features, encode: _SplitEncoder,
+           dev: torch.device) -> tuple[HeadGrid, float]:
+    """Train the grid of heads (one per lr x wd) on the same batches; returns it and the seconds it took."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    heads = [build_head(cfg.probe, dim, C, gen) for _ in cfg.optim.grid]
-    n_tr = len(train_sets[0][1])
-    spe = steps_per_epoch(n_tr, cfg.optim.batch_size)
+    heads = [build_head(cfg.probe, feats.train[0][0].shape[-1], len(data.classes), gen) for _ in cfg.optim.grid]
+    spe = steps_per_epoch(len(feats.train[0][1]), cfg.optim.batch_size)
     grid = HeadGrid(heads, cfg.optim.grid, cfg.optim, spe * cfg.optim.epochs, int(cfg.optim.warmup_epochs * spe)).to(dev)
 
     def epoch_feats(e: int):
         if cfg.cache:
-            f, y, _ = train_sets[e % K]
+            f, y, _ = feats.train[e % len(feats.train)]
         elif e == 0:
-            f, y, _ = train_sets[0]
+            f, y, _ = feats.train[0]
         else:  # on the fly: a fresh random clip of every training video, encoded again
-            f, y, _ = split(data.train, True, e, "encode")
+            f, y, _ = encode(data.train, True, e)
         return f[:, 0].to(dev), y.to(dev)
 
     t1 = time.perf_counter()
     train_grid(grid, epoch_feats, cfg.optim.epochs, cfg.optim.batch_size, gen,
-               on_epoch=lambda e, loss: tick("epochs", 1, cfg.optim.epochs))
-    train_s = time.perf_counter() - t1
+               on_epoch=lambda e, loss: encode.tick("epochs", 1, cfg.optim.epochs))
+    return grid, time.perf_counter() - t1
 
+
+def _score(cfg: ProbeConfig, grid: HeadGrid, feats: _Features, num_classes: int,
+           dev: torch.device) -> tuple[list[dict], int, dict]:
+    """Per head: lr, wd, validation top-1/top-5/mean class accuracy, train top-1 (on the last epoch's clips).
+
+    Returns (rows, index of the best head by validation top-1, the best head's `classification_metrics`).
+    """
+    fv, yv = feats.val
     pv = grid.predict(fv.to(dev)).cpu()  # (H, n_val, C)
-    ftr, ytr, _ = train_sets[(cfg.optim.epochs - 1) % K] if cfg.cache else train_sets[0]
+    ftr, ytr, _ = feats.train[(cfg.optim.epochs - 1) % len(feats.train)]
     ptr = grid.predict(ftr.to(dev)).cpu()
     rows = []
     for h, (lr, wd) in enumerate(cfg.optim.grid):
-        mv = classification_metrics(pv[h], yv, C)
+        mv = classification_metrics(pv[h], yv, num_classes)
         rows.append({"lr": lr, "wd": wd, "val_top1": mv["top1"], "val_top5": mv["top5"],
                      "mean_class_acc": mv["mean_class_acc"],
                      "train_top1": float((ptr[h].argmax(-1) == ytr).float().mean())})
     best_i = max(range(len(rows)), key=lambda i: (rows[i]["val_top1"], -i))
-    mb = classification_metrics(pv[best_i], yv, C)
-    skipped = len(errors)
-    notes = list(data.notes)
-    if skipped:
-        notes.append(f"{skipped} unreadable videos skipped (e.g. {errors[0]})")
-    res = ProbeResult(
-        task=cfg.task, classes=data.classes, kind=cfg.probe.kind, best=rows[best_i], heads=rows,
-        per_class=mb["per_class"], confusion=mb["confusion"], num_train=n_tr, num_val=len(yv), skipped=skipped,
-        notes=notes, timings={"encode_s": round(enc_s, 3), "train_s": round(train_s, 3)},
-        cache_hit=bool(hits) and all(hits),
-    )
-    if output_dir is not None:
-        res.outputs = write_outputs(Path(output_dir), res, grid.heads[best_i], cfg, model, model_id)
-    return res
+    return rows, best_i, classification_metrics(pv[best_i], yv, num_classes)
 
 
 def _task_data(cfg: ProbeConfig, data_root, train, val, progress) -> TaskData:
@@ -214,27 +277,3 @@ def _subset(samples: list, n: int, seed: int) -> list:
         return samples
     keep = np.sort(np.random.default_rng(seed).choice(len(samples), n, replace=False))
     return [samples[i] for i in keep]
-
-
-def write_outputs(out: Path, res: ProbeResult, head: torch.nn.Module, cfg: ProbeConfig, model, model_id: str) -> dict:
-    """probe.safetensors (best head; classes and settings in the metadata), metrics.json, confusion.png."""
-    from vjepa_cli.data.media import write_png
-    from vjepa_cli.io.atomic import write_text_atomic
-    from vjepa_cli.io.tensors import save_tensors
-    from vjepa_cli.plot import heatmap
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "vjepa-probe", "task": res.task, "classes": res.classes, "kind": cfg.probe.kind,
-            "probe": to_dict(cfg.probe), "lr": res.best["lr"], "wd": res.best["wd"], "val_top1": res.best["val_top1"],
-            "model": str(model), "model_id": model_id, "data": to_dict(cfg.data)}
-    weights = save_tensors(out / "probe.safetensors", {k: v.detach().float() for k, v in head.state_dict().items()}, meta)
-    metrics = {**res.to_json(), "model": str(model), "model_id": model_id, "config": to_dict(cfg)}
-    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=1, default=float) + "\n")
-    conf = res.confusion.astype(float)
-    rownorm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
-    C = len(res.classes)
-    labels = [str(i) for i in range(C)]
-    img = heatmap(rownorm, labels, labels, title=f"{res.task} top-1 {res.best['val_top1']:.3f}",
-                  cell=max(6, min(28, 640 // max(C, 1))), annotate=C <= 24)
-    png = write_png(out / "confusion.png", img)
-    return {"weights": str(weights), "metrics": str(out / "metrics.json"), "confusion": str(png)}
