@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,19 +101,28 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = "", xlabel: str = "",
-              ylabel: str = "", size: tuple[int, int] = (640, 400), logy: bool = False,
-              hlines: dict[str, float] | None = None) -> np.ndarray:
-    """Plot named (x, y) series; returns uint8 RGB [H, W, 3]. `hlines` draws labelled horizontal lines."""
-    W, H = size
-    img = np.full((H, W, 3), 255, np.uint8)
-    left, right, top, bottom = 64, 16, 28 if title else 12, 40
-    pw, ph = W - left - right, H - top - bottom
-    xs_all = [np.asarray(x, float) for x, _ in series.values()]
-    ys_all = [np.asarray(y, float) for _, y in series.values()]
-    if logy:
-        ys_all = [np.log10(np.clip(y, 1e-12, None)) for y in ys_all]
-    extra = [math.log10(v) if logy else v for v in (hlines or {}).values()]
+@dataclass(frozen=True)
+class _Axes:
+    """The plot area in pixels and the data range it shows."""
+
+    left: int
+    top: int
+    pw: int  # plot width, pixels
+    ph: int  # plot height, pixels
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def px(self, x):
+        return self.left + (np.asarray(x, float) - self.x0) / (self.x1 - self.x0) * self.pw
+
+    def py(self, y):
+        return self.top + self.ph - (np.asarray(y, float) - self.y0) / (self.y1 - self.y0) * self.ph
+
+
+def _data_range(xs_all: list[np.ndarray], ys_all: list[np.ndarray], extra: list[float]) -> tuple[float, ...]:
+    """(x0, x1, y0, y1) covering every finite point and the horizontal lines, y padded by 5 %."""
     finite = [a[np.isfinite(a)] for a in ys_all] + [np.asarray(extra, float)]
     ycat = np.concatenate(finite) if finite else np.zeros(1)
     xcat = np.concatenate(xs_all) if xs_all else np.zeros(1)
@@ -123,54 +133,79 @@ def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], title:
     if x1 <= x0:
         x1 = x0 + 1
     pad = (y1 - y0) * 0.05 or 0.5
-    y0, y1 = y0 - pad, y1 + pad
+    return x0, x1, y0 - pad, y1 + pad
 
-    def px(x):
-        return left + (np.asarray(x, float) - x0) / (x1 - x0) * pw
 
-    def py(y):
-        return top + ph - (np.asarray(y, float) - y0) / (y1 - y0) * ph
-
+def _draw_grid(img: np.ndarray, ax: _Axes, logy: bool) -> None:
     grey = (225, 225, 225)
-    for t in nice_ticks(y0, y1):
-        yy = float(py(t))
-        draw_line(img, left, yy, left + pw, yy, grey)
+    for t in nice_ticks(ax.y0, ax.y1):
+        yy = float(ax.py(t))
+        draw_line(img, ax.left, yy, ax.left + ax.pw, yy, grey)
         label = _fmt(10**t) if logy else _fmt(t)
-        draw_text(img, left - 4 - text_width(label), int(yy) - 3, label)
-    for t in nice_ticks(x0, x1):
-        xx = float(px(t))
-        draw_line(img, xx, top, xx, top + ph, grey)
+        draw_text(img, ax.left - 4 - text_width(label), int(yy) - 3, label)
+    for t in nice_ticks(ax.x0, ax.x1):
+        xx = float(ax.px(t))
+        draw_line(img, xx, ax.top, xx, ax.top + ax.ph, grey)
         label = _fmt(t)
-        draw_text(img, int(xx) - text_width(label) // 2, top + ph + 6, label)
-    draw_line(img, left, top, left, top + ph, (0, 0, 0))
-    draw_line(img, left, top + ph, left + pw, top + ph, (0, 0, 0))
-    for name, value in (hlines or {}).items():
-        yy = float(py(math.log10(value) if logy else value))
-        for xs in range(left, left + pw, 8):
-            draw_line(img, xs, yy, min(xs + 4, left + pw), yy, (120, 120, 120))
-        draw_text(img, left + pw - text_width(name) - 2, int(yy) - 10, name, (90, 90, 90))
+        draw_text(img, int(xx) - text_width(label) // 2, ax.top + ax.ph + 6, label)
+    draw_line(img, ax.left, ax.top, ax.left, ax.top + ax.ph, (0, 0, 0))
+    draw_line(img, ax.left, ax.top + ax.ph, ax.left + ax.pw, ax.top + ax.ph, (0, 0, 0))
+
+
+def _draw_hlines(img: np.ndarray, ax: _Axes, hlines: dict[str, float], logy: bool) -> None:
+    """Dashed, labelled horizontal lines (reference levels)."""
+    for name, value in hlines.items():
+        yy = float(ax.py(math.log10(value) if logy else value))
+        for xs in range(ax.left, ax.left + ax.pw, 8):
+            draw_line(img, xs, yy, min(xs + 4, ax.left + ax.pw), yy, (120, 120, 120))
+        draw_text(img, ax.left + ax.pw - text_width(name) - 2, int(yy) - 10, name, (90, 90, 90))
+
+
+def _draw_series(img: np.ndarray, ax: _Axes, xs_all: list[np.ndarray], ys_all: list[np.ndarray]) -> None:
     for i, (x, y) in enumerate(zip(xs_all, ys_all, strict=True)):
         color = PALETTE[i % len(PALETTE)]
         ok = np.isfinite(y)
-        X, Y = px(x[ok]), py(y[ok])
+        X, Y = ax.px(x[ok]), ax.py(y[ok])
         if len(X) == 1:
             draw_line(img, X[0] - 2, Y[0], X[0] + 2, Y[0], color, 3)
         for a in range(len(X) - 1):
             draw_line(img, X[a], Y[a], X[a + 1], Y[a + 1], color, 2)
+
+
+def _draw_legend(img: np.ndarray, ax: _Axes, names: Sequence[str]) -> None:
+    ly = ax.top + 6
+    for i, name in enumerate(names):
+        color = PALETTE[i % len(PALETTE)]
+        lx = ax.left + ax.pw - text_width(name) - 26
+        draw_line(img, lx, ly + 3, lx + 14, ly + 3, color, 3)
+        draw_text(img, lx + 18, ly, name)
+        ly += 11
+
+
+def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = "", xlabel: str = "",
+              ylabel: str = "", size: tuple[int, int] = (640, 400), logy: bool = False,
+              hlines: dict[str, float] | None = None) -> np.ndarray:
+    """Plot named (x, y) series; returns uint8 RGB [H, W, 3]. `hlines` draws labelled horizontal lines."""
+    W, H = size
+    img = np.full((H, W, 3), 255, np.uint8)
+    left, right, top, bottom = 64, 16, 28 if title else 12, 40
+    xs_all = [np.asarray(x, float) for x, _ in series.values()]
+    ys_all = [np.asarray(y, float) for _, y in series.values()]
+    if logy:
+        ys_all = [np.log10(np.clip(y, 1e-12, None)) for y in ys_all]
+    extra = [math.log10(v) if logy else v for v in (hlines or {}).values()]
+    ax = _Axes(left, top, W - left - right, H - top - bottom, *_data_range(xs_all, ys_all, extra))
+    _draw_grid(img, ax, logy)
+    _draw_hlines(img, ax, hlines or {}, logy)
+    _draw_series(img, ax, xs_all, ys_all)
     if title:
         draw_text(img, (W - text_width(title, 2)) // 2, 6, title, scale=2)
     if xlabel:
-        draw_text(img, left + (pw - text_width(xlabel)) // 2, H - 14, xlabel)
+        draw_text(img, left + (ax.pw - text_width(xlabel)) // 2, H - 14, xlabel)
     if ylabel:
         draw_text(img, 4, top - 12 if title else 2, ylabel)
     if len(series) > 1 or (series and next(iter(series))):
-        ly = top + 6
-        for i, name in enumerate(series):
-            color = PALETTE[i % len(PALETTE)]
-            lx = left + pw - text_width(name) - 26
-            draw_line(img, lx, ly + 3, lx + 14, ly + 3, color, 3)
-            draw_text(img, lx + 18, ly, name)
-            ly += 11
+        _draw_legend(img, ax, list(series))
     return img
 
 

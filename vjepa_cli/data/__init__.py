@@ -17,7 +17,7 @@ _EXPORTS = {
     "read_labels": "manifest", "write_labels": "manifest",
     "VideoClipDataset": "dataset", "FailureLog": "dataset", "collate_clips": "dataset",
     "StepBatchSampler": "sampler", "build_pretrain_loader": "sampler",
-    "generate_synth": "synth", "ensure_synth": "synth", "resolve_datasets": "synth",
+    "generate_synth": "synth", "ensure_synth": "synth", "resolve_datasets": "sources",
     "run_preprocess": "preprocess",
 }
 

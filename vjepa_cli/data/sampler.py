@@ -103,7 +103,7 @@ def build_pretrain_loader(
         (loader, sampler): iterate the loader; save/restore position with the trainer's step.
     """
     from vjepa_cli.data.dataset import VideoClipDataset, collate_clips
-    from vjepa_cli.data.synth import resolve_datasets
+    from vjepa_cli.data.sources import resolve_datasets
 
     manifests, weights = resolve_datasets(data_cfg, split="train")
     dataset = VideoClipDataset(data_cfg, manifests, train=True, seed=seed)

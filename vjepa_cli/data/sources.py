@@ -1,4 +1,5 @@
-"""What `vjepa preprocess` can read as SRC, turned into (path, label) entries.
+"""Where videos come from: the datasets of a recipe (`resolve_datasets`, manifests and cached synthetic sets)
+and what `vjepa preprocess` can read as SRC, turned into (path, label) entries.
 
 - a folder of videos: label = name of the first sub-folder under SRC (none for files directly in SRC);
 - a file listing one path per line, or `-` for stdin;
@@ -17,7 +18,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from vjepa_cli.config.data import DataConfig
 from vjepa_cli.data.manifest import _read_ours, is_our_header, parse_official_line, read_labels, read_manifest
+from vjepa_cli.data.synth import ensure_synth
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.runtime import VIDEO_EXTS
 
@@ -134,3 +137,20 @@ def read_source(src: str, videos: str | Path | None = None, labels: str | Path |
         return Source("manifest", [(r.path, r.label if r.label >= 0 else None) for r in read_manifest(p)])
     base = vdir or p.parent
     return _from_lines(text.splitlines(), base, str(p))
+
+
+def resolve_datasets(cfg: DataConfig, split: str | None = None) -> tuple[list[Path], list[float]]:
+    """Manifest paths and weights of every dataset in `cfg`; synth datasets are generated/cached first.
+
+    `split` picks train.csv / val.csv of synth datasets (default: each spec's own `split`)."""
+    specs = cfg.dataset_specs()
+    if not specs:
+        raise VjepaError("no datasets configured", "set data.datasets to manifests, or data.synth")
+    manifests = []
+    for s in specs:
+        if s.path is not None:
+            manifests.append(Path(s.path).expanduser())
+            continue
+        res = ensure_synth(s.synth, cfg.cache_dir)
+        manifests.append(res.val_manifest if (split or s.synth.split) == "val" else res.train_manifest)
+    return manifests, [s.weight for s in specs]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vjepa_cli.config.data import SYNTH_TASKS, DataConfig, SynthSpec
+from vjepa_cli.config.data import SYNTH_TASKS, SynthSpec
 from vjepa_cli.data import synth_scenes as sc
 from vjepa_cli.data.manifest import ManifestRow, write_labels, write_manifest
 from vjepa_cli.data.media import write_video
@@ -194,19 +194,3 @@ def ensure_synth(spec: SynthSpec, cache_dir: str | None = None, workers: int = 1
     return SynthResult(final, final / "train.csv", final / "val.csv", final / "labels.json", names,
                        n_train, len(info["videos"]) - n_train)
 
-
-def resolve_datasets(cfg: DataConfig, split: str | None = None) -> tuple[list[Path], list[float]]:
-    """Manifest paths and weights of every dataset in `cfg`; synth datasets are generated/cached first.
-
-    `split` picks train.csv / val.csv of synth datasets (default: each spec's own `split`)."""
-    specs = cfg.dataset_specs()
-    if not specs:
-        raise VjepaError("no datasets configured", "set data.datasets to manifests, or data.synth")
-    manifests = []
-    for s in specs:
-        if s.path is not None:
-            manifests.append(Path(s.path).expanduser())
-            continue
-        res = ensure_synth(s.synth, cfg.cache_dir)
-        manifests.append(res.val_manifest if (split or s.synth.split) == "val" else res.train_manifest)
-    return manifests, [s.weight for s in specs]

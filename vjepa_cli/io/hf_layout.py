@@ -22,6 +22,23 @@ from vjepa_cli.io.tensors import save_tensors
 StateDict = dict[str, torch.Tensor]
 _HF_LAYER = re.compile(r"^(encoder\.layer|predictor\.layer)\.(\d+)\.(.+)$")
 _QKV = ("query", "key", "value")
+# Non-block tensors: (our packed prefix, transformers prefix); both directions read this one table.
+_RENAMES = (
+    ("encoder.patch_embed.", "encoder.embeddings.patch_embeddings."),
+    ("encoder.norm.", "encoder.layernorm."),
+    ("predictor.predictor_embed.", "predictor.embeddings.predictor_embeddings."),
+    ("predictor.predictor_norm.", "predictor.layernorm."),
+    ("predictor.predictor_proj.", "predictor.proj."),
+)
+
+
+def _rename(key: str, to_hf: bool) -> str | None:
+    """`key` under the other naming (packed `encoder.`/`predictor.` prefixes on our side), or None."""
+    for ours, hf in _RENAMES:
+        src, dst = (ours, hf) if to_hf else (hf, ours)
+        if key.startswith(src):
+            return dst + key[len(src):]
+    return None
 
 
 def hf_to_ours(sd: StateDict) -> tuple[StateDict, StateDict | None, list[str]]:
@@ -48,19 +65,12 @@ def hf_to_ours(sd: StateDict) -> tuple[StateDict, StateDict | None, list[str]]:
                 qkv.setdefault((f"{blocks}.{m.group(2)}", parts[2]), {})[parts[1]] = v
                 continue
             dst[f"{blocks}.{m.group(2)}.{rest.replace('attention.', 'attn.', 1)}"] = v
-        elif k.startswith("encoder.embeddings.patch_embeddings."):
-            enc["patch_embed." + k.removeprefix("encoder.embeddings.patch_embeddings.")] = v
-        elif k.startswith("encoder.layernorm."):
-            enc["norm." + k.removeprefix("encoder.layernorm.")] = v
         elif k == "predictor.embeddings.mask_tokens":  # (n, 1, 1, Dp) -> n x (1, 1, Dp)
             for i in range(v.shape[0]):
                 pred[f"mask_tokens.{i}"] = v[i]
-        elif k.startswith("predictor.embeddings.predictor_embeddings."):
-            pred["predictor_embed." + k.removeprefix("predictor.embeddings.predictor_embeddings.")] = v
-        elif k.startswith("predictor.layernorm."):
-            pred["predictor_norm." + k.removeprefix("predictor.layernorm.")] = v
-        elif k.startswith("predictor.proj."):
-            pred["predictor_proj." + k.removeprefix("predictor.proj.")] = v
+        elif (ours := _rename(k, to_hf=False)) is not None:
+            side, name = ours.split(".", 1)
+            (enc if side == "encoder" else pred)[name] = v
         else:
             (pred if k.startswith("predictor.") else enc)[k] = v
     for (prefix, kind), parts in qkv.items():
@@ -95,10 +105,8 @@ def to_hf_state_dict(sd: StateDict, cfg: ModelConfig) -> tuple[StateDict, dict]:
     for k, v in enc.items():
         if k.startswith("blocks."):
             _ours_block_to_hf(k, v, f"encoder.layer.{k.split('.')[1]}", out)
-        elif k.startswith("patch_embed."):
-            out["encoder.embeddings.patch_embeddings." + k.removeprefix("patch_embed.")] = v
-        elif k.startswith("norm."):
-            out["encoder.layernorm." + k.removeprefix("norm.")] = v
+        elif (hf := _rename("encoder." + k, to_hf=True)) is not None:
+            out[hf] = v
         else:
             raise VjepaError(f"encoder tensor '{k}' has no transformers equivalent")
     pred_mlp = 4.0
@@ -108,12 +116,8 @@ def to_hf_state_dict(sd: StateDict, cfg: ModelConfig) -> tuple[StateDict, dict]:
         for k, v in pred.items():
             if k.startswith("predictor_blocks."):
                 _ours_block_to_hf(k, v, f"predictor.layer.{k.split('.')[1]}", out)
-            elif k.startswith("predictor_embed."):
-                out["predictor.embeddings.predictor_embeddings." + k.removeprefix("predictor_embed.")] = v
-            elif k.startswith("predictor_norm."):
-                out["predictor.layernorm." + k.removeprefix("predictor_norm.")] = v
-            elif k.startswith("predictor_proj."):
-                out["predictor.proj." + k.removeprefix("predictor_proj.")] = v
+            elif (hf := _rename("predictor." + k, to_hf=True)) is not None:
+                out[hf] = v
             elif not k.startswith("mask_tokens."):
                 raise VjepaError(f"predictor tensor '{k}' has no transformers equivalent")
         if "predictor_blocks.0.mlp.fc1.weight" in pred:
