@@ -151,7 +151,7 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
         on_step: called after every optimizer step.
     """
     from vjepa_cli.data.masks import MaskCollator
-    from vjepa_cli.data.sampler import build_pretrain_loader
+    from vjepa_cli.data.sampler import LoaderIter, build_pretrain_loader
     from vjepa_cli.data.transforms import normalize_clips
     from vjepa_cli.models import build_encoder, build_predictor
     from vjepa_cli.train.ema import ema_update_, make_target
@@ -229,7 +229,7 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
                   "masks": cfg.mask.num_masks, "output_dir": str(out)})
 
     step, last_ckpt, interrupted, t_run = start, latest, False, time.perf_counter()
-    it = iter(loader)
+    it = LoaderIter(loader)
     try:
         with _StopFlag() as stop:
             while step < end:
@@ -307,7 +307,7 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
         raise resource_error(e, worker_hint="it was killed from outside (out of memory?): lower data.num_workers "
                                             "or batch_size, then --resume from the last checkpoint") from None
     finally:
-        del it
+        it.close()  # now, not at garbage collection: a killed worker must not stay registered with torch
         runlog.close()
     interrupted = interrupted or step < cfg.steps
     model_path = curve = None
