@@ -57,6 +57,8 @@ class ModelConfig:
         if self.pred_num_mask_tokens < 1:
             raise ValueError("pred_num_mask_tokens must be >= 1")
         r = self.resolved_sizes()
+        if min(r[0], r[2], self.pred_heads) < 1:  # checked before they divide
+            raise ValueError("embed_dim, num_heads and pred_num_heads must be >= 1")
         if r[0] % r[2]:
             raise ValueError(f"embed_dim {r[0]} is not divisible by num_heads {r[2]}")
         if self.pred_embed_dim % self.pred_heads:
