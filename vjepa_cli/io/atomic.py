@@ -41,7 +41,7 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")  # not the locale's: manifests and recipes are read as UTF-8
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
