@@ -45,7 +45,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch '{self.arch}'; valid: {', '.join(ARCHS)}")
-        for name in ("patch_size", "tubelet_size", "num_frames", "img_size", "pred_embed_dim", "pred_depth"):
+        for name in ("in_chans", "patch_size", "tubelet_size", "num_frames", "img_size", "pred_embed_dim", "pred_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.num_frames % self.tubelet_size and self.num_frames != 1:
