@@ -11,6 +11,7 @@ here `threads=1` is that behaviour and `0` lets the decoder choose.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
@@ -61,8 +62,49 @@ def _check_file(path: Path) -> None:
 
 
 def _short(e: BaseException) -> str:
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = getattr(e, "strerror", None) or str(e)  # FFmpeg's own words, without PyAV's "[Errno N] ... 'path'"
+    msg = text.strip().splitlines()[0] if text.strip() else type(e).__name__
     return msg[:160]
+
+
+def implausible_frames(n: int, stream, size_bytes: int) -> str | None:
+    """Why a container's frame count `n` cannot be true (None when it can). One flipped byte in an mp4's
+    `stts` box turned 24 frames into 1.7 billion: decord then aborts the whole process (std::bad_alloc,
+    uncatchable) building its frame index, and window planning runs out of memory. A real stream has at least
+    one byte per frame and about duration x frame rate frames (`base_rate` is FFmpeg's guess from the
+    timestamps, not derived from the count)."""
+    if n <= 0:
+        return None  # unknown: the readers count packets instead
+    if n > size_bytes:
+        return f"damaged header: it claims {n} frames in a file of {size_bytes} bytes"
+    rate = float(stream.base_rate or stream.guessed_rate or 0)
+    seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
+    if rate > 0 and seconds > 0 and n > 2 * seconds * rate + 16:
+        return f"damaged header: it claims {n} frames in {seconds:.3g} s at {rate:.3g} fps"
+    return None
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file whose header claims an impossible frame count before decord reads it (see
+    `implausible_frames`); a file PyAV cannot open is left to decord, as before."""
+    st = os.stat(path)
+    why = _header_verdict(str(path), st.st_size, st.st_mtime_ns)
+    if why:
+        raise VideoReadError(path, why)
+
+
+@functools.lru_cache(maxsize=8192)
+def _header_verdict(path: str, size: int, mtime_ns: int) -> str | None:
+    """`implausible_frames` of a file, once per version of it: training opens the same videos again and again,
+    and a PyAV open costs about as much as decoding a small clip."""
+    try:
+        import av
+
+        with av.open(path) as c:
+            s = c.streams.video[0] if c.streams.video else None
+            return implausible_frames(int(s.frames or 0), s, size) if s is not None else None
+    except Exception:  # noqa: BLE001 - the check is advisory; decord reports unreadable files itself
+        return None
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -149,10 +191,15 @@ class PyAVReader:
             if not self._c.streams.video:
                 raise VideoReadError(self.path, "no video stream")
             s = self._stream = self._c.streams.video[0]
+            if s.codec_context is None:  # a damaged header names no codec FFmpeg has
+                raise VideoReadError(self.path, "cannot decode its video stream (unknown or damaged codec)")
             s.thread_type = "AUTO"
             s.codec_context.thread_count = threads
             fps = float(s.average_rate or s.guessed_rate or 0) or 30.0
             n = int(s.frames or 0)
+            why = implausible_frames(n, s, os.path.getsize(self.path))
+            if why:
+                raise VideoReadError(self.path, why)
             if n <= 0:  # e.g. webm: count packets (demux only, no decoding)
                 n = sum(1 for p in self._c.demux(s) if p.size)
                 self._c.seek(0)
@@ -174,7 +221,17 @@ class PyAVReader:
         return int(round((frame.pts - self._t0) * self._tb * self._fps))
 
     def iter_frames(self, first: int = 0):
-        """Yield (index, av.VideoFrame) from about `first` (at or before it) to the end of the stream."""
+        """Yield (index, av.VideoFrame) from about `first` (at or before it) to the end of the stream.
+        Raises `VideoReadError` when FFmpeg cannot seek or decode: the file opened, so its data is damaged
+        (FFmpeg reports some of that as EPERM, which PyAV raises as PermissionError: not a file permission)."""
+        import av
+
+        try:
+            yield from self._iter_frames(first)
+        except av.FFmpegError as e:
+            raise VideoReadError(self.path, f"cannot decode: damaged video data ({_short(e)})") from None
+
+    def _iter_frames(self, first: int):
         s = self._stream
         if first > 0:
             self._c.seek(self._t0 + int(first / self._fps / self._tb), stream=s, backward=True, any_frame=False)
@@ -199,6 +256,8 @@ class PyAVReader:
                     got[fi] = frame.to_ndarray(format="rgb24")
                 if fi >= max(want):
                     break
+        except VideoReadError:
+            raise
         except Exception as e:
             raise VideoReadError(self.path, f"cannot decode: {_short(e)}") from None
         missing = want - got.keys()
@@ -232,6 +291,7 @@ def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> Dec
     _check_file(path)
     if backend == "pyav" or (backend == "auto" and not _have_decord()):
         return PyAVReader(path, threads)
+    _check_header(path)  # decord aborts the process on some damaged headers: check them with PyAV first
     if backend == "decord":
         if not _have_decord():
             raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")

@@ -53,6 +53,8 @@ def probe(path: str | Path) -> VideoInfo:
     """Frame count, rate and size of the first video stream; a clear VjepaError if unreadable."""
     import av
 
+    from vjepa_cli.data.video import implausible_frames
+
     path = Path(path)
     if not path.is_file():
         raise VjepaError(f"video not found: {path}")
@@ -61,11 +63,16 @@ def probe(path: str | Path) -> VideoInfo:
             if not container.streams.video:
                 raise VjepaError(f"{path} has no video stream")
             s = container.streams.video[0]
+            if s.codec_context is None:  # a damaged header names no codec FFmpeg has
+                raise VjepaError(f"cannot open video {path}: unknown or damaged codec")
             rate = s.average_rate or s.guessed_rate or s.base_rate
             fps = float(rate) if rate else 0.0
             if fps <= 0:
                 raise VjepaError(f"{path}: unknown frame rate")
             n = int(s.frames or 0)
+            why = implausible_frames(n, s, path.stat().st_size)  # a damaged count would plan billions of windows
+            if why:
+                raise VjepaError(f"cannot open video {path}: {why}")
             if n <= 0:  # some containers do not store a frame count: estimate from the duration
                 dur = float(s.duration * s.time_base) if s.duration else (container.duration or 0) / 1e6
                 n = max(1, int(round(dur * fps)))
