@@ -7,6 +7,8 @@ for the keys listed in `json_keys`.
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,13 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     path = Path(path)
     clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file(clean, str(tmp), metadata=_meta_str(metadata))
+        try:
+            save_file(clean, str(tmp), metadata=_meta_str(metadata))
+        except SafetensorError as e:  # the Rust writer reports an I/O error as text: "... (os error 28)"
+            code = re.search(r"\(os error (\d+)\)", str(e))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from e  # a full disk: see atomic_path
     return path
 
 
