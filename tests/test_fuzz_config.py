@@ -125,7 +125,7 @@ SETS = {family: _sets(cls) for family, (cls, _) in FAMILIES.items()}
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@fuzz(100)
+@fuzz(80)
 @given(data=st.data())
 def test_from_dict_on_real_keys(family, data):
     cls, _ = FAMILIES[family]
@@ -134,7 +134,7 @@ def test_from_dict_on_real_keys(family, data):
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
-@fuzz(80)
+@fuzz(60)
 @given(data=st.data())
 def test_set_overrides(family, data):
     cls, recipe = FAMILIES[family]
@@ -148,7 +148,7 @@ def test_set_overrides(family, data):
 @example(text=b"\xef\xbb\xbfsteps: 3\r\nseed: 1\r\n")  # BOM, CRLF
 @example(text=b"\x00")
 @example(text=b"\xff\xfe")
-@fuzz(60)
+@fuzz(50)
 @given(text=st.one_of(
     values.map(lambda v: yaml.safe_dump(v).encode()),
     st.dictionaries(st.sampled_from(["steps", "seed", "model", "optim", "data", "mask"]), values, max_size=3)
