@@ -45,3 +45,14 @@ def run_cli(capsys):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz tests' counts (cases tried, accepted/decoded, refused) per target, when any ran."""
+    import sys
+
+    fuzz = sys.modules.get("_fuzz")
+    if fuzz is not None and fuzz.TALLY:
+        terminalreporter.section("fuzz cases")
+        for line in fuzz.summary_lines():
+            terminalreporter.write_line(line)

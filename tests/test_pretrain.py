@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -150,9 +151,39 @@ def test_faults(tmp_path, monkeypatch):
         run_pretrain(cfg, tmp_path / "r", resume=True)
 
 
-def test_killed_loader_worker_is_one_clear_error(tmp_path):
+@pytest.fixture
+def loader_worker_registry(monkeypatch):
+    """The worker pids torch registers for its SIGCHLD check during the test, as {iterator id: pids}.
+
+    Teardown puts the process back as it was: whatever is still registered is removed and reaped (so a failure
+    here cannot fire torch's handler in a later test), and the SIGCHLD handler torch installs once per process
+    is replaced by the one before the test."""
+    from torch.utils.data._utils import signal_handling
+
+    registered: dict[int, tuple[int, ...]] = {}
+    real = signal_handling._set_worker_pids
+
+    def record(key, pids):
+        registered[key] = tuple(pids)
+        return real(key, pids)
+
+    monkeypatch.setattr(signal_handling, "_set_worker_pids", record)  # dataloader.py calls it through the module
+    handler, installed = signal.getsignal(signal.SIGCHLD), signal_handling._SIGCHLD_handler_set
+    yield registered
+    for key, pids in registered.items():
+        with contextlib.suppress(ValueError):
+            torch._C._remove_worker_pids(key)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+    signal.signal(signal.SIGCHLD, handler)
+    signal_handling._SIGCHLD_handler_set = installed
+
+
+def test_killed_loader_worker_is_one_clear_error(tmp_path, loader_worker_registry):
     """A DataLoader worker killed from outside (the OOM killer, kill -9) ends the run with a VjepaError naming
-    the cause and the way on, not torch's RuntimeError traceback."""
+    the cause and the way on, not torch's RuntimeError traceback; and the run leaves no trace of that worker in
+    torch's SIGCHLD check, which would otherwise raise at a random later point whenever any child exits."""
     import multiprocessing
 
     def kill_workers(info):
@@ -166,6 +197,18 @@ def test_killed_loader_worker_is_one_clear_error(tmp_path):
     ckpts = tmp_path / "k" / "checkpoints"
     assert find_latest(ckpts).name == "step_00000002.safetensors"  # the way on exists
     assert sorted(p.name for p in ckpts.iterdir()) == ["latest", "step_00000002.safetensors"]  # no stray temp file
+
+    assert len(loader_worker_registry) == 1  # one iterator with workers was made
+    (key, pids), = loader_worker_registry.items()
+    with pytest.raises(ValueError, match="Cannot find worker information"):
+        torch._C._remove_worker_pids(key)  # the run took its workers out of the table
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # and reaped them: no zombie left for a later waitid to find
+    handler = signal.getsignal(signal.SIGCHLD)
+    if callable(handler):
+        handler(signal.SIGCHLD, None)  # what the next child's exit runs: nothing to report any more
+    del e  # the exception's traceback holds the run's frames (and the loader) in a cycle
 
 
 def test_atomic_checkpoint_write(tmp_path, monkeypatch):

@@ -237,7 +237,8 @@ def test_is_disk_full_knows_the_forms_a_full_disk_takes():
 
     from safetensors import SafetensorError
 
-    from vjepa_cli.train.rundir import disk_full_is_clear, is_disk_full
+    from vjepa_cli.io.atomic import is_disk_full
+    from vjepa_cli.train.rundir import disk_full_is_clear
 
     assert is_disk_full(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     assert is_disk_full(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)))

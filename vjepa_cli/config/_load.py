@@ -9,9 +9,10 @@ expected type). Old spellings a class declares in `ALIASES` are read too (see `_
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
-import json
+import math
 import re
 import typing
 from pathlib import Path
@@ -63,6 +64,26 @@ class _Bad(Exception):
     """Internal: a value does not fit a type."""
 
 
+_INT64 = (-(2**63), 2**63 - 1)  # every int of a config ends up in torch or numpy
+
+
+def one_line(text: object, limit: int = 160) -> str:
+    """`text` fit for a one-line message: control characters (newlines...) escaped, a long text cut in the middle."""
+    text = str(text)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    if len(text) > limit:
+        text = f"{text[:limit * 2 // 3]}...{text[-(limit // 3):]}"
+    return text
+
+
+def _show(value: Any) -> str:
+    """A value as an error message quotes it: its repr, on one line and short."""
+    if isinstance(value, int) and value.bit_length() > 200:  # its repr is long (and fails past 4300 digits)
+        return f"an integer of about {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
+    return one_line(repr(value), 120)
+
+
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
     """Check `value` against the annotation `tp`, converting lists to tuples and ints to floats."""
     if tp is Any:
@@ -108,15 +129,19 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             return value
         raise _Bad
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]:
             return value
         raise _Bad
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # YAML 1.1 reads `1e-3` as a string
-            return float(value)
-        raise _Bad
+            number = float(value) if abs(value) < 2**1000 else math.inf  # float(10**400) raises OverflowError
+        elif isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # YAML 1.1 reads `1e-3` as a string
+            number = float(value)
+        else:
+            raise _Bad
+        if not math.isfinite(number):  # nan/inf would only show up later as a nan loss
+            raise _Bad
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -131,7 +156,7 @@ def _build(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     for key in data:
         if key not in names:
-            full = f"{prefix}{key}"
+            full = one_line(f"{prefix}{key}")
             valid = [f"{prefix}{n}" for n in sorted(names)]
             close = difflib.get_close_matches(full, valid, n=1, cutoff=0.5)
             hint = f"did you mean '{close[0]}'?" if close else "valid keys here: " + ", ".join(valid)
@@ -144,14 +169,18 @@ def _build(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
         try:
             kwargs[name] = _coerce(data[name], hints[name], key, where)
         except _Bad:
-            raise VjepaError(
-                f"{where}: '{key}' must be {_type_name(hints[name])}, got {data[name]!r}"
-            ) from None
+            got = data[name]
+            if isinstance(got, float) and not math.isfinite(got):
+                raise VjepaError(f"{where}: '{key}' must be a finite number, got {got}") from None
+            if isinstance(got, int) and not isinstance(got, bool) and not _INT64[0] <= got <= _INT64[1]:
+                raise VjepaError(f"{where}: '{key}' must be {_type_name(hints[name])}, got {_show(got)}, "
+                                 "more than 64 bits hold") from None
+            raise VjepaError(f"{where}: '{key}' must be {_type_name(hints[name])}, got {_show(got)}") from None
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ArithmeticError) as e:
         label = prefix.rstrip(".") or cls.__name__
-        raise VjepaError(f"{where}: invalid '{label}': {e}") from None
+        raise VjepaError(f"{where}: invalid '{label}': {one_line(e, 300)}") from None
 
 
 def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
@@ -160,20 +189,23 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
         data = {}
     if not isinstance(data, dict):
         raise VjepaError(f"{where}: the top level must be a mapping of keys to values")
-    return _build(cls, upgrade(cls, data, where), where)
+    try:
+        return _build(cls, upgrade(cls, data, where), where)
+    except RecursionError:  # YAML anchors can make a list that contains itself
+        raise VjepaError(f"{where}: a value refers to itself or is nested too deeply") from None
 
 
 def parse_set(item: str) -> tuple[list[str], Any]:
     """`"optim.lr=1e-3"` -> (["optim", "lr"], 0.001); the value is parsed as YAML."""
     if "=" not in item:
-        raise VjepaError(f"--set '{item}' is not of the form key=value", "example: --set optim.lr=3e-4")
+        raise VjepaError(f"--set '{one_line(item)}' is not of the form key=value", "example: --set optim.lr=3e-4")
     key, raw = item.split("=", 1)
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
-        raise VjepaError(f"--set '{item}' has an empty key")
+        raise VjepaError(f"--set '{one_line(item)}' has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # ValueError: an int of over 4300 digits
         value = raw
     return key.split("."), value
 
@@ -183,7 +215,7 @@ def apply_sets(data: dict, sets: typing.Iterable[str], cls: type | None = None) 
 
     With the config class `cls`, old spellings (its `ALIASES`) in `data` and in the keys are first moved to
     their current place, so an override wins over the recipe whichever spelling each uses."""
-    out = json.loads(json.dumps(data)) if data else {}
+    out = copy.deepcopy(data) if data else {}  # YAML gives dates, bytes and self-references JSON cannot copy
     if cls is not None:
         out = upgrade(cls, out, "--set")
     for item in sets:
@@ -196,7 +228,7 @@ def apply_sets(data: dict, sets: typing.Iterable[str], cls: type | None = None) 
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                raise VjepaError(f"--set '{item}': '{part}' is not a section")
+                raise VjepaError(f"--set '{one_line(item)}': '{one_line(part)}' is not a section")
             node = nxt
         node[parts[-1]] = value
     return out
@@ -238,9 +270,12 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise VjepaError(f"{p}: not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]  # a ReaderError has no .problem
+        raise VjepaError(f"{p}: not valid YAML{at}: {one_line(problem)}") from None
+    except (ValueError, RecursionError) as e:  # an int of over 4300 digits; brackets nested thousands deep
+        raise VjepaError(f"{p}: not a usable recipe: {one_line(e)}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise VjepaError(f"cannot read recipe {p}: {e}") from None
+        raise VjepaError(f"cannot read recipe {p}: {one_line(e)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -251,11 +286,11 @@ def read_yaml(path: str | Path) -> dict:
 def load_recipe(cls: type[T], path: str | Path | None, sets: typing.Iterable[str] = ()) -> T:
     """Load `cls` from a YAML recipe (or defaults when `path` is None) plus `--set` overrides."""
     sets = list(sets)
-    where = str(path) if path is not None else "defaults"
+    where = one_line(path) if path is not None else "defaults"
     data = upgrade(cls, read_yaml(path), where) if path is not None else {}
     if sets:
         data = apply_sets(data, sets, cls)
-        where += " (with --set " + " ".join(sets) + ")"
+        where += " (with --set " + one_line(" ".join(sets), 300) + ")"
     return from_dict(cls, data, where)
 
 

@@ -85,7 +85,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.arch not in ARCHS:
             raise ValueError(f"unknown arch '{self.arch}'; valid: {', '.join(ARCHS)}")
-        for name in ("patch_size", "tubelet_size", "num_frames", "img_size", "pred_embed_dim", "pred_depth"):
+        for name in ("in_chans", "patch_size", "tubelet_size", "num_frames", "img_size", "pred_embed_dim", "pred_depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.num_frames % self.tubelet_size and self.num_frames != 1:
@@ -97,6 +97,8 @@ class ModelConfig:
         if self.pred_num_mask_tokens < 1:
             raise ValueError("pred_num_mask_tokens must be >= 1")
         r = self.resolved_sizes()
+        if min(r[0], r[2], self.pred_heads) < 1:  # checked before they divide
+            raise ValueError("embed_dim, num_heads and pred_num_heads must be >= 1")
         if r[0] % r[2]:
             raise ValueError(f"embed_dim {r[0]} is not divisible by num_heads {r[2]}")
         if self.pred_embed_dim % self.pred_heads:

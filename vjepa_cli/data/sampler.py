@@ -8,6 +8,10 @@ r takes slice r, so resuming at step s (or changing the worker count) reproduces
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing.connection
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -82,6 +86,74 @@ class StepBatchSampler:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # workers decode and resize; intra-op threads would oversubscribe the cores
+
+
+class LoaderIter:
+    """`iter(loader)` whose worker processes are reaped and unregistered from torch when `close()` is called.
+
+    torch registers every worker pid of a multi-process iterator in a process-wide table checked by its SIGCHLD
+    handler, and removes them only when the iterator shuts down (normally from `__del__`). When a run ends in an
+    exception, the traceback keeps the iterator alive (a `persistent_workers` loader holds it as well) until some
+    later garbage collection; a worker killed from outside then stays registered and unreaped, and the next child
+    process that exits anywhere in this Python process makes the handler raise "DataLoader worker (pid N) is killed
+    by signal" at a random point. So the run calls `close()` in its `finally`.
+
+    `next()` also names a dead worker when the first sign of its death is the batch it left behind: the tensors
+    of a batch are shared through the worker's file descriptors, so unpickling one after the worker was killed
+    fails with ConnectionResetError / EOFError instead of torch's "DataLoader worker" RuntimeError.
+    """
+
+    def __init__(self, loader: torch.utils.data.DataLoader):
+        self._it = iter(loader)
+
+    def __iter__(self) -> LoaderIter:
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._it)
+        except (OSError, EOFError) as e:
+            dead = self._reap_dead_workers()
+            if not dead:
+                raise
+            raise RuntimeError(f"DataLoader worker (pid(s) {', '.join(map(str, dead))}) exited unexpectedly") from e
+
+    def _reap_dead_workers(self, grace_s: float = 1.0) -> list[int]:
+        """Pids of the workers that have exited, joined (reaped) so the SIGCHLD check cannot report them again.
+        A worker's death closes its file descriptors and its sentinel together, so `grace_s` only has to cover
+        the kernel finishing the exit; a healthy worker costs the grace once, on an error path."""
+        workers = list(getattr(self._it, "_workers", ()))  # torch names no public accessor for its processes
+        if not workers or not multiprocessing.connection.wait([w.sentinel for w in workers], grace_s):
+            return []
+        dead = []
+        for w in workers:
+            w.join(timeout=grace_s)
+            if w.exitcode is not None:
+                dead.append(w.pid)
+        return dead
+
+    def close(self) -> None:
+        """Stop the workers now (what the iterator's `__del__` would do) with torch's SIGCHLD handler held off:
+        reaping a killed worker must not raise about that very worker in the middle of the shutdown."""
+        shutdown = getattr(self._it, "_shutdown_workers", None)  # None: single-process iterator, nothing to stop
+        if shutdown is not None:
+            with _sigchld_held_off():
+                shutdown()  # joins the workers, then `_remove_worker_pids(id(iterator))`
+
+
+@contextlib.contextmanager
+def _sigchld_held_off():
+    """SIGCHLD at its default (discard) while the block runs, then the previous Python handler again. Only the
+    main thread may set handlers, and only it runs them, so elsewhere there is nothing to hold off. Never SIG_IGN:
+    for SIGCHLD that makes the kernel reap children itself, and `join` would then fail."""
+    if not hasattr(signal, "SIGCHLD") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
 
 
 def build_pretrain_loader(

@@ -112,9 +112,22 @@ def check_weights(what: str, expected: dict, found: dict, source: str) -> None:
     )
 
 
+def check_dtypes(what: str, expected: dict, found: dict, source: str) -> None:
+    """Raise a VjepaError when a tensor that should hold real numbers is stored as integers or booleans (or the
+    reverse): `load_state_dict` would cast it silently, and the model would load and compute garbage."""
+    bad = [k for k, v in found.items() if k in expected and v.is_floating_point() != expected[k].is_floating_point()]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise VjepaError(f"{source}: the {what} tensor '{bad[0]}' is stored as {found[bad[0]].dtype}, expected "
+                         f"{expected[bad[0]].dtype}{more}",
+                         hint="the file is damaged or not a V-JEPA model; re-convert it with `vjepa convert`")
+
+
 def load_strict(module: nn.Module, sd: dict, what: str, source: str, assign: bool = False) -> None:
     """`module.load_state_dict(sd, strict=True, assign=assign)`, with our readable error on any difference."""
-    check_weights(what, {k: tuple(v.shape) for k, v in module.state_dict().items()}, sd, source)
+    own = module.state_dict()
+    check_weights(what, {k: tuple(v.shape) for k, v in own.items()}, sd, source)
+    check_dtypes(what, own, sd, source)
     module.load_state_dict(sd, strict=True, assign=assign)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.data.masks import MaskCollator
-from vjepa_cli.data.sampler import build_pretrain_loader
+from vjepa_cli.data.sampler import LoaderIter, build_pretrain_loader
 from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError, resource_error
 from vjepa_cli.io.checkpoint import StepCheckpoints
@@ -114,7 +114,7 @@ class PretrainTrainer(Trainer):
         self.model = self.jepa  # what the loop calls: compiled and/or wrapped by `prepare`
         self.global_batch = cfg.batch_size * cfg.grad_accum * world
         self.window, self.clips_per_s, self.last_loss = Window(), 0.0, None
-        self._batches: Iterator | None = None
+        self._batches: LoaderIter | None = None
 
     def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
         """Only a checkpoint of this architecture continues (a changed global batch is allowed, with a warning)."""
@@ -158,7 +158,7 @@ class PretrainTrainer(Trainer):
     def train(self, on_step: Callable[[StepOutput], None] | None = None) -> bool:
         """The `Trainer`'s loop over the loader's batches; a loader worker killed from outside (the OOM killer)
         is one line saying how to go on."""
-        self._batches = iter(self.loader)
+        self._batches = LoaderIter(self.loader)
         try:
             return super().train(on_step)
         except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop
@@ -167,7 +167,8 @@ class PretrainTrainer(Trainer):
             raise resource_error(e, worker_hint="it was killed from outside (out of memory?): lower data.num_workers "
                                  "or batch_size, then --resume from the last checkpoint") from None
         finally:
-            self._batches = None  # ends the loader's workers
+            self._batches.close()  # now, not at garbage collection: a killed worker must not stay registered
+            self._batches = None
 
     def train_step(self, stop: StopFlag) -> PretrainStep:
         """`grad_accum` micro-batches, one AdamW update at this step's lr / wd, one EMA update of the target."""

@@ -10,7 +10,6 @@ nothing looks for it, so it never makes a folder look like a run.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from types import TracebackType
 from typing import Protocol
 
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.atomic import is_disk_full
 
 try:
     import fcntl
@@ -26,9 +26,6 @@ except ImportError:  # not POSIX (Windows): runs are not locked
     fcntl = None
 
 LOCK = ".vjepa.lock"
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
 class RunDir:
     """The output folder of one training run, as a context manager entered by every process (only the main
     one touches the folder).
@@ -194,21 +191,6 @@ def disk_full(path: str | Path, previous: Path | None) -> VjepaError:
                           hint="free space or choose an --output-dir on a disk with room")
     return VjepaError(f"no space left on the device writing {path}; the previous checkpoint {previous} is intact",
                       hint="free space or move the run to a disk with room, then continue it with --resume")
-
-
-def is_disk_full(e: BaseException) -> bool:
-    """Whether `e` (or an error it was raised from) is a full disk or quota: an OSError with ENOSPC / EDQUOT, or
-    a library's error that carries the OS's text for them (safetensors reports "No space left on device (os
-    error 28)" in a SafetensorError, not an OSError)."""
-    texts = tuple(os.strerror(code) for code in DISK_FULL)
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in DISK_FULL:
-            return True
-        if any(t in str(seen) for t in texts):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 @contextlib.contextmanager

@@ -30,9 +30,9 @@ from torch import nn
 
 from vjepa_cli.config._load import dump_yaml
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.atomic import write_text_atomic
+from vjepa_cli.io.atomic import is_disk_full, write_text_atomic
 from vjepa_cli.io.checkpoint import load_state, save_state
-from vjepa_cli.train.rundir import CheckpointStore, RunDir, disk_full, disk_full_is_clear, is_disk_full
+from vjepa_cli.train.rundir import CheckpointStore, RunDir, disk_full, disk_full_is_clear
 from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.sharding import (
     full_optimizer_state,

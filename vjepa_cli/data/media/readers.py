@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vjepa_cli.data.media.header import header_size, header_verdict, implausible_frames, short_reason
 from vjepa_cli.data.media.logs import import_av, import_decord, quiet_stderr
 from vjepa_cli.errors import VjepaError
 
@@ -68,21 +69,13 @@ def check_file(path: Path, kind: str = "video") -> int:
     return st.st_size
 
 
-def short_reason(e: BaseException) -> str:
-    """One line about a decoder exception (FFmpeg's own text without the errno and the path, when it has one)."""
-    msg = getattr(e, "strerror", None) or str(e).strip()
-    msg = msg.strip().splitlines()[0] if msg and msg.strip() else type(e).__name__
-    return msg[:160]
-
-
-def _header_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the container header via PyAV; (0, 0) if unavailable."""
-    try:
-        with import_av().open(str(path)) as c:
-            cc = c.streams.video[0].codec_context
-            return int(cc.width), int(cc.height)
-    except Exception:  # any failure: the caller decodes a frame instead
-        return 0, 0
+def _check_header(path: Path) -> None:
+    """Refuse a file whose header claims an impossible frame count before decord reads it (see
+    `implausible_frames`); a file PyAV cannot open is left to decord, as before."""
+    st = os.stat(path)
+    why = header_verdict(str(path), st.st_size, st.st_mtime_ns)
+    if why:
+        raise VideoReadError(path, why)
 
 
 class DecordReader:
@@ -119,7 +112,7 @@ class DecordReader:
     def info(self) -> VideoInfo:
         """Frames, fps and size; the size costs one decoded frame, so it is read only when asked for."""
         if self._info is None:
-            w, h = _header_size(self.path)  # container header only: no decoding
+            w, h = header_size(self.path)  # container header only: no decoding
             if not w or not h:
                 h, w = self.get_batch([0]).shape[1:3]
             self._info = VideoInfo(self.num_frames, self.fps, int(w), int(h), self.path, self.size_bytes)
@@ -159,10 +152,15 @@ class PyAVReader:
             if not self._c.streams.video:
                 raise VideoReadError(self.path, "no video stream")
             s = self._stream = self._c.streams.video[0]
+            if s.codec_context is None:  # a damaged header names no codec FFmpeg has
+                raise VideoReadError(self.path, "cannot decode its video stream (unknown or damaged codec)")
             s.thread_type = "AUTO"
             s.codec_context.thread_count = threads
             fps = float(s.average_rate or s.guessed_rate or 0) or 30.0
             n = int(s.frames or 0)
+            why = implausible_frames(n, s, os.path.getsize(self.path))
+            if why:
+                raise VideoReadError(self.path, why)
             if n <= 0:  # e.g. webm: count packets (demux only, no decoding)
                 n = sum(1 for p in self._c.demux(s) if p.size)
                 self._c.seek(0)
@@ -187,7 +185,17 @@ class PyAVReader:
         return int(round((frame.pts - self._t0) * self._tb * self._fps))
 
     def iter_frames(self, first: int = 0):
-        """Yield (index, av.VideoFrame) from about `first` (at or before it) to the end of the stream."""
+        """Yield (index, av.VideoFrame) from about `first` (at or before it) to the end of the stream.
+        Raises `VideoReadError` when FFmpeg cannot seek or decode: the file opened, so its data is damaged
+        (FFmpeg reports some of that as EPERM, which PyAV raises as PermissionError: not a file permission)."""
+        import av
+
+        try:
+            yield from self._iter_frames(first)
+        except av.FFmpegError as e:
+            raise VideoReadError(self.path, f"cannot decode: damaged video data ({short_reason(e)})") from None
+
+    def _iter_frames(self, first: int):
         s = self._stream
         if first > 0:
             self._c.seek(self._t0 + int(first / self._fps / self._tb), stream=s, backward=True, any_frame=False)
@@ -212,6 +220,8 @@ class PyAVReader:
                     got[fi] = frame.to_ndarray(format="rgb24")
                 if fi >= max(want):
                     break
+        except VideoReadError:
+            raise
         except Exception as e:
             raise VideoReadError(self.path, f"cannot decode: {short_reason(e)}") from None
         missing = want - got.keys()
@@ -245,6 +255,7 @@ def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> Dec
     size = check_file(path)
     if backend == "pyav" or (backend == "auto" and not _have_decord()):
         return PyAVReader(path, threads, size)
+    _check_header(path)  # decord aborts the process on some damaged headers: check them with PyAV first
     if backend == "decord":
         if not _have_decord():
             raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")
