@@ -95,13 +95,13 @@ def test_model_config_validation():
 
 
 def test_builtin_recipe_lookup(tmp_path, monkeypatch):
-    from vjepa_cli.config import _load
+    from vjepa_cli.config import _recipes
 
-    monkeypatch.setattr(_load, "BUILTIN_RECIPES", tmp_path)
+    monkeypatch.setattr(_recipes, "BUILTIN_RECIPES", tmp_path)
     (tmp_path / "wm").mkdir()
     (tmp_path / "tiny-cpu.yaml").write_text("name: tiny\n")
     (tmp_path / "wm" / "reach2d.yaml").write_text("name: reach\n")
-    assert _load.builtin_recipes() == ["tiny-cpu", "wm/reach2d"]
+    assert _recipes.builtin_recipes() == ["tiny-cpu", "wm/reach2d"]
     monkeypatch.chdir(tmp_path / "wm")  # so relative names are not found as plain paths
     assert load_recipe(Outer, "tiny-cpu").name == "tiny"
     assert load_recipe(Outer, "recipes/tiny-cpu.yaml").name == "tiny"

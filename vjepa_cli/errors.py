@@ -40,3 +40,13 @@ def resource_error(e: BaseException, worker_hint: str = WORKER_HINT) -> VjepaErr
     if isinstance(e, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text:
         return VjepaError(f"out of memory: {text[:200]}", hint="lower the batch size, the clip length or the resolution")
     return None
+
+
+def one_line(text: object, limit: int = 160) -> str:
+    """`text` fit for a one-line message: control characters (newlines...) escaped, a long text cut in the middle."""
+    text = str(text)
+    if not text.isprintable():
+        text = repr(text)[1:-1]
+    if len(text) > limit:
+        text = f"{text[:limit * 2 // 3]}...{text[-(limit // 3):]}"
+    return text

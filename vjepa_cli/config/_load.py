@@ -21,7 +21,8 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from vjepa_cli.config._fields import canonical_key, dataclass_of, is_union, upgrade
-from vjepa_cli.errors import VjepaError
+from vjepa_cli.config._recipes import builtin_recipes, read_yaml, resolve_recipe
+from vjepa_cli.errors import VjepaError, one_line
 from vjepa_cli.runtime import stable_hash
 
 T = TypeVar("T")
@@ -67,21 +68,44 @@ class _Bad(Exception):
 _INT64 = (-(2**63), 2**63 - 1)  # every int of a config ends up in torch or numpy
 
 
-def one_line(text: object, limit: int = 160) -> str:
-    """`text` fit for a one-line message: control characters (newlines...) escaped, a long text cut in the middle."""
-    text = str(text)
-    if not text.isprintable():
-        text = repr(text)[1:-1]
-    if len(text) > limit:
-        text = f"{text[:limit * 2 // 3]}...{text[-(limit // 3):]}"
-    return text
-
-
 def _show(value: Any) -> str:
     """A value as an error message quotes it: its repr, on one line and short."""
     if isinstance(value, int) and value.bit_length() > 200:  # its repr is long (and fails past 4300 digits)
         return f"an integer of about {int((value.bit_length() - 1) * math.log10(2)) + 1} digits"
     return one_line(repr(value), 120)
+
+
+def _coerce_scalar(value: Any, tp: Any) -> Any:
+    """`value` as the scalar type `tp` (None, bool, int, float, str or a class); `_Bad` if it does not fit."""
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Bad
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]:
+            return value
+        raise _Bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value) if abs(value) < 2**1000 else math.inf  # float(10**400) raises OverflowError
+        elif isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # YAML 1.1 reads `1e-3` as a string
+            number = float(value)
+        else:
+            raise _Bad
+        if not math.isfinite(number):  # nan/inf would only show up later as a nan loss
+            raise _Bad
+        return number
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Bad
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise _Bad
 
 
 def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
@@ -120,35 +144,7 @@ def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
             raise _Bad
         kt, vt = get_args(tp) or (Any, Any)
         return {_coerce(k, kt, key, where): _coerce(v, vt, key, where) for k, v in value.items()}
-    if tp is type(None):
-        if value is None:
-            return None
-        raise _Bad
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]:
-            return value
-        raise _Bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value) if abs(value) < 2**1000 else math.inf  # float(10**400) raises OverflowError
-        elif isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # YAML 1.1 reads `1e-3` as a string
-            number = float(value)
-        else:
-            raise _Bad
-        if not math.isfinite(number):  # nan/inf would only show up later as a nan loss
-            raise _Bad
-        return number
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Bad
-    if isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise _Bad
+    return _coerce_scalar(value, tp)
 
 
 def _build(cls: type[T], data: dict, where: str, prefix: str = "") -> T:
@@ -234,55 +230,6 @@ def apply_sets(data: dict, sets: typing.Iterable[str], cls: type | None = None) 
     return out
 
 
-BUILTIN_RECIPES = Path(__file__).resolve().parent.parent / "recipes"
-
-
-def builtin_recipes() -> list[str]:
-    """Names of the recipes shipped with the package (`tiny-cpu`, `probe/synth-motion`, ...)."""
-    if not BUILTIN_RECIPES.is_dir():
-        return []
-    return sorted(str(p.relative_to(BUILTIN_RECIPES).with_suffix("")) for p in BUILTIN_RECIPES.rglob("*.yaml"))
-
-
-def resolve_recipe(path: str | Path) -> Path:
-    """A recipe path as given, or else a built-in recipe by name (`tiny-cpu`, `recipes/vitb.yaml`, `wm/reach2d`)."""
-    p = Path(path)
-    if p.exists():
-        return p
-    name = str(path).removesuffix(".yaml").removesuffix(".yml")
-    name = name.removeprefix("recipes/")
-    candidate = BUILTIN_RECIPES / f"{name}.yaml"
-    if candidate.is_file():
-        return candidate
-    known = builtin_recipes()
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    hint = f"did you mean '{close[0]}'?" if close else "built-in recipes: " + ", ".join(known)
-    raise VjepaError(f"recipe not found: {p}", hint)
-
-
-def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping (a path, or a built-in recipe name), turning every failure into one clear VjepaError."""
-    p = resolve_recipe(path)
-    if p.is_dir():
-        raise VjepaError(f"recipe {p} is a directory, not a YAML file")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]  # a ReaderError has no .problem
-        raise VjepaError(f"{p}: not valid YAML{at}: {one_line(problem)}") from None
-    except (ValueError, RecursionError) as e:  # an int of over 4300 digits; brackets nested thousands deep
-        raise VjepaError(f"{p}: not a usable recipe: {one_line(e)}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise VjepaError(f"cannot read recipe {p}: {one_line(e)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise VjepaError(f"{p}: the top level must be a mapping of keys to values")
-    return data
-
-
 def load_recipe(cls: type[T], path: str | Path | None, sets: typing.Iterable[str] = ()) -> T:
     """Load `cls` from a YAML recipe (or defaults when `path` is None) plus `--set` overrides."""
     sets = list(sets)
@@ -323,3 +270,7 @@ def config_hash(cfg: Any) -> str:
 def all_keys(cls: type) -> list[str]:
     """All dotted keys a config class accepts (for docs and `--help`)."""
     return _all_keys(cls)
+
+
+__all__ = ["all_keys", "apply_sets", "builtin_recipes", "config_hash", "dump_yaml", "from_dict",
+           "load_recipe", "one_line", "read_yaml", "resolve_recipe", "to_dict"]
