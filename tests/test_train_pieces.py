@@ -258,3 +258,16 @@ def test_is_disk_full_knows_the_forms_a_full_disk_takes():
     with pytest.raises(PermissionError):
         with disk_full_is_clear("a.bin", None):
             raise PermissionError(errno.EACCES, "denied")
+
+
+def test_checkpoint_text_metadata_stays_text(tmp_path):
+    """A hex hash that happens to be all digits, or a run named "42", reads back as the text it was, not as a
+    number (a world-model run whose recipe hashed to 157198882789 could not resume)."""
+    import torch
+
+    from vjepa_cli.io.checkpoint import load_checkpoint, save_checkpoint
+
+    meta = {"config_hash": "157198882789", "name": "42", "kind": "1e5", "step": 3, "sampler": {"step": 6}}
+    save_checkpoint(tmp_path / "c.safetensors", {"w": torch.zeros(2)}, meta)
+    _, back = load_checkpoint(tmp_path / "c.safetensors")
+    assert {k: back[k] for k in meta} == meta

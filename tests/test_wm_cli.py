@@ -282,3 +282,21 @@ def test_model_file_errors(tmp_path, run_cli, recipe):
     assert r.code == 1 and "no episode manifest" in r.err
     r = run_cli("wm", "--help")
     assert r.code == 0 and all(c in r.out for c in ("collect", "train", "plan", "eval"))
+
+
+def test_resume_when_the_recipe_hash_is_all_digits(trained, recipe, tmp_path, monkeypatch):
+    """The recipe hash is hex; about 1 recipe in 300 hashes to digits only, which must still resume."""
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.train import wm as wt
+
+    monkeypatch.setattr(wt, "recipe_hash", lambda cfg: "157198882789")
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "data.episodes=" + str(trained.out_dir / "episodes")])
+
+    def crash_in_step_three(i, info):  # after the step-2 checkpoint
+        if info.get("step") == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        wt.run_wm_train(cfg, tmp_path / "d", on_step=crash_in_step_three)
+    assert wt.run_wm_train(cfg, tmp_path / "d", resume=True).steps == 4

@@ -56,6 +56,12 @@ def optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups: list[dict],
     return {"state": state, "param_groups": groups}
 
 
+# Metadata that is always text, whatever it looks like: `save_tensors` stores strings as they are and everything
+# else as JSON, so a text value that happens to read as JSON (a hex hash of digits only, a run named "42") must
+# not be decoded.
+TEXT_KEYS = frozenset({"format", "format_version", "kind", "config_hash", "name", "strategy", "created"})
+
+
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """Write one checkpoint atomically (temporary file, fsync, rename)."""
     meta = {"format": CKPT_FORMAT, "format_version": CKPT_VERSION, **meta}
@@ -74,6 +80,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
                          f"{CKPT_VERSION}")
     meta = {}
     for k, v in raw.items():
+        if k in TEXT_KEYS:  # a hash of digits only ("157198882789") would otherwise come back as a number
+            meta[k] = v
+            continue
         try:
             meta[k] = json.loads(v)
         except json.JSONDecodeError:
