@@ -38,10 +38,6 @@ def set_verbose(verbose: bool) -> None:
             apply(sys.modules[name])
 
 
-def is_verbose() -> bool:
-    return _verbose
-
-
 def _level() -> int:
     return AV_LOG_WARNING if _verbose else AV_LOG_QUIET
 
