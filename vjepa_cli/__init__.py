@@ -3,11 +3,12 @@
 __version__ = "0.1.0"
 
 
-def load_model(path, device=None, dtype=None):
-    """Load a V-JEPA model file (ours, or anything `vjepa convert` reads); see `vjepa_cli.models.load`."""
+def load_model(path, device=None, dtype=None, revision=None):
+    """Load a V-JEPA model file (ours, anything `vjepa convert` reads, or a Hugging Face repo id);
+    see `vjepa_cli.models.load`."""
     from vjepa_cli.models.load import load_model as _load_model
 
-    return _load_model(path, device=device, dtype=dtype)
+    return _load_model(path, device=device, dtype=dtype, revision=revision)
 
 
 __all__ = ["__version__", "load_model"]

@@ -24,6 +24,8 @@ ModelOpt = Annotated[
         help="Model file (ours, or anything `vjepa convert` reads). Default: $VJEPA_MODEL.",
     ),
 ]
+RevisionOpt = Annotated[str | None, typer.Option(
+    "--revision", help="Branch, tag or commit of a Hugging Face repo id given as the model.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as one JSON object per line.")]
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16.")]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import DtypeOpt, JsonOpt
+from vjepa_cli.cli._options import DtypeOpt, JsonOpt, RevisionOpt
 
 HELP = "Convert official V-JEPA / V-JEPA 2 / 2-AC / 2.1 or transformers weights to a vjepa model file."
 EXAMPLES = (
@@ -16,13 +16,15 @@ EXAMPLES = (
     "  vjepa convert vitg.pt -o vitg.safetensors --dtype bf16 --no-predictor\n\n"
     "  vjepa convert vjepa2-ac-vitg.pt -o vjepa2-ac-vitg.safetensors\n\n"
     "  vjepa convert vjepa2_1_vitG_384.pt -o vitG-2.1.safetensors\n\n"
-    "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json"
+    "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json\n\n"
+    "  vjepa convert facebook/vjepa2-vitl-fpc64-256 -o vitl.safetensors"
 )
 
 
 def command(
-    src: Annotated[Path, typer.Argument(help="Official .pth.tar/.pt, transformers model.safetensors or its folder, "
-                                             "or a vjepa model file.", show_default=False)],
+    src: Annotated[str, typer.Argument(help="Official .pth.tar/.pt, transformers model.safetensors or its folder, "
+                                            "a vjepa model file, or a Hugging Face repo id (owner/name).",
+                                       show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .safetensors file to write.",
                                          show_default=False)],
     which: Annotated[Literal["target", "context"] | None, typer.Option(
@@ -40,6 +42,7 @@ def command(
              "sets the predictor's default token grid.")] = None,
     num_frames: Annotated[int | None, typer.Option(
         "--num-frames", min=1, help="Frames per clip (default: from pos_embed, or 64 for RoPE).")] = None,
+    revision: RevisionOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -56,7 +59,7 @@ def command(
         result = run_convert(
             src, output, which=which, predictor=not no_predictor, dtype=dtype, overwrite=overwrite,
             num_heads=num_heads, pred_num_heads=pred_num_heads, img_size=img_size, num_frames=num_frames,
-            on_step=on_step,
+            revision=revision, on_step=on_step,
         )
         bar.update(task, completed=len(steps), info="done")
     from rich.markup import escape

@@ -26,6 +26,7 @@ from vjepa_cli.config._load import from_dict
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.hf_layout import hf_to_ours, to_hf_state_dict, write_hf_dir
+from vjepa_cli.io.hub import resolve_model_path
 from vjepa_cli.io.infer_arch import infer_ac_config, infer_config, is_ac_predictor, rope_size_warning
 from vjepa_cli.io.infer_v21 import is_v21
 from vjepa_cli.io.model_file import (
@@ -91,15 +92,17 @@ def sniff(path: Path) -> str:
     return "unknown"
 
 
-def read_weights(path: str | Path, which: str | None = None, predictor: bool = True) -> Weights:
+def read_weights(path: str | Path, which: str | None = None, predictor: bool = True,
+                 revision: str | None = None) -> Weights:
     """Read weights from our files, official checkpoints, or transformers files/directories (by content).
 
     `which` picks the encoder of a training checkpoint: "target" (EMA: `target_encoder`, or `ema_encoder` in the
     released V-JEPA 2.1 B/L files; the default) or "context" (`encoder`).
     `predictor=False` drops the predictor. An action-conditioned (V-JEPA 2-AC) predictor is kept as it is;
-    `Weights.predictor_kind` tells it apart.
+    `Weights.predictor_kind` tells it apart. A Hugging Face repo id (`owner/name[@revision]`, see `io.hub`) that
+    is not a local path is fetched through `huggingface_hub`; `revision` picks its branch, tag or commit.
     """
-    path = Path(path)
+    path = resolve_model_path(path, revision)
     if which not in (None, "target", "context"):
         raise VjepaError(f"--which must be 'target' or 'context', got '{which}'")
     kind = sniff(path)

@@ -132,11 +132,11 @@ def load_strict(module: nn.Module, sd: dict, what: str, source: str, assign: boo
 
 
 def weights_and_config(path: str | Path, which: str | None = None, predictor: bool = True,
-                       **overrides) -> tuple[cv.Weights, ModelConfig, list[str]]:
+                       revision: str | None = None, **overrides) -> tuple[cv.Weights, ModelConfig, list[str]]:
     """Read any supported file and work out its architecture (stored for ours, inferred otherwise).
 
     An input size that had to be assumed (RoPE checkpoints do not store it) is added to `Weights.warnings`."""
-    w = cv.read_weights(path, which=which, predictor=predictor)
+    w = cv.read_weights(path, which=which, predictor=predictor, revision=revision)
     if w.config is not None:
         cfg, notes = w.config, []
         if any(v is not None for v in overrides.values()):
@@ -158,16 +158,18 @@ def weights_and_config(path: str | Path, which: str | None = None, predictor: bo
 
 
 def load_model(path: str | Path, device: str | torch.device | None = None,
-               dtype: str | torch.dtype | None = None) -> LoadedModel:
+               dtype: str | torch.dtype | None = None, revision: str | None = None) -> LoadedModel:
     """Load a model file (ours, or anything `vjepa convert` reads) as modules in eval mode.
 
     Args:
-        path: our `.safetensors`, an official `.pth.tar`/`.pt`, a transformers `model.safetensors` or its folder.
+        path: our `.safetensors`, an official `.pth.tar`/`.pt`, a transformers `model.safetensors` or its folder,
+            or a Hugging Face repo id (`facebook/vjepa2-vitl-fpc64-256`, fetched through `huggingface_hub`).
         device: None (cpu), "auto" (cuda when available), or any torch device.
         dtype: None (float32), "fp32"/"bf16"/"fp16" or a torch.dtype.
+        revision: branch, tag or commit of a Hub repo id.
     """
     dev, dt = resolve_device(device, default="cpu"), torch_dtype(dtype) or torch.float32
-    w, cfg, notes = weights_and_config(path)
+    w, cfg, notes = weights_and_config(path, revision=revision)
     for note in notes:
         log.info("%s: %s", path, note)
     for warning in w.warnings:
@@ -224,9 +226,13 @@ class ConvertResult:
 def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, predictor: bool = True,
                 dtype: str = "fp32", overwrite: bool = False, num_heads: int | None = None,
                 pred_num_heads: int | None = None, img_size: int | None = None, num_frames: int | None = None,
-                on_step: Callable[[str], None] | None = None) -> ConvertResult:
-    """Convert `src` (any supported layout) to our model file `dst`, checking it against the architecture."""
-    src, dst = Path(src), Path(dst)
+                revision: str | None = None, on_step: Callable[[str], None] | None = None) -> ConvertResult:
+    """Convert `src` (any supported layout, or a Hugging Face repo id) to our model file `dst`, checking it
+    against the architecture."""
+    from vjepa_cli.io.hub import parse_repo_id, resolve_model_path, snapshot_commit
+
+    hub_id = parse_repo_id(src)
+    src, dst = resolve_model_path(src, revision), Path(dst)
     step = on_step or (lambda _s: None)
     cast_to = torch_dtype(dtype)
     if dst.is_dir():
@@ -251,7 +257,8 @@ def run_convert(src: str | Path, dst: str | Path, *, which: str | None = None, p
     step("hashing")
     sha = cv.sha256_of(src)
     provenance = {
-        "source": str(src.resolve()), "source_format": w.source_format, "encoder": w.encoder_key,
+        "source": str(src.resolve()) if hub_id is None else f"hf://{hub_id[0]}@{snapshot_commit(src)}",
+        "source_format": w.source_format, "encoder": w.encoder_key,
         "source_sha256": sha, "date": cv.now_iso(), "vjepa_version": __version__, "notes": notes + w.warnings,
     }
     if w.source_format == "vjepa":  # keep the original history
