@@ -356,3 +356,21 @@ def test_sniff_and_unpack(converted, src):
     assert enc == {"a": 1, "c": 3} and pred == {"b": 2}
     w = read_weights(src["path"], which="context", predictor=False)
     assert w.encoder_key == "encoder" and w.predictor is None and "pos_embed" in w.encoder
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path):
+    """A safetensors header length with low byte 0x80 (1 file in 256) begins with pickle's PROTO byte; such a
+    model file must still be read as ours (it was read as a bare state dict, losing its stored config)."""
+    from vjepa_cli.io.convert import sniff
+    from vjepa_cli.models.load import save_model_file
+
+    enc, pred = build_encoder(CFG, torch.Generator().manual_seed(0)), build_predictor(CFG, torch.Generator())
+    for pad in range(300):
+        path = save_model_file(tmp_path / "m.safetensors", enc, pred, CFG, {"pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert sniff(path) == "safetensors"
+    m = load_model(path)
+    assert m.metadata["format"] == "vjepa-model" and m.metadata["provenance"]["pad"] == "x" * pad
+    assert m.config == load_model(save_model_file(tmp_path / "plain.safetensors", enc, pred, CFG, {})).config
