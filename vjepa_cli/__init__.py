@@ -11,4 +11,12 @@ def load_model(path, device=None, dtype=None, revision=None):
     return _load_model(path, device=device, dtype=dtype, revision=revision)
 
 
-__all__ = ["__version__", "load_model"]
+def load_probe(path, device=None):
+    """Load a probe written by `vjepa probe` (head, class names, clip protocol); see
+    `vjepa_cli.eval.probe.classify`."""
+    from vjepa_cli.eval.probe.classify import load_probe as _load_probe
+
+    return _load_probe(path, device=device)
+
+
+__all__ = ["__version__", "load_model", "load_probe"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.runtime import VIDEO_EXTS
+from vjepa_cli.runtime import IMAGE_EXTS, VIDEO_EXTS
 
 MANIFEST_EXTS = {".csv", ".txt", ".tsv", ".lst"}
 
@@ -26,8 +26,11 @@ class VideoJob:
     output: Path
 
 
-def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | None = None) -> list[tuple[Path, Path | None]]:
-    """Expand INPUTs to `(video, root)` pairs; `root` is the folder a video was found under (else None)."""
+def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | None = None,
+                   images: bool = False) -> list[tuple[Path, Path | None]]:
+    """Expand INPUTs to `(video, root)` pairs; `root` is the folder a video was found under (else None).
+    `images`: folders are searched for still images too."""
+    exts = VIDEO_EXTS | IMAGE_EXTS if images else VIDEO_EXTS
     out: list[tuple[Path, Path | None]] = []
     for item in inputs:
         s = str(item)
@@ -38,9 +41,9 @@ def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | No
             continue
         p = Path(s)
         if p.is_dir():
-            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
             if not vids:
-                raise VjepaError(f"no videos found in folder {p}", hint=f"looked for {', '.join(sorted(VIDEO_EXTS))}")
+                raise VjepaError(f"no videos found in folder {p}", hint=f"looked for {', '.join(sorted(exts))}")
             out += [(v, p) for v in vids]
         elif p.suffix.lower() in MANIFEST_EXTS and p.is_file():
             out += [(v, None) for v in read_paths(p)]
