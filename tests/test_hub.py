@@ -115,3 +115,15 @@ def test_cli_convert_repo_id_with_hub_env(offline_cache, tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "HF_HUB_OFFLINE" in bad.stderr
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_commands_take_a_repo_id_as_model(offline_cache, run_cli, tmp_path):
+    """`--model owner/name` on a frozen-model command (extract) resolves to the cached snapshot."""
+    import numpy as np
+
+    from vjepa_cli.data.media import write_video
+
+    video = write_video(tmp_path / "v.mp4", np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), np.uint8), 8)
+    r = run_cli("extract", video, "-m", REPO, "-o", tmp_path / "f.safetensors", "--frames", "4", "--size", "32")
+    assert r.code == 0, r
+    assert (tmp_path / "f.safetensors").is_file()

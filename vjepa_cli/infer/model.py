@@ -23,12 +23,17 @@ NO_MODEL_HINT = (
 
 
 def require_model_path(path: str | Path | None) -> Path:
-    """The model path from the argument or $VJEPA_MODEL; a VjepaError saying how to get one otherwise."""
+    """The model path from the argument or $VJEPA_MODEL (a Hugging Face repo id becomes its cached snapshot);
+    a VjepaError saying how to get one otherwise."""
     if path is None or str(path) == "":
         env = os.environ.get("VJEPA_MODEL")
         if not env:
             raise VjepaError("no model given", hint=NO_MODEL_HINT)
         path = env
+    from vjepa_cli.io.hub import parse_repo_id, resolve_model_path
+
+    if parse_repo_id(path) is not None:  # a Hugging Face repo id: its local snapshot (downloaded when missing)
+        return resolve_model_path(path)
     path = Path(path)
     if not path.exists():
         raise VjepaError(f"model not found: {path}", hint=NO_MODEL_HINT)
