@@ -19,7 +19,6 @@ import torch
 from vjepa_cli.config._load import from_dict
 from vjepa_cli.config.probe import ProbeConfig, ProbeDataConfig, ProbeHeadConfig
 from vjepa_cli.errors import VjepaError
-
 from vjepa_cli.runtime import IMAGE_EXTS
 
 log = logging.getLogger(__name__)
