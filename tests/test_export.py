@@ -102,3 +102,36 @@ def test_export_hf_parity_with_transformers(run_cli, tmp_path):
         ours = tgt(x)
         theirs = hf(pixel_values_videos=x.permute(0, 2, 1, 3, 4), skip_predictor=True).last_hidden_state
     assert (ours - theirs).abs().max() <= 2e-5
+
+
+def test_onnx_export_of_a_model_file_matches_pytorch(tmp_path, run_cli):
+    """`--format onnx`: the encoder with a dynamic batch; ONNX Runtime on a batch size other than the traced one
+    gives PyTorch's features (RoPE model: the path the legacy exporter could not take)."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    import numpy as np
+
+    from vjepa_cli import load_model
+    from vjepa_cli.config.model import ModelConfig
+    from vjepa_cli.models.load import build_models, save_model_file
+
+    cfg = ModelConfig(arch="vit_tiny", depth=2, pos_embed="rope", img_size=32, num_frames=4, pred_embed_dim=48,
+                      pred_depth=1, pred_num_heads=4)
+    src = save_model_file(tmp_path / "m.safetensors", *build_models(cfg, True), cfg, {"test": True})
+    out = tmp_path / "enc.onnx"
+    r = run_cli("export", src, "--format", "onnx", "-o", out, "--json")
+    assert r.code == 0, r
+    rec = json.loads(r.out)
+    assert rec["format"] == "onnx" and rec["onnx_max_abs_diff"] < 1e-4
+    x = torch.randn(3, 3, 4, 32, 32, generator=torch.Generator().manual_seed(1))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["video"]
+    (y,) = session.run(None, {"video": x.numpy()})
+    with torch.no_grad():
+        ref = load_model(src).encoder(x)
+    assert y.shape == tuple(ref.shape) == (3, 8, 192)
+    np.testing.assert_allclose(y, ref.numpy(), atol=1e-4)
+    again = run_cli("export", src, "--format", "onnx", "-o", out)
+    assert again.code == 1 and "already exists" in again.err
+    bad = run_cli("export", src, "--format", "onnx", "-o", tmp_path / "x.onnx", "--size", "40")
+    assert bad.code == 1 and "patch" in bad.err and not (tmp_path / "x.onnx").exists()

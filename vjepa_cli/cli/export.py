@@ -12,16 +12,23 @@ import typer
 from vjepa_cli.cli._options import JsonOpt
 
 HELP = "Export the EMA target encoder (and optionally the predictor) of a training run or checkpoint."
-EXAMPLES = """Examples:\n\n  vjepa export runs/tiny-cpu -o encoder.safetensors\n\n  vjepa export runs/tiny-cpu -o model.safetensors --with-predictor\n\n  vjepa export runs/vitl-rope/checkpoints/step_00090000.safetensors --format hf -o vjepa2-hf/"""
+EXAMPLES = """Examples:\n\n  vjepa export runs/tiny-cpu -o encoder.safetensors\n\n  vjepa export runs/tiny-cpu -o model.safetensors --with-predictor\n\n  vjepa export runs/vitl-rope/checkpoints/step_00090000.safetensors --format hf -o vjepa2-hf/\n\n  vjepa export model.safetensors --format onnx -o encoder.onnx"""
 
 
 def command(
-    checkpoint: Annotated[Path, typer.Argument(help="A training run directory (its latest checkpoint) or a checkpoint file.")],
+    checkpoint: Annotated[Path, typer.Argument(help="A training run directory (its latest checkpoint) or a checkpoint "
+                                                    "file; with --format onnx also any model file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file (or folder with --format hf).")],
     which: Annotated[str, typer.Option("--which", help="target (the EMA encoder) or context (the online encoder).")] = "target",
     with_predictor: Annotated[bool, typer.Option("--with-predictor", help="Also export the predictor (for predict/surprise).")] = False,
     dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16 weights.")] = "fp32",
-    fmt: Annotated[str, typer.Option("--format", help="vjepa (our safetensors) or hf (a transformers VJEPA2Model folder).")] = "vjepa",
+    fmt: Annotated[str, typer.Option("--format", help="vjepa (our safetensors), hf (a transformers VJEPA2Model "
+                                                      "folder) or onnx (the encoder, dynamic batch; also from a "
+                                                      "model file).")] = "vjepa",
+    frames: Annotated[int | None, typer.Option("--frames", min=1, help="onnx: frames of the input clip "
+                                                                        "(default: the model's).")] = None,
+    size: Annotated[int | None, typer.Option("--size", min=1, help="onnx: crop side of the input clip "
+                                                                    "(default: the model's).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -29,9 +36,13 @@ def command(
     from vjepa_cli.train.export import run_export
 
     res = run_export(checkpoint, output, which=which, with_predictor=with_predictor, dtype=dtype, fmt=fmt,
-                     overwrite=overwrite)
+                     overwrite=overwrite, frames=frames, size=size)
     if json_out:
         sys.stdout.write(json.dumps(res.__dict__) + "\n")
+    elif res.format == "onnx":
+        check = "" if res.onnx_max_abs_diff is None else f", ONNX Runtime max abs diff {res.onnx_max_abs_diff:.1e}"
+        err_console().print(f"wrote {res.output}: encoder ({res.arch}, {res.encoder_params / 1e6:.2f} M params), "
+                            f"batch dynamic{check}", highlight=False)
     else:
         err_console().print(
             f"wrote {res.output}: {res.which} encoder ({res.arch}, {res.encoder_params / 1e6:.2f} M params)"

@@ -36,6 +36,7 @@ class ExportResult:
     dtype: str
     arch: str
     encoder_params: int
+    onnx_max_abs_diff: float | None = None  # --format onnx: ONNX Runtime vs PyTorch (None: not checked)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -97,8 +98,10 @@ def _strict_load(module: torch.nn.Module, sd: dict, what: str, path: Path) -> No
 
 
 def run_export(checkpoint: str | Path, output: str | Path, which: str = "target", with_predictor: bool = False,
-               dtype: str = "fp32", fmt: str = "vjepa", overwrite: bool = False) -> ExportResult:
-    """Export the `which` encoder (target = EMA, context = online) of a checkpoint or run directory."""
+               dtype: str = "fp32", fmt: str = "vjepa", overwrite: bool = False, frames: int | None = None,
+               size: int | None = None) -> ExportResult:
+    """Export the `which` encoder (target = EMA, context = online) of a checkpoint or run directory.
+    `fmt="onnx"` also takes a model file, and `frames`/`size` set its input clip (default: the model's)."""
     from vjepa_cli import __version__
     from vjepa_cli.io.checkpoint import load_checkpoint
     from vjepa_cli.io.convert import cast_floats, now_iso, write_hf_dir
@@ -107,13 +110,15 @@ def run_export(checkpoint: str | Path, output: str | Path, which: str = "target"
 
     if which not in PREFIX:
         raise VjepaError(f"unknown --which '{which}'", hint="use target (EMA, default) or context")
-    if fmt not in ("vjepa", "hf"):
-        raise VjepaError(f"unknown --format '{fmt}'", hint="use vjepa (default) or hf")
+    if fmt not in ("vjepa", "hf", "onnx"):
+        raise VjepaError(f"unknown --format '{fmt}'", hint="use vjepa (default), hf or onnx")
     if dtype not in ("fp32", "bf16", "fp16"):
         raise VjepaError(f"unknown --dtype '{dtype}'", hint="use fp32, bf16 or fp16")
     output = Path(output)
     if output.exists() and not overwrite:
         raise VjepaError(f"{output} already exists", hint="pass --overwrite to replace it")
+    if fmt == "onnx":
+        return export_onnx(checkpoint, output, which=which, frames=frames, size=size)
     src = resolve_checkpoint(checkpoint)
     tensors, meta = load_checkpoint(src)
     cfg = _model_config(meta, src)
@@ -142,6 +147,54 @@ def run_export(checkpoint: str | Path, output: str | Path, which: str = "target"
         save_model_file(output, enc, pred, cfg, provenance, dtype=dtype)
     return ExportResult(str(src), str(output), step, which, pred is not None, fmt, dtype, cfg.arch,
                         sum(p.numel() for p in enc.parameters()))
+
+
+def _encoder_for_onnx(checkpoint: str | Path, which: str) -> tuple[Path, nn.Module, Any, int | None]:
+    """(source, encoder, config, step) from a training run/checkpoint, else from any model file."""
+    from vjepa_cli.io.checkpoint import load_checkpoint
+    from vjepa_cli.io.tensors import read_metadata
+    from vjepa_cli.models import build_encoder
+
+    path = Path(checkpoint)
+    if path.is_dir() or (path.suffix == ".safetensors" and path.is_file()
+                         and read_metadata(path).get("format") == "vjepa-train-checkpoint"):
+        src = resolve_checkpoint(path)
+        tensors, meta = load_checkpoint(src)
+        cfg = _model_config(meta, src)
+        enc = build_encoder(cfg)
+        _strict_load(enc, {k[len(PREFIX[which]):]: v for k, v in tensors.items() if k.startswith(PREFIX[which])},
+                     f"{which} encoder", src)
+        return src, enc, cfg, meta.get("step")
+    import vjepa_cli
+
+    if which != "target":
+        raise VjepaError("--which context applies to training checkpoints; a model file holds one encoder")
+    model = vjepa_cli.load_model(path)
+    return path, model.encoder, model.config, None
+
+
+def export_onnx(checkpoint: str | Path, output: str | Path, which: str = "target", frames: int | None = None,
+                size: int | None = None) -> ExportResult:
+    """The encoder as an ONNX file (input `video` [B, 3, T, H, W] normalised pixels, output `features`
+    [B, N, D]; B dynamic), checked against PyTorch with ONNX Runtime when it is installed (max-abs in the log)."""
+    from vjepa_cli.io.onnx import onnx_max_abs_diff, write_onnx
+
+    src, enc, cfg, step = _encoder_for_onnx(checkpoint, which)
+    frames, size = frames or cfg.num_frames, size or cfg.img_size
+    if size % cfg.patch_size or (frames % cfg.tubelet_size and frames != 1):
+        raise VjepaError(f"--frames {frames} / --size {size} do not fit the model's tubelet {cfg.tubelet_size} "
+                         f"and patch {cfg.patch_size}")
+    enc = enc.float().eval()
+    g = torch.Generator().manual_seed(0)
+    example = torch.randn(1, cfg.in_chans, frames, size, size, generator=g)
+    write_onnx(enc, example, output)
+    diff = onnx_max_abs_diff(output, enc, torch.randn(2, cfg.in_chans, frames, size, size, generator=g))
+    if diff is not None:
+        log.info("ONNX Runtime vs PyTorch on a batch of 2: max abs difference %.2e", diff)
+        if diff > 1e-3:
+            log.warning("ONNX Runtime output differs from PyTorch by %.2e (max abs)", diff)
+    return ExportResult(str(src), str(output), step, which, False, "onnx", "fp32", cfg.arch,
+                        sum(p.numel() for p in enc.parameters()), onnx_max_abs_diff=diff)
 
 
 def export_model(path: Path, cfg: PretrainConfig, target: nn.Module, predictor: nn.Module, step: int,
