@@ -25,8 +25,8 @@ from vjepa_cli.data.media import (
     write_png,
     write_video,
 )
+from vjepa_cli.data.media.write import encode_png
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.io.png import encode_png
 
 
 @pytest.fixture(scope="module")

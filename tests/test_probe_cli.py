@@ -38,6 +38,10 @@ def test_probe_manifest_end_to_end(run_cli, tiny, tmp_path):
     from vjepa_cli.io.tensors import load_tensors, meta_json
 
     assert read_image(out / "confusion.png").ndim == 3
+    assert read_image(out / "curves.png").ndim == 3
+    hist = metrics["history"]  # per epoch; the last epoch's validation top-1 is the one the grid reports
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4] and all(len(h["val_top1"]) == 2 for h in hist)
+    assert hist[-1]["val_top1"][metrics["heads"].index(metrics["best"])] == pytest.approx(rec["val_top1"])
     tensors, meta = load_tensors(out / "probe.safetensors")
     assert meta_json(meta, "classes") == ["0", "1"] and meta_json(meta, "task") == "manifest"
     assert "linear.weight" in tensors

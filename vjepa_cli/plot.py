@@ -1,267 +1,159 @@
-"""Small numpy plotting for reports: line plots, heatmaps and image grids as uint8 RGB arrays.
+"""Figures as uint8 RGB arrays (written with `vjepa_cli.data.media.write_png`), drawn with matplotlib's Agg
+backend (no display needed): line plots, stacked panels on their own y axes, confusion matrices, and image
+grids with real text labels.
 
-No plotting library is a dependency; a 5x7 bitmap font draws labels. Write results with
-`vjepa_cli.data.media.write_png`. Deliberately simple: axes, ticks, a title, a legend, colours.
+Every function builds its own `Figure` (never pyplot's global state), so it is safe in threads and leaks
+nothing between calls.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-# 5x7 glyphs, one string of 7 rows of 5 bits per character (lower case is drawn as upper case).
-_GLYPHS = {
-    "0": "01110 10001 10011 10101 11001 10001 01110", "1": "00100 01100 00100 00100 00100 00100 01110",
-    "2": "01110 10001 00001 00010 00100 01000 11111", "3": "11110 00001 00001 01110 00001 00001 11110",
-    "4": "00010 00110 01010 10010 11111 00010 00010", "5": "11111 10000 11110 00001 00001 10001 01110",
-    "6": "00110 01000 10000 11110 10001 10001 01110", "7": "11111 00001 00010 00100 01000 01000 01000",
-    "8": "01110 10001 10001 01110 10001 10001 01110", "9": "01110 10001 10001 01111 00001 00010 01100",
-    "A": "01110 10001 10001 11111 10001 10001 10001", "B": "11110 10001 10001 11110 10001 10001 11110",
-    "C": "01110 10001 10000 10000 10000 10001 01110", "D": "11100 10010 10001 10001 10001 10010 11100",
-    "E": "11111 10000 10000 11110 10000 10000 11111", "F": "11111 10000 10000 11110 10000 10000 10000",
-    "G": "01110 10001 10000 10111 10001 10001 01111", "H": "10001 10001 10001 11111 10001 10001 10001",
-    "I": "01110 00100 00100 00100 00100 00100 01110", "J": "00111 00010 00010 00010 00010 10010 01100",
-    "K": "10001 10010 10100 11000 10100 10010 10001", "L": "10000 10000 10000 10000 10000 10000 11111",
-    "M": "10001 11011 10101 10101 10001 10001 10001", "N": "10001 10001 11001 10101 10011 10001 10001",
-    "O": "01110 10001 10001 10001 10001 10001 01110", "P": "11110 10001 10001 11110 10000 10000 10000",
-    "Q": "01110 10001 10001 10001 10101 10010 01101", "R": "11110 10001 10001 11110 10100 10010 10001",
-    "S": "01111 10000 10000 01110 00001 00001 11110", "T": "11111 00100 00100 00100 00100 00100 00100",
-    "U": "10001 10001 10001 10001 10001 10001 01110", "V": "10001 10001 10001 10001 10001 01010 00100",
-    "W": "10001 10001 10001 10101 10101 10101 01010", "X": "10001 10001 01010 00100 01010 10001 10001",
-    "Y": "10001 10001 01010 00100 00100 00100 00100", "Z": "11111 00001 00010 00100 01000 10000 11111",
-    " ": "00000 00000 00000 00000 00000 00000 00000", ".": "00000 00000 00000 00000 00000 01100 01100",
-    ",": "00000 00000 00000 00000 01100 00100 01000", ":": "00000 01100 01100 00000 01100 01100 00000",
-    "-": "00000 00000 00000 11111 00000 00000 00000", "+": "00000 00100 00100 11111 00100 00100 00000",
-    "/": "00001 00010 00010 00100 01000 01000 10000", "%": "11001 11010 00010 00100 01000 01011 10011",
-    "(": "00010 00100 01000 01000 01000 00100 00010", ")": "01000 00100 00010 00010 00010 00100 01000",
-    "=": "00000 00000 11111 00000 11111 00000 00000", "_": "00000 00000 00000 00000 00000 00000 11111",
-    "x": "00000 00000 10001 01010 00100 01010 10001", "[": "01110 01000 01000 01000 01000 01000 01110",
-    "]": "01110 00010 00010 00010 00010 00010 01110", "#": "01010 01010 11111 01010 11111 01010 01010",
-    "?": "01110 10001 00001 00010 00100 00000 00100", "'": "00100 00100 01000 00000 00000 00000 00000",
-    "<": "00010 00100 01000 10000 01000 00100 00010", ">": "01000 00100 00010 00001 00010 00100 01000",
-}
-_FONT = {k: np.array([[c == "1" for c in row] for row in v.split()], bool) for k, v in _GLYPHS.items()}
-
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+Series = dict[str, tuple[Sequence[float], Sequence[float]]]
 
 
-def text_width(text: str, scale: int = 1) -> int:
-    return len(text) * 6 * scale
+def _figure(width: int, height: int, dpi: int = 100):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
 
 
-def draw_text(img: np.ndarray, x: int, y: int, text: str, color=(0, 0, 0), scale: int = 1) -> None:
-    """Draw `text` with its top-left corner at (x, y), clipped to the image."""
-    h, w = img.shape[:2]
-    for i, ch in enumerate(text):
-        g = _FONT.get(ch, _FONT.get(ch.upper(), _FONT["?"]))
-        if scale > 1:
-            g = g.repeat(scale, 0).repeat(scale, 1)
-        x0 = x + i * 6 * scale
-        ys, xs = np.nonzero(g)
-        ys, xs = ys + y, xs + x0
-        ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-        img[ys[ok], xs[ok]] = color
+def figure_to_array(fig) -> np.ndarray:
+    """Render a matplotlib Figure to uint8 RGB [H, W, 3]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def draw_line(img: np.ndarray, x0: float, y0: float, x1: float, y1: float, color, width: int = 1) -> None:
-    n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
-    xs = np.rint(np.linspace(x0, x1, n)).astype(int)
-    ys = np.rint(np.linspace(y0, y1, n)).astype(int)
-    h, w = img.shape[:2]
-    for d in range(-(width // 2), width - width // 2):
-        for xx, yy in ((xs + d, ys), (xs, ys + d)):
-            ok = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-            img[yy[ok], xx[ok]] = color
-
-
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    """About `n` round tick values covering [lo, hi]."""
-    if not math.isfinite(lo) or not math.isfinite(hi):
-        return []
-    if hi <= lo:
-        hi = lo + (abs(lo) or 1.0)
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
-    start = math.ceil(lo / step - 1e-9) * step
-    ticks, t = [], start
-    while t <= hi + 1e-9 * step:
-        ticks.append(round(t, 12))
-        t += step
-    return ticks
-
-
-def _fmt(v: float) -> str:
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.0e}"
-    return f"{v:.4g}"
-
-
-@dataclass(frozen=True)
-class _Axes:
-    """The plot area in pixels and the data range it shows."""
-
-    left: int
-    top: int
-    pw: int  # plot width, pixels
-    ph: int  # plot height, pixels
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-
-    def px(self, x):
-        return self.left + (np.asarray(x, float) - self.x0) / (self.x1 - self.x0) * self.pw
-
-    def py(self, y):
-        return self.top + self.ph - (np.asarray(y, float) - self.y0) / (self.y1 - self.y0) * self.ph
-
-
-def _data_range(xs_all: list[np.ndarray], ys_all: list[np.ndarray], extra: list[float]) -> tuple[float, ...]:
-    """(x0, x1, y0, y1) covering every finite point and the horizontal lines, y padded by 5 %."""
-    finite = [a[np.isfinite(a)] for a in ys_all] + [np.asarray(extra, float)]
-    ycat = np.concatenate(finite) if finite else np.zeros(1)
-    xcat = np.concatenate(xs_all) if xs_all else np.zeros(1)
-    if ycat.size == 0:
-        ycat = np.zeros(1)
-    x0, x1 = float(xcat.min()), float(xcat.max()) if xcat.size else 1.0
-    y0, y1 = float(ycat.min()), float(ycat.max())
-    if x1 <= x0:
-        x1 = x0 + 1
-    pad = (y1 - y0) * 0.05 or 0.5
-    return x0, x1, y0 - pad, y1 + pad
-
-
-def _draw_grid(img: np.ndarray, ax: _Axes, logy: bool) -> None:
-    grey = (225, 225, 225)
-    for t in nice_ticks(ax.y0, ax.y1):
-        yy = float(ax.py(t))
-        draw_line(img, ax.left, yy, ax.left + ax.pw, yy, grey)
-        label = _fmt(10**t) if logy else _fmt(t)
-        draw_text(img, ax.left - 4 - text_width(label), int(yy) - 3, label)
-    for t in nice_ticks(ax.x0, ax.x1):
-        xx = float(ax.px(t))
-        draw_line(img, xx, ax.top, xx, ax.top + ax.ph, grey)
-        label = _fmt(t)
-        draw_text(img, int(xx) - text_width(label) // 2, ax.top + ax.ph + 6, label)
-    draw_line(img, ax.left, ax.top, ax.left, ax.top + ax.ph, (0, 0, 0))
-    draw_line(img, ax.left, ax.top + ax.ph, ax.left + ax.pw, ax.top + ax.ph, (0, 0, 0))
-
-
-def _draw_hlines(img: np.ndarray, ax: _Axes, hlines: dict[str, float], logy: bool) -> None:
-    """Dashed, labelled horizontal lines (reference levels)."""
-    for name, value in hlines.items():
-        yy = float(ax.py(math.log10(value) if logy else value))
-        for xs in range(ax.left, ax.left + ax.pw, 8):
-            draw_line(img, xs, yy, min(xs + 4, ax.left + ax.pw), yy, (120, 120, 120))
-        draw_text(img, ax.left + ax.pw - text_width(name) - 2, int(yy) - 10, name, (90, 90, 90))
-
-
-def _draw_series(img: np.ndarray, ax: _Axes, xs_all: list[np.ndarray], ys_all: list[np.ndarray]) -> None:
-    for i, (x, y) in enumerate(zip(xs_all, ys_all, strict=True)):
-        color = PALETTE[i % len(PALETTE)]
-        ok = np.isfinite(y)
-        X, Y = ax.px(x[ok]), ax.py(y[ok])
-        if len(X) == 1:
-            draw_line(img, X[0] - 2, Y[0], X[0] + 2, Y[0], color, 3)
-        for a in range(len(X) - 1):
-            draw_line(img, X[a], Y[a], X[a + 1], Y[a + 1], color, 2)
-
-
-def _draw_legend(img: np.ndarray, ax: _Axes, names: Sequence[str]) -> None:
-    ly = ax.top + 6
-    for i, name in enumerate(names):
-        color = PALETTE[i % len(PALETTE)]
-        lx = ax.left + ax.pw - text_width(name) - 26
-        draw_line(img, lx, ly + 3, lx + 14, ly + 3, color, 3)
-        draw_text(img, lx + 18, ly, name)
-        ly += 11
-
-
-def line_plot(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str = "", xlabel: str = "",
-              ylabel: str = "", size: tuple[int, int] = (640, 400), logy: bool = False,
-              hlines: dict[str, float] | None = None) -> np.ndarray:
-    """Plot named (x, y) series; returns uint8 RGB [H, W, 3]. `hlines` draws labelled horizontal lines."""
-    W, H = size
-    img = np.full((H, W, 3), 255, np.uint8)
-    left, right, top, bottom = 64, 16, 28 if title else 12, 40
-    xs_all = [np.asarray(x, float) for x, _ in series.values()]
-    ys_all = [np.asarray(y, float) for _, y in series.values()]
+def _plot_series(ax, series: Series, logy: bool, styles: dict[str, dict] | None = None) -> None:
+    for i, (name, (x, y)) in enumerate(series.items()):
+        style = {"color": COLORS[i % len(COLORS)], "linewidth": 1.6, **(styles or {}).get(name, {})}
+        ax.plot(np.asarray(x, float), np.asarray(y, float), label=name, **style)
     if logy:
-        ys_all = [np.log10(np.clip(y, 1e-12, None)) for y in ys_all]
-    extra = [math.log10(v) if logy else v for v in (hlines or {}).values()]
-    ax = _Axes(left, top, W - left - right, H - top - bottom, *_data_range(xs_all, ys_all, extra))
-    _draw_grid(img, ax, logy)
-    _draw_hlines(img, ax, hlines or {}, logy)
-    _draw_series(img, ax, xs_all, ys_all)
-    if title:
-        draw_text(img, (W - text_width(title, 2)) // 2, 6, title, scale=2)
-    if xlabel:
-        draw_text(img, left + (ax.pw - text_width(xlabel)) // 2, H - 14, xlabel)
-    if ylabel:
-        draw_text(img, 4, top - 12 if title else 2, ylabel)
-    if len(series) > 1 or (series and next(iter(series))):
-        _draw_legend(img, ax, list(series))
-    return img
+        ax.set_yscale("log")
+    ax.grid(True, alpha=0.3)
+
+
+def line_plot(series: Series, title: str = "", xlabel: str = "", ylabel: str = "", size: tuple[int, int] = (640, 400),
+              logy: bool = False, hlines: dict[str, float] | None = None,
+              styles: dict[str, dict] | None = None) -> np.ndarray:
+    """Named (x, y) series on one axis; `hlines` adds labelled horizontal lines, `styles` per-series matplotlib
+    keywords (e.g. a dashed, thicker line drawn on top). Returns uint8 RGB [size[1], size[0], 3]."""
+    fig = _figure(*size)
+    ax = fig.add_subplot()
+    _plot_series(ax, series, logy, styles)
+    for i, (name, v) in enumerate((hlines or {}).items()):
+        ax.axhline(v, color="0.4", linestyle=(0, (4, 2 + i)), linewidth=1, label=name)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    if len(series) + len(hlines or {}) > 1 or (series and next(iter(series))):
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return figure_to_array(fig)
+
+
+def stacked_plot(panels: Sequence[dict], title: str = "", xlabel: str = "", size: tuple[int, int] = (720, 640),
+                 ) -> np.ndarray:
+    """Panels sharing the x axis, each on its own y axis: dicts with `series`, and optional `ylabel`, `logy`,
+    `hlines` (labelled horizontal lines). Returns uint8 RGB."""
+    fig = _figure(*size)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, panels, strict=True):
+        _plot_series(ax, panel["series"], panel.get("logy", False))
+        for name, v in panel.get("hlines", {}).items():
+            ax.axhline(v, color="0.4", linestyle="--", linewidth=1, label=name)
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.legend(fontsize=8, loc="best")
+    axes[0].set_title(title)
+    axes[-1].set_xlabel(xlabel)
+    fig.tight_layout()
+    return figure_to_array(fig)
 
 
 def colormap(values: np.ndarray) -> np.ndarray:
-    """Map values in [0, 1] to RGB uint8 with a perceptually ordered blue-green-yellow ramp."""
-    stops = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], float)
-    v = np.clip(np.nan_to_num(np.asarray(values, float)), 0, 1) * (len(stops) - 1)
-    i = np.minimum(v.astype(int), len(stops) - 2)
-    f = (v - i)[..., None]
-    return (stops[i] * (1 - f) + stops[i + 1] * f).astype(np.uint8)
+    """Map values in [0, 1] to RGB uint8 with viridis."""
+    from matplotlib import colormaps
+
+    v = np.clip(np.nan_to_num(np.asarray(values, float)), 0, 1)
+    return (colormaps["viridis"](v)[..., :3] * 255).round().astype(np.uint8)
 
 
 def heatmap(matrix: np.ndarray, row_labels: Sequence[str] = (), col_labels: Sequence[str] = (),
-            title: str = "", cell: int = 28, annotate: bool = True) -> np.ndarray:
-    """Draw a matrix (e.g. a confusion matrix, rows = true) as coloured cells; returns uint8 RGB."""
+            title: str = "", cell: int = 28, annotate: bool = True, xlabel: str = "", ylabel: str = "",
+            values: np.ndarray | None = None) -> np.ndarray:
+    """A matrix as coloured cells with its labels (e.g. a confusion matrix: rows = true); `values` (default
+    the matrix) are the numbers written in the cells when `annotate`. Returns uint8 RGB."""
     m = np.asarray(matrix, float)
     R, C = m.shape
-    lab = max([text_width(str(s)) for s in row_labels] + [0]) + 8
-    top = (24 if title else 6) + (max([text_width(str(s)) for s in col_labels] + [0]) and 14)
-    img = np.full((top + R * cell + 6, lab + C * cell + 6, 3), 255, np.uint8)
-    span = m.max() - m.min()
-    norm = (m - m.min()) / span if span > 0 else np.zeros_like(m)
-    colors = colormap(norm)
-    for r in range(R):
-        for c in range(C):
-            y, x = top + r * cell, lab + c * cell
-            img[y : y + cell - 1, x : x + cell - 1] = colors[r, c]
-            if annotate and cell >= 18:
-                v = m[r, c]
-                s = f"{int(v)}" if float(v).is_integer() else f"{v:.2f}".lstrip("0")
-                s = s[: max(1, (cell - 2) // 6)]
-                ink = (0, 0, 0) if norm[r, c] > 0.6 else (255, 255, 255)
-                draw_text(img, x + (cell - text_width(s)) // 2, y + cell // 2 - 4, s, ink)
-    for r, s in enumerate(row_labels):
-        draw_text(img, 2, top + r * cell + cell // 2 - 4, str(s))
-    for c, s in enumerate(col_labels):
-        s = str(s)[: max(1, cell // 6)]
-        draw_text(img, lab + c * cell + (cell - text_width(s)) // 2, top - 12, s)
-    if title:
-        draw_text(img, 4, 4, title, scale=2)
-    return img
+    label_w = max([len(str(s)) for s in (*row_labels, "")] + [1]) * 7
+    w = max(320, min(2400, C * cell + label_w + 140))
+    h = max(260, min(2400, R * cell + max([len(str(s)) for s in (*col_labels, "")] + [1]) * 6 + 110))
+    fig = _figure(w, h)
+    ax = fig.add_subplot()
+    im = ax.imshow(m, cmap="viridis", aspect="auto", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    font = max(5, min(9, cell // 3))
+    if row_labels:
+        ax.set_yticks(range(R), [str(s) for s in row_labels], fontsize=font)
+    if col_labels:
+        ax.set_xticks(range(C), [str(s) for s in col_labels], fontsize=font, rotation=60, ha="right",
+                      rotation_mode="anchor")
+    if annotate and cell >= 14:
+        shown = np.asarray(values if values is not None else m, float)
+        hi = m.max() if m.size else 0
+        for r in range(R):
+            for c in range(C):
+                v = shown[r, c]
+                s = f"{int(v)}" if float(v).is_integer() else f"{v:.2f}"
+                ax.text(c, r, s, ha="center", va="center", fontsize=font,
+                        color="black" if m[r, c] > 0.6 * hi else "white")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    fig.tight_layout()
+    return figure_to_array(fig)
+
+
+def text_image(text: str, width: int, height: int = 12, color=(0, 0, 0), background: int = 255) -> np.ndarray:
+    """`text` rendered with matplotlib's font into a uint8 RGB strip [height, width, 3] (cut at the right)."""
+    fig = _figure(width, height)
+    fig.patch.set_facecolor(np.full(3, background / 255))
+    fig.text(1 / width, 0.5, text, va="center", ha="left", fontsize=max(5.0, height * 0.62),
+             color=np.asarray(color) / 255)
+    return figure_to_array(fig)
+
+
+def draw_text(img: np.ndarray, x: int, y: int, text: str, color=(0, 0, 0), scale: int = 1) -> None:
+    """Write `text` onto `img` in place with its top-left corner at (x, y), 12 * scale pixels high (the ink
+    only: the background under the text is kept)."""
+    h = 12 * scale
+    w = img.shape[1] - x
+    if w <= 0 or y >= img.shape[0] or not text:
+        return
+    strip = text_image(text, w, h).astype(np.float32)
+    ink = 1.0 - strip.mean(-1, keepdims=True) / 255.0  # 0 background .. 1 full ink
+    region = img[y:y + h, x:x + w]
+    ink = ink[:region.shape[0], :region.shape[1]]
+    region[:] = (region * (1 - ink) + np.asarray(color, np.float32) * ink).round().astype(np.uint8)
 
 
 def image_grid(images: Sequence[np.ndarray], ncols: int, pad: int = 4, labels: Sequence[str] | None = None,
                background: int = 255) -> np.ndarray:
-    """Tile equally sized uint8 RGB images into a grid, optionally with a label above each."""
+    """Tile equally sized uint8 RGB images into a grid (pixels kept exactly), optionally with a label above each."""
     if not images:
         raise ValueError("image_grid needs at least one image")
     h, w = images[0].shape[:2]
-    lab_h = 10 if labels else 0
+    lab_h = 12 if labels else 0
     nrows = math.ceil(len(images) / ncols)
     out = np.full((nrows * (h + pad + lab_h) + pad, ncols * (w + pad) + pad, 3), background, np.uint8)
     for i, im in enumerate(images):
         r, c = divmod(i, ncols)
         y, x = pad + r * (h + pad + lab_h), pad + c * (w + pad)
         if labels:
-            draw_text(out, x, y, str(labels[i])[: max(1, w // 6)])
+            out[y:y + lab_h, x:x + w] = text_image(str(labels[i]), w, lab_h, background=background)
         out[y + lab_h : y + lab_h + h, x : x + w] = im if im.ndim == 3 else im[..., None]
     return out

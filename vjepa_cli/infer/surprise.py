@@ -31,15 +31,19 @@ def curve_csv(curve: SurpriseCurve) -> str:
     return buf.getvalue()
 
 
-def curve_png(curve: SurpriseCurve, title: str = ""):
+def curve_png(curve: SurpriseCurve, title: str = "", combine: str = "min"):
     """Surprise against window end time (one line per context length, plus the combined curve)."""
     from vjepa_cli.plot import line_plot
 
     t = curve.times[:, 1]
-    series = {"combined": (t, curve.curve)}
-    if len(curve.per_context) > 1:
-        series.update({f"ctx {c}": (t, v) for c, v in curve.per_context.items()})
-    return line_plot(series, title=title or "surprise", xlabel="window end (s)", ylabel="L1 surprise")
+    series, styles = {}, {}
+    if len(curve.per_context) > 1:  # thin context lines first, the combined curve on top (it equals one of them)
+        series = {f"context {c} frames": (t, v) for c, v in curve.per_context.items()}
+        styles = {k: {"linewidth": 1.0, "alpha": 0.6} for k in series}
+    name = f"combined ({combine} over contexts)" if len(curve.per_context) > 1 else "surprise"
+    series[name] = (t, curve.curve)
+    styles[name] = {"color": "black", "linewidth": 2.2, "linestyle": (0, (5, 2)), "zorder": 5}
+    return line_plot(series, title=title or "surprise", xlabel="window end (s)", ylabel="L1 surprise", styles=styles)
 
 
 @dataclass
@@ -74,7 +78,7 @@ def run_surprise(inputs: Iterable[str | Path], output: str | Path, cfg: Surprise
         row = {**c.summary(), "csv": str(job.output)}
         if plot:
             png = job.output.with_suffix(".png")
-            write_png(png, curve_png(c, title=job.path.name))
+            write_png(png, curve_png(c, title=job.path.name, combine=cfg.combine))
             row["png"] = str(png)
         result.rows.append(row)
     return result

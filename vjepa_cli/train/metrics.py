@@ -64,18 +64,33 @@ def truncate_metrics(path: Path, step: int) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
+PANELS = (  # (ylabel, keys drawn on one axis, log scale)
+    ("loss", ("loss", "rollout", "loss_ctx", "loss_pred"), True),
+    ("learning rate", ("lr",), False),
+    ("target std (collapse -> 0)", ("target_std",), False),
+    ("target effective rank", ("target_erank",), False),
+)
+
+
 def loss_curve_png(metrics_path: str | Path, png_path: str | Path, title: str = "V-JEPA pretraining") -> Path | None:
-    """Plot loss (and target-feature std) against step from metrics.jsonl; None when there is nothing to plot."""
+    """Loss, learning rate and the collapse monitors (target std, effective rank) against step from
+    metrics.jsonl, each on its own axis; None when there is no finite loss to plot."""
     from vjepa_cli.data.media import write_png
-    from vjepa_cli.plot import line_plot
+    from vjepa_cli.plot import stacked_plot
 
     recs = [r for r in read_metrics(metrics_path) if isinstance(r.get("loss"), (int, float))]
     recs = [r for r in recs if math.isfinite(r["loss"])]
     if not recs:
         return None
-    series = {"loss": ([r["step"] for r in recs], [r["loss"] for r in recs])}
-    std = [r for r in recs if isinstance(r.get("target_std"), (int, float))]
-    if std:
-        series["target std"] = ([r["step"] for r in std], [r["target_std"] for r in std])
-    img = line_plot(series, title=title, xlabel="step", ylabel="loss", size=(720, 420))
+    panels = []
+    for ylabel, keys, logy in PANELS:
+        series = {}
+        for k in keys:
+            pts = [(r["step"], r[k]) for r in recs if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+            if pts:
+                series[k.replace("_", " ")] = ([p[0] for p in pts], [p[1] for p in pts])
+        if series:
+            positive = all(min(y) > 0 for _, y in series.values())
+            panels.append({"series": series, "ylabel": ylabel, "logy": logy and positive})
+    img = stacked_plot(panels, title=title, xlabel="step", size=(760, 180 + 150 * len(panels)))
     return write_png(png_path, img)

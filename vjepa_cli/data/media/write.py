@@ -19,7 +19,6 @@ import numpy as np
 
 from vjepa_cli.data.media.logs import import_av
 from vjepa_cli.io.atomic import atomic_path
-from vjepa_cli.io.png import encode_png
 
 
 def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
@@ -136,8 +135,26 @@ def reencode(src: str | Path, dst: str | Path, short_side: int, keyframe_interva
 
 
 def write_png(path: str | Path, img: np.ndarray) -> Path:
-    """Write a uint8 [H, W], [H, W, 3] or [H, W, 4] image as PNG, atomically."""
+    """Write a uint8 [H, W], [H, W, 3] or [H, W, 4] image as PNG (Pillow), atomically."""
     data = encode_png(img)
     with atomic_path(path, suffix=".png") as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """uint8 [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] -> PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        raise ValueError(f"a PNG is written from uint8 pixels, got {img.dtype}")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
+        raise ValueError(f"a PNG is written from [H, W], [H, W, 3] or [H, W, 4] pixels, got {img.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()

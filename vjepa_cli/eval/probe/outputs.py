@@ -1,6 +1,7 @@
-"""What `vjepa probe` writes: `probe.safetensors` (the best head), `metrics.json` and `confusion.png`.
+"""What `vjepa probe` writes: `probe.safetensors` (the best head), `metrics.json`, `confusion.png` and
+`curves.png` (per-epoch training loss and validation top-1).
 
-The files are written into a scratch folder inside the output folder and moved into place only once all three
+The files are written into a scratch folder inside the output folder and moved into place only once all of them
 exist, so a run that fails leaves nothing it created: a new output folder is removed again, and one that
 existed keeps its files as they were (issue 18).
 """
@@ -65,16 +66,44 @@ def staged_folder(out: Path) -> Iterator[Path]:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+def confusion_view(conf: np.ndarray, top_n: int = 25) -> list[int]:
+    """The classes to draw: all of them up to `top_n`, else the `top_n` with the most confusions (off-diagonal
+    counts in their row and column), in their original order."""
+    C = conf.shape[0]
+    if C <= top_n:
+        return list(range(C))
+    off = conf - np.diag(np.diag(conf))
+    return sorted(np.argsort(-(off.sum(0) + off.sum(1)), kind="stable")[:top_n].tolist())
+
+
 def _confusion_image(res: ProbeResult) -> np.ndarray:
-    """The row-normalised confusion matrix as a heatmap (rows = true class)."""
+    """The row-normalised confusion matrix (rows = true class) with class names; counts written in the cells."""
     from vjepa_cli.plot import heatmap
 
-    conf = res.confusion.astype(float)
-    rownorm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     C = len(res.classes)
-    labels = [str(i) for i in range(C)]
-    return heatmap(rownorm, labels, labels, title=f"{res.task} top-1 {res.best['val_top1']:.3f}",
-                   cell=max(6, min(28, 640 // max(C, 1))), annotate=C <= 24)
+    idx = confusion_view(res.confusion)
+    note = f" ({len(idx)} most confused of {C} classes)" if len(idx) < C else ""
+    rownorm = res.confusion / np.maximum(res.confusion.sum(1, keepdims=True), 1)
+    sub = np.ix_(idx, idx)
+    names = [str(res.classes[i]) for i in idx]
+    cell = max(14, min(40, 900 // max(len(idx), 1)))
+    return heatmap(rownorm[sub], names, names, title=f"{res.task}: top-1 {res.best['val_top1']:.3f}{note}",
+                   cell=cell, annotate=len(idx) <= 30, xlabel="predicted class", ylabel="true class",
+                   values=res.confusion[sub])
+
+
+def _curves_image(res: ProbeResult) -> np.ndarray:
+    """Per epoch: the training loss (mean over the heads) and the validation top-1 of the best head and of the
+    best head at each epoch."""
+    from vjepa_cli.plot import stacked_plot
+
+    ep = [h["epoch"] for h in res.history]
+    best_i = res.heads.index(res.best) if res.best in res.heads else 0
+    val = {f"head {best_i} (best at the end)": (ep, [h["val_top1"][best_i] for h in res.history]),
+           "max over heads": (ep, [max(h["val_top1"]) for h in res.history])}
+    return stacked_plot([{"series": {"train loss": (ep, [h["train_loss"] for h in res.history])}, "ylabel": "loss"},
+                         {"series": val, "ylabel": "validation top-1"}],
+                        title=f"{res.task} probe, {len(res.heads)} heads", xlabel="epoch", size=(640, 480))
 
 
 def write_outputs(out: Path, res: ProbeResult, head: torch.nn.Module, cfg: ProbeConfig, model, model_id: str) -> dict:
@@ -91,5 +120,8 @@ def write_outputs(out: Path, res: ProbeResult, head: torch.nn.Module, cfg: Probe
         save_tensors(stage / "probe.safetensors", {k: v.detach().float() for k, v in head.state_dict().items()}, meta)
         write_text_atomic(stage / "metrics.json", json.dumps(metrics, indent=1, default=float) + "\n")
         write_png(stage / "confusion.png", _confusion_image(res))
-    return {"weights": str(out / "probe.safetensors"), "metrics": str(out / "metrics.json"),
-            "confusion": str(out / "confusion.png")}
+        if res.history:
+            write_png(stage / "curves.png", _curves_image(res))
+    written = {"weights": str(out / "probe.safetensors"), "metrics": str(out / "metrics.json"),
+               "confusion": str(out / "confusion.png")}
+    return {**written, "curves": str(out / "curves.png")} if res.history else written

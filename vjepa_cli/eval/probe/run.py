@@ -58,6 +58,7 @@ class ProbeResult:
     timings: dict = field(default_factory=dict)  # seconds: encode, train
     cache_hit: bool = False  # every feature came from the cache
     outputs: dict = field(default_factory=dict)  # name -> path of what was written
+    history: list[dict] = field(default_factory=list)  # per epoch: train_loss (mean over heads), val_top1 per head
 
     def to_json(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "confusion"}
@@ -117,7 +118,7 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
     encode = _SplitEncoder(encoder, cfg, dev, model_id, data.images, store, tick,
                            total=len(data.train) * per_video + len(data.val))
     feats = _encode(cfg, data, encode)
-    grid, train_s = _train(cfg, data, feats, encode, dev)
+    grid, train_s, history = _train(cfg, data, feats, encode, dev)
     rows, best_i, best = _score(cfg, grid, feats, len(data.classes), dev)
     notes = list(data.notes)
     if feats.errors:
@@ -127,7 +128,7 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
         per_class=best["per_class"], confusion=best["confusion"], num_train=len(feats.train[0][1]),
         num_val=len(feats.val[1]), skipped=len(feats.errors), notes=notes,
         timings={"encode_s": round(feats.seconds, 3), "train_s": round(train_s, 3)},
-        cache_hit=bool(encode.hits) and all(encode.hits),
+        cache_hit=bool(encode.hits) and all(encode.hits), history=history,
     )
     if output_dir is not None:
         res.outputs = write_outputs(Path(output_dir), res, grid.heads[best_i], cfg, path, model_id)
@@ -219,8 +220,9 @@ def _encode(cfg: ProbeConfig, data: TaskData, encode: _SplitEncoder) -> _Feature
 
 
 def _train(cfg: ProbeConfig, data: TaskData, feats: _Features, encode: _SplitEncoder,
-           dev: torch.device) -> tuple[HeadGrid, float]:
-    """Train the grid of heads (one per lr x wd) on the same batches; returns it and the seconds it took."""
+           dev: torch.device) -> tuple[HeadGrid, float, list[dict]]:
+    """Train the grid of heads (one per lr x wd) on the same batches; returns it, the seconds it took and the
+    per-epoch history (mean training loss over the heads, each head's validation top-1)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     heads = [build_head(cfg.probe, feats.train[0][0].shape[-1], len(data.classes), gen) for _ in cfg.optim.grid]
     spe = steps_per_epoch(len(feats.train[0][1]), cfg.optim.batch_size)
@@ -235,10 +237,17 @@ def _train(cfg: ProbeConfig, data: TaskData, feats: _Features, encode: _SplitEnc
             f, y, _ = encode(data.train, True, e)
         return f[:, 0].to(dev), y.to(dev)
 
+    fv, yv = feats.val[0].to(dev), feats.val[1]
+
+    def on_epoch(e: int, loss: float) -> None:  # the curves: mean training loss, every head's val top-1
+        top1 = (grid.predict(fv).argmax(-1).cpu() == yv).float().mean(1)  # (H,)
+        history.append({"epoch": e + 1, "train_loss": loss, "val_top1": [round(float(v), 6) for v in top1]})
+        encode.tick("epochs", 1, cfg.optim.epochs)
+
+    history: list[dict] = []
     t1 = time.perf_counter()
-    train_grid(grid, epoch_feats, cfg.optim.epochs, cfg.optim.batch_size, gen,
-               on_epoch=lambda e, loss: encode.tick("epochs", 1, cfg.optim.epochs))
-    return grid, time.perf_counter() - t1
+    train_grid(grid, epoch_feats, cfg.optim.epochs, cfg.optim.batch_size, gen, on_epoch=on_epoch)
+    return grid, time.perf_counter() - t1, history
 
 
 def _score(cfg: ProbeConfig, grid: HeadGrid, feats: _Features, num_classes: int,
