@@ -120,6 +120,7 @@ class ProbeConfig:
     batch_encode: int = 8  # clips per encoder forward
     seed: int = 0  # seeds clip sampling, augmentation and head init
     num_workers: int = 0  # decoding worker processes (0: in the main process)
+    log_with: tuple[str, ...] = ()  # experiment trackers for the per-epoch curves: tensorboard, wandb, mlflow, aim
 
     def __post_init__(self):
         problem = unknown_task(self.task)

@@ -97,7 +97,8 @@ class PretrainConfig:
     log_every: int = 10  # steps between metrics.jsonl records and collapse checks
     collapse_std: float = 0.05  # warn when the target-feature std falls below this
     output_dir: str | None = None  # default: runs/<recipe name>
-    tensorboard: bool = False  # also write TensorBoard event files (needs the tensorboard package)
+    tensorboard: bool = False  # also write TensorBoard event files (the same as log_with: [tensorboard])
+    log_with: tuple[str, ...] = ()  # experiment trackers next to metrics.jsonl: tensorboard, wandb, mlflow, aim
     init_from: str | None = None  # start from these weights (a checkpoint or model file), e.g. for a cooldown
     distributed: DistributedConfig = field(default_factory=DistributedConfig)  # ddp (default) or fsdp sharding
 

@@ -161,6 +161,7 @@ class WMConfig:
     device: str = ""  # "" = cuda when available, else cpu
     log_every: int = 50  # steps between metrics.jsonl lines
     checkpoint_every: int = 500  # steps between resumable checkpoints
+    log_with: tuple[str, ...] = ()  # experiment trackers next to metrics.jsonl: tensorboard, wandb, mlflow, aim
 
     def __post_init__(self):
         if self.log_every < 1 or self.checkpoint_every < 1:

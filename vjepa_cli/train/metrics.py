@@ -1,4 +1,4 @@
-"""Run records: `metrics.jsonl` (one JSON object per logged step), optional TensorBoard, the loss-curve PNG."""
+"""Run records: `metrics.jsonl` (one JSON object per logged step), optional trackers, the loss-curve PNG."""
 
 from __future__ import annotations
 
@@ -7,41 +7,34 @@ import math
 from pathlib import Path
 from typing import Any
 
-from vjepa_cli.errors import VjepaError
-
 
 class MetricsWriter:
-    """Appends records to `metrics.jsonl` (flushed per record) and mirrors scalars to TensorBoard when asked."""
+    """Appends records to `metrics.jsonl` (flushed per record) and sends their scalars to the trackers of
+    `log_with` (TensorBoard, W&B, MLflow, Aim; see `vjepa_cli.train.trackers`)."""
 
-    def __init__(self, out_dir: Path, tensorboard: bool = False, resume_step: int | None = None):
+    def __init__(self, out_dir: Path, tensorboard: bool = False, resume_step: int | None = None,
+                 log_with: tuple[str, ...] = (), config: dict | None = None):
+        from vjepa_cli.train.trackers import Trackers
+
         self.path = Path(out_dir) / "metrics.jsonl"
         if resume_step is not None:
             truncate_metrics(self.path, resume_step)
         elif self.path.exists():
             self.path.unlink()
+        names = tuple(dict.fromkeys((*log_with, *(("tensorboard",) if tensorboard else ()))))
+        self._trackers = Trackers(names, out_dir, Path(out_dir).name, config) if names else None
         self._f = open(self.path, "a")
-        self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                self._f.close()
-                raise VjepaError("tensorboard: true needs the tensorboard package",
-                                 hint="pip install tensorboard, or set tensorboard: false") from None
-            self._tb = SummaryWriter(str(Path(out_dir) / "tensorboard"), purge_step=resume_step)
 
     def write(self, record: dict[str, Any]) -> None:
         self._f.write(json.dumps(record, sort_keys=False) + "\n")
         self._f.flush()
-        if self._tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self._tb.add_scalar(k, v, record["step"])
+        if self._trackers is not None:
+            self._trackers.log(record)
 
     def close(self) -> None:
         self._f.close()
-        if self._tb is not None:
-            self._tb.close()
+        if self._trackers is not None:
+            self._trackers.close()
 
 
 def read_metrics(path: str | Path) -> list[dict]:

@@ -109,7 +109,7 @@ class PretrainTrainer(Trainer):
         super().__init__(
             acc, {"encoder": self.encoder, "predictor": self.predictor, "target_encoder": self.target},
             build_optimizer(self.jepa, cfg.optim, acc.device), config=cfg, folder=folder, store=store,
-            runlog=RunLog(folder.path, acc.is_main_process, cfg.tensorboard),
+            runlog=RunLog(folder.path, acc.is_main_process, cfg.tensorboard, cfg.log_with, to_dict(cfg)),
             checkpoint_every=cfg.checkpoint_every, sampler=sampler, micro_batches=cfg.grad_accum, sharded=fsdp)
         self.model = self.jepa  # what the loop calls: compiled and/or wrapped by `prepare`
         self.global_batch = cfg.batch_size * cfg.grad_accum * world

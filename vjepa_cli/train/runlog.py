@@ -1,4 +1,4 @@
-"""What a run records besides its checkpoints: `metrics.jsonl` (and TensorBoard), bad video reads, warnings, the
+"""What a run records besides its checkpoints: `metrics.jsonl` (and the trackers of `log_with`), bad video reads, warnings, the
 loss curve; and `Window`, the running sums of a logging interval."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from vjepa_cli.data.dataset import FailureLog
-from vjepa_cli.errors import VjepaError
 from vjepa_cli.train.metrics import MetricsWriter, loss_curve_png
+from vjepa_cli.train.trackers import check_trackers
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +24,12 @@ class RunLog:
     start writes nothing here.
     """
 
-    def __init__(self, out: Path, main: bool, tensorboard: bool = False):
-        self.out, self.main, self.tensorboard = Path(out), main, tensorboard
-        if tensorboard:
-            _require_tensorboard()
+    def __init__(self, out: Path, main: bool, tensorboard: bool = False, log_with: tuple[str, ...] = (),
+                 config: dict | None = None):
+        self.out, self.main = Path(out), main
+        self.log_with = tuple(dict.fromkeys((*log_with, *(("tensorboard",) if tensorboard else ()))))
+        self.config = config
+        check_trackers(self.log_with)  # at start, not at the first log step
         self.failures = FailureLog()
         self.warnings: list[str] = []
         self._warned: set[str] = set()
@@ -36,7 +38,8 @@ class RunLog:
     def open(self, resume_step: int | None) -> None:
         """Start writing `metrics.jsonl`: anew, or after the records up to `resume_step` of the run resumed."""
         if self.main and self._writer is None:
-            self._writer = MetricsWriter(self.out, self.tensorboard, resume_step=resume_step)
+            self._writer = MetricsWriter(self.out, resume_step=resume_step, log_with=self.log_with,
+                                         config=self.config)
 
     def write(self, record: dict[str, Any]) -> None:
         if self._writer is not None:
@@ -89,12 +92,3 @@ class Window:
 
     def mean(self, key: str) -> float:
         return self.sums[key] / max(self.n, 1)
-
-
-def _require_tensorboard() -> None:
-    """Fail at start, not at the first log step, when TensorBoard output is asked for without the package."""
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-    except ImportError:
-        raise VjepaError("tensorboard: true needs the tensorboard package",
-                         hint="pip install tensorboard, or set tensorboard: false") from None

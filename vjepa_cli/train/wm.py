@@ -80,8 +80,9 @@ def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
 def recipe_hash(cfg: WMConfig) -> str:
     """`config_hash` of the recipe with the plan settings in their earlier flat spelling, so that checkpoints
     written before the CEM settings were nested under `plan.cem` still resume (plan settings do not change
-    training, and the CEM fields added since are not part of the hash)."""
+    training, and the CEM fields added since are not part of the hash, nor are the trackers)."""
     d = to_dict(cfg)
+    d.pop("log_with")  # where the metrics also go does not change training
     cem = d["plan"].pop("cem")
     d["plan"] = {**{k: cem[k] for k in WMPlanConfig.ALIASES}, **d["plan"]}
     return stable_hash(d, 12)
@@ -111,7 +112,8 @@ class WMTrainer(Trainer):
         opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas,
                                 weight_decay=o.weight_decay)
         super().__init__(acc, {"predictor": self.predictor}, opt, config=cfg, folder=folder, store=store,
-                         runlog=RunLog(folder.path, acc.is_main_process), checkpoint_every=cfg.checkpoint_every)
+                         runlog=RunLog(folder.path, acc.is_main_process, log_with=cfg.log_with, config=to_dict(cfg)),
+                         checkpoint_every=cfg.checkpoint_every)
         self.model = self.predictor  # what the loop calls: wrapped by `prepare`
         self.losses: list[float] = []  # of the logging interval
         self.last_mean, self.t0 = float("nan"), time.perf_counter()

@@ -125,3 +125,17 @@ def write_outputs(out: Path, res: ProbeResult, head: torch.nn.Module, cfg: Probe
     written = {"weights": str(out / "probe.safetensors"), "metrics": str(out / "metrics.json"),
                "confusion": str(out / "confusion.png")}
     return {**written, "curves": str(out / "curves.png")} if res.history else written
+
+
+def track(cfg: ProbeConfig, res: ProbeResult, out: Path) -> None:
+    """Send the per-epoch curves and the final scores to the trackers of `log_with`."""
+    from vjepa_cli.train.trackers import Trackers
+
+    trackers = Trackers(cfg.log_with, out, f"probe-{cfg.task}", to_dict(cfg))
+    try:
+        for h in res.history:
+            trackers.log({"step": h["epoch"], "train_loss": h["train_loss"], "val_top1_max": max(h["val_top1"])})
+        trackers.log({"step": cfg.optim.epochs, **{f"best_{k}": v for k, v in res.best.items()
+                                                    if isinstance(v, (int, float))}})
+    finally:
+        trackers.close()

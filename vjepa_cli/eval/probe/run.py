@@ -29,7 +29,7 @@ from vjepa_cli.eval.probe.heads import (
     steps_per_epoch,
     train_grid,
 )
-from vjepa_cli.eval.probe.outputs import check_output_dir, write_outputs
+from vjepa_cli.eval.probe.outputs import check_output_dir, track, write_outputs
 from vjepa_cli.eval.probe.tasks import TaskData, load_task
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,10 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
     """
     if output_dir is not None:
         check_output_dir(Path(output_dir))
+    if cfg.log_with:
+        from vjepa_cli.train.trackers import check_trackers
+
+        check_trackers(cfg.log_with)
     tick = progress or _no_progress
     path, encoder, model_id, dev = _load_encoder(model, device, random_init)
     data = _task_data(cfg, data_root, train, val, _generation_progress(cfg.data.synth_train + cfg.data.synth_val, tick))
@@ -132,7 +136,10 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
     )
     if output_dir is not None:
         res.outputs = write_outputs(Path(output_dir), res, grid.heads[best_i], cfg, path, model_id)
+        if cfg.log_with:
+            track(cfg, res, Path(output_dir))
     return res
+
 
 
 def _no_progress(phase: str, advance: int, total: int) -> None:
