@@ -60,3 +60,16 @@ def test_other_runtime_errors_are_not_disguised(run_cli, monkeypatch, tmp_path):
     monkeypatch.setattr(synth, "generate_synth", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         run_cli("synth", tmp_path / "s", "--videos", "2")
+
+
+def test_piped_output_is_not_wrapped(tmp_path):
+    """Through a pipe, a long path stays on one line (rich wraps at 80 columns only on a terminal)."""
+    import subprocess
+    import sys
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    r = subprocess.run([sys.executable, "-m", "vjepa_cli", "convert", str(deep / "missing.pt"), "-o",
+                        str(deep / "x.safetensors")], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "COLUMNS": "80"})
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(deep / "missing.pt") in r.stderr

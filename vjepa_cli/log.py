@@ -23,14 +23,24 @@ from rich.progress import (
 )
 
 
+def _console(stderr: bool) -> Console:
+    """A terminal keeps rich's wrapping; a pipe or a file gets whole lines (no path split at 80 columns)."""
+    c = Console(stderr=stderr)
+    if c.is_terminal:
+        return c
+    return Console(stderr=stderr, soft_wrap=True, width=max(c.width, 1000))
+
+
 @cache
 def console() -> Console:
-    return Console()
+    """Results (stdout)."""
+    return _console(False)
 
 
 @cache
 def err_console() -> Console:
-    return Console(stderr=True)
+    """Progress, logs, warnings and errors (stderr)."""
+    return _console(True)
 
 
 def setup_logging(verbose: bool = False) -> None:
