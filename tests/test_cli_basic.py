@@ -73,3 +73,22 @@ def test_piped_output_is_not_wrapped(tmp_path):
                         str(deep / "x.safetensors")], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "COLUMNS": "80"})
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and str(deep / "missing.pt") in r.stderr
+
+
+def test_quiet_silences_progress_and_info_but_not_results(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("VJEPA_PROGRESS", "1")  # progress bars on even without a terminal
+    loud = run_cli("synth", tmp_path / "a", "-n", "4", "--frames", "4", "--size", "32")
+    quiet = run_cli("-q", "synth", tmp_path / "b", "-n", "4", "--frames", "4", "--size", "32")
+    assert loud.code == 0 and quiet.code == 0, (loud, quiet)
+    assert quiet.err == "" and loud.err != ""  # the (transient) bar wrote to stderr without -q
+    from vjepa_cli.log import progress, set_quiet
+
+    set_quiet(True)
+    try:
+        assert progress().disable
+    finally:
+        set_quiet(False)
+    assert not progress().disable
+    assert quiet.out == loud.out.replace(str(tmp_path / "a"), str(tmp_path / "b"))
+    both = run_cli("-q", "-v", "synth", tmp_path / "c")
+    assert both.code == 1 and "contradict" in both.err and not (tmp_path / "c").exists()

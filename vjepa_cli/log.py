@@ -43,8 +43,24 @@ def err_console() -> Console:
     return _console(True)
 
 
+_quiet = False
+_level_before_quiet: int | None = None
+
+
+def set_quiet(quiet: bool) -> None:
+    """`vjepa -q`: no progress bars and no info lines, only warnings, errors and the results."""
+    global _quiet, _level_before_quiet
+    root = logging.getLogger()
+    if quiet and not _quiet:
+        _level_before_quiet = root.level
+        root.setLevel(logging.WARNING)
+    elif not quiet and _quiet and _level_before_quiet is not None:
+        root.setLevel(_level_before_quiet)
+    _quiet = quiet
+
+
 def setup_logging(verbose: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.INFO
+    level = logging.WARNING if _quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(
         level=level, format="%(message)s", datefmt="[%X]",
         handlers=[RichHandler(console=err_console(), show_path=False, rich_tracebacks=False)],
@@ -55,7 +71,7 @@ def setup_logging(verbose: bool = False) -> None:
 def progress(transient: bool = False, disable: bool | None = None) -> Progress:
     """A rich progress bar on stderr (so stdout stays clean for --json and pipelines)."""
     if disable is None:
-        disable = not sys.stderr.isatty() and os.environ.get("VJEPA_PROGRESS") != "1"
+        disable = _quiet or (not sys.stderr.isatty() and os.environ.get("VJEPA_PROGRESS") != "1")
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

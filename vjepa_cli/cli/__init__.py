@@ -51,10 +51,18 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show the video decoders' own log lines (FFmpeg, PyAV, decord).")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars or info lines: only results, warnings and errors.")
+    ] = False,
 ) -> None:
     """V-JEPA: self-supervised video representations, feature extraction, probing and planning."""
     from vjepa_cli.data.media import set_verbose
+    from vjepa_cli.errors import VjepaError
+    from vjepa_cli.log import set_quiet
 
+    if quiet and verbose:
+        raise VjepaError("-q/--quiet and -v/--verbose contradict each other", hint="give one of them")
+    set_quiet(quiet)
     set_verbose(verbose)  # quiet by default: our one-line errors say what went wrong with a video
 
 
