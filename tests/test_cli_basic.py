@@ -92,3 +92,18 @@ def test_quiet_silences_progress_and_info_but_not_results(run_cli, tmp_path, mon
     assert quiet.out == loud.out.replace(str(tmp_path / "a"), str(tmp_path / "b"))
     both = run_cli("-q", "-v", "synth", tmp_path / "c")
     assert both.code == 1 and "contradict" in both.err and not (tmp_path / "c").exists()
+
+
+def test_shell_completion_completes_commands_and_choices():
+    import os
+    import subprocess
+    import sys
+
+    def complete(words: str, cword: int) -> list[str]:
+        env = {**os.environ, "_VJEPA_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+        code = "import sys; sys.argv[0] = 'vjepa'; from vjepa_cli.cli import main; main()"
+        r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        return r.stdout.split()
+
+    assert complete("vjepa ext", 1) == ["extract"]
+    assert "classify" in complete("vjepa c", 1) and "convert" in complete("vjepa c", 1)

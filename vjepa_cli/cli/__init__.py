@@ -32,7 +32,7 @@ app = typer.Typer(
     help="V-JEPA: self-supervised video representations, feature extraction, probing and world-model planning.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
