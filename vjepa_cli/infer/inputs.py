@@ -2,6 +2,8 @@
 
 INPUT may be a video file, a folder (searched recursively for videos), a manifest (`.csv`/`.txt`:
 our CSV with a `path` column, or official `path label` lines), or `-` for paths on stdin, one per line.
+Commands that read still images too (`extract`) pass `images=True`: image files are then inputs like videos
+and folders are searched for both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.runtime import VIDEO_EXTS
+from vjepa_cli.runtime import IMAGE_EXTS, VIDEO_EXTS
 
 MANIFEST_EXTS = {".csv", ".txt", ".tsv", ".lst"}
 
@@ -26,8 +28,17 @@ class VideoJob:
     output: Path
 
 
-def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | None = None) -> list[tuple[Path, Path | None]]:
-    """Expand INPUTs to `(video, root)` pairs; `root` is the folder a video was found under (else None)."""
+def is_image(path: str | Path) -> bool:
+    """Whether `path` names a still image (by its extension)."""
+    return Path(path).suffix.lower() in IMAGE_EXTS
+
+
+def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | None = None,
+                   images: bool = False) -> list[tuple[Path, Path | None]]:
+    """Expand INPUTs to `(video, root)` pairs; `root` is the folder a video was found under (else None).
+    With `images`, folders are searched for image files too."""
+    exts = VIDEO_EXTS | IMAGE_EXTS if images else VIDEO_EXTS
+    what = "videos or images" if images else "videos"
     out: list[tuple[Path, Path | None]] = []
     for item in inputs:
         s = str(item)
@@ -38,16 +49,16 @@ def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | No
             continue
         p = Path(s)
         if p.is_dir():
-            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
             if not vids:
-                raise VjepaError(f"no videos found in folder {p}", hint=f"looked for {', '.join(sorted(VIDEO_EXTS))}")
+                raise VjepaError(f"no {what} found in folder {p}", hint=f"looked for {', '.join(sorted(exts))}")
             out += [(v, p) for v in vids]
         elif p.suffix.lower() in MANIFEST_EXTS and p.is_file():
             out += [(v, None) for v in read_paths(p)]
         else:
             out.append((p, None))  # a video (a missing one is reported per video, not fatal)
     if not out:
-        raise VjepaError("no input videos", hint="give video files, folders, a manifest, or '-' to read paths from stdin")
+        raise VjepaError(f"no input {what}", hint="give video files, folders, a manifest, or '-' to read paths from stdin")
     return out
 
 
