@@ -212,3 +212,14 @@ def test_token_grid_of_an_image_is_one_step():
         assert enc.token_grid(torch.zeros(1, 3, 1, 32, 48)) == (1, 2, 3)
         assert enc.token_grid(torch.zeros(1, 3, 4, 32, 48)) == (2, 2, 3)
         assert enc(torch.zeros(1, 3, 1, 32, 48)).shape[1] == 6
+
+
+def test_surprise_reports_a_still_image_and_scores_the_videos(models, tmp_path):
+    from vjepa_cli.data.media import write_png
+    from vjepa_cli.infer.surprise import run_surprise
+
+    write_png(tmp_path / "still.png", np.zeros((32, 32, 3), np.uint8))
+    res = run_surprise([tmp_path / "still.png", models["video"]], tmp_path / "o", _cfg(), model_path=models["G"],
+                       plot=False)
+    img, vid = res.rows
+    assert "still image" in img["error"] and "error" not in vid and np.isfinite(vid["max"])

@@ -13,11 +13,10 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from _eval_helpers import save_tiny_model, tiny_config, write_index_video
 
 import vjepa_cli
-from vjepa_cli.config.extract import ExtractConfig, SurpriseConfig, WindowConfig, parse_levels
+from vjepa_cli.config.extract import ExtractConfig, WindowConfig, parse_levels
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.infer.extract import run_extract
 from vjepa_cli.io.tensors import load_tensors, meta_json

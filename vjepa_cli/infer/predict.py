@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from vjepa_cli.config.extract import SurpriseConfig
 from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.infer.inputs import VideoJob
+from vjepa_cli.infer.inputs import VideoJob, is_image
 from vjepa_cli.infer.metrics import peak_ratio
 from vjepa_cli.infer.model import load_eval_model, model_record
 from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
@@ -171,7 +171,11 @@ def surprise_curves(model: Any, jobs: list[VideoJob], cfg: SurpriseConfig, devic
     results: list[SurpriseCurve | str] = [""] * len(jobs)
     kept: dict[int, dict] = {}
     state: dict[str, Any] = {}
-    for ev in batched_windows(jobs, cfg.window, img_size, cfg.workers, cfg.batch_size):
+    for job in jobs:  # one frame has no future to predict
+        if is_image(job.path):
+            results[job.index] = f"{job.path} is a still image: predict and surprise need a video"
+    videos = [job for job in jobs if not results[job.index]]
+    for ev in batched_windows(videos, cfg.window, img_size, cfg.workers, cfg.batch_size):
         match ev:
             case VideoStarted():
                 state = {"t0": time.perf_counter(), "times": [], "ctx": {c: [] for c in cfg.context_frames},
