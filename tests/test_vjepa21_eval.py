@@ -223,3 +223,17 @@ def test_surprise_reports_a_still_image_and_scores_the_videos(models, tmp_path):
                        plot=False)
     img, vid = res.rows
     assert "still image" in img["error"] and "error" not in vid and np.isfinite(vid["max"])
+
+
+def test_probe_features_follow_the_head_config(models):
+    from vjepa_cli.config.probe import ProbeHeadConfig
+    from vjepa_cli.eval.probe.features import encode_clips, probe_features, readout_width
+
+    enc = vjepa_cli.load_model(models["G"]).encoder
+    clips = torch.randint(0, 256, (1, 1, 1, 3, 4, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    dev = torch.device("cpu")
+    for head, want in ((ProbeHeadConfig(), encode_clips(enc, clips, (), dev)),
+                       (ProbeHeadConfig(levels="all"), encode_clips(enc, clips, (), dev, levels=(0, 1, 2, 3))),
+                       (ProbeHeadConfig(layers=(1, 4)), encode_clips(enc, clips, (1, 4), dev))):
+        got = probe_features(enc, clips, head, dev)
+        assert torch.equal(got, want) and got.shape[-1] == readout_width(enc, head)

@@ -111,6 +111,18 @@ def encode_clips(encoder: torch.nn.Module, clips: torch.Tensor, layers: tuple[in
     return z.float().reshape(B, V, S * N, D).cpu()  # segments concatenated as tokens
 
 
+def probe_features(encoder: torch.nn.Module, clips: torch.Tensor, head: ProbeHeadConfig, device: torch.device,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The features a probe with `head`'s readout (layers or 2.1 levels) reads: `encode_clips` with them."""
+    return encode_clips(encoder, clips, head.layers, device, dtype, resolve_levels(encoder, head.levels))
+
+
+def readout_width(encoder: torch.nn.Module, head: ProbeHeadConfig) -> int:
+    """Width of `probe_features`: D times the number of layers or levels read (1 for the default output)."""
+    n = len(resolve_levels(encoder, head.levels)) or len(head.layers)
+    return int(encoder.embed_dim) * max(1, n)
+
+
 def check_readout(encoder: torch.nn.Module, head: ProbeHeadConfig) -> None:
     """Raise the one-line VjepaError `encode_clips` would, before any clip is read (levels or layers this encoder
     lacks, or blocks that are not 2.1 levels)."""
@@ -158,8 +170,7 @@ def encode_split(encoder: torch.nn.Module, samples: list[tuple[str, int]], cfg: 
         errors += [it["error"] for it in items if it["clip"] is None]
         if ok:
             clips = torch.stack([it["clip"] for it in ok])
-            levels = resolve_levels(encoder, cfg.probe.levels)
-            feats.append(encode_clips(encoder, clips, cfg.probe.layers, device, dtype, levels).half())
+            feats.append(probe_features(encoder, clips, cfg.probe, device, dtype).half())
             labels += [it["label"] for it in ok]
         if progress is not None:
             progress(len(items))
