@@ -237,3 +237,15 @@ def test_probe_features_follow_the_head_config(models):
                        (ProbeHeadConfig(layers=(1, 4)), encode_clips(enc, clips, (1, 4), dev))):
         got = probe_features(enc, clips, head, dev)
         assert torch.equal(got, want) and got.shape[-1] == readout_width(enc, head)
+
+
+def test_viz_cli_levels(models, tmp_path, run_cli):
+    from vjepa_cli.data.media import read_image
+
+    out = tmp_path / "l.png"
+    r = run_cli("viz", models["video"], "-o", out, "--model", models["G"], "--frames", "4", "--max-windows", "1",
+                "--levels", "0,3", "--json")
+    assert r.code == 0, r
+    assert json.loads(r.out)["levels"] == [0, 3] and read_image(out).ndim == 3
+    r = run_cli("viz", models["video"], "-o", tmp_path / "x.png", "--model", models["G"], "--levels", "4")
+    assert r.code == 1 and "out of range" in r.err and not (tmp_path / "x.png").exists()
