@@ -17,8 +17,8 @@ DTYPE_ALIASES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half
 # Containers FFmpeg (through decord or PyAV) reads; folder inputs and dataset indexes look for these.
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
                         ".3gp", ".ogv", ".gif"})
-# Still images (read by FFmpeg through PyAV, `vjepa_cli.data.media.read_image`); `extract` and `viz` take them.
-IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"})
+# Still images (read as one-frame clips where a command accepts images).
+IMAGE_EXTS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
 
 
 def resolve_device(device: str | torch.device | None, default: str = "auto",

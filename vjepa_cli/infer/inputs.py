@@ -28,17 +28,11 @@ class VideoJob:
     output: Path
 
 
-def is_image(path: str | Path) -> bool:
-    """Whether `path` names a still image (by its extension)."""
-    return Path(path).suffix.lower() in IMAGE_EXTS
-
-
 def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | None = None,
                    images: bool = False) -> list[tuple[Path, Path | None]]:
     """Expand INPUTs to `(video, root)` pairs; `root` is the folder a video was found under (else None).
-    With `images`, folders are searched for image files too."""
+    `images`: folders are searched for still images too."""
     exts = VIDEO_EXTS | IMAGE_EXTS if images else VIDEO_EXTS
-    what = "videos or images" if images else "videos"
     out: list[tuple[Path, Path | None]] = []
     for item in inputs:
         s = str(item)
@@ -51,14 +45,14 @@ def collect_videos(inputs: Iterable[str | Path], stdin_lines: Iterable[str] | No
         if p.is_dir():
             vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
             if not vids:
-                raise VjepaError(f"no {what} found in folder {p}", hint=f"looked for {', '.join(sorted(exts))}")
+                raise VjepaError(f"no videos found in folder {p}", hint=f"looked for {', '.join(sorted(exts))}")
             out += [(v, p) for v in vids]
         elif p.suffix.lower() in MANIFEST_EXTS and p.is_file():
             out += [(v, None) for v in read_paths(p)]
         else:
             out.append((p, None))  # a video (a missing one is reported per video, not fatal)
     if not out:
-        raise VjepaError(f"no input {what}", hint="give video files, folders, a manifest, or '-' to read paths from stdin")
+        raise VjepaError("no input videos", hint="give video files, folders, a manifest, or '-' to read paths from stdin")
     return out
 
 
@@ -85,3 +79,8 @@ def plan_outputs(videos: list[tuple[Path, Path | None]], output: Path, suffix: s
     if len(set(rel)) != len(rel):
         raise VjepaError("the same video is listed twice", hint="remove duplicates from the inputs")
     return [VideoJob(i, v, output / r.with_suffix(suffix)) for i, ((v, _), r) in enumerate(zip(videos, rel, strict=True))]
+
+
+def is_image(path: str | Path) -> bool:
+    """Whether `path` names a still image (by its extension)."""
+    return Path(path).suffix.lower() in IMAGE_EXTS
