@@ -1,4 +1,4 @@
-"""`vjepa extract`: frozen-encoder features for videos (see `vjepa_cli.infer.extract`)."""
+"""`vjepa extract`: frozen-encoder features for videos and images (see `vjepa_cli.infer.extract`)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ from vjepa_cli.cli._eval_options import (
 )
 from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt
 
-HELP = "Extract frozen-encoder features from videos (one safetensors file per video)."
-EXAMPLES = """Examples:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors\n\n  vjepa extract videos/ -o feats/ --pool none --frames 16 --frame-step 4 --stride 2s\n\n  find data -name '*.mp4' | vjepa extract - -o feats/ --json"""
+HELP = "Extract frozen-encoder features from videos and images (one safetensors file per input)."
+EXAMPLES = """Examples:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors\n\n  vjepa extract videos/ -o feats/ --pool none --frames 16 --frame-step 4 --stride 2s\n\n  vjepa extract photos/ -o feats/ --pool none --levels all --model vjepa2_1_vitb.safetensors\n\n  find data -name '*.mp4' | vjepa extract - -o feats/ --json"""
 
 
 def command(
-    inputs: Annotated[list[str], typer.Argument(help="Videos, folders, manifests (.csv/.txt), or - for paths on stdin.")],
+    inputs: Annotated[list[str], typer.Argument(help="Videos, images, folders, manifests (.csv/.txt), or - for paths on stdin.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (one video) or folder.")],
     model: ModelOpt = None,
     frames: FramesOpt = 16,
@@ -38,7 +38,8 @@ def command(
     size: SizeOpt = None,
     resize: ResizeOpt = None,
     views: ViewsOpt = 1,
-    pool: Annotated[str, typer.Option("--pool", help="mean: features [W, D]; none: patch tokens [W, N, D].")] = "mean",
+    pool: Annotated[str, typer.Option("--pool", help="mean: features [W, D]; none: patch tokens [W, N, D] (the grid T',H',W' is in the metadata).")] = "mean",
+    levels: Annotated[str | None, typer.Option("--levels", help="V-JEPA 2.1 models: 'all' or levels like 0,3 (0 = shallowest), concatenated along D.")] = None,
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
@@ -48,15 +49,15 @@ def command(
 ) -> None:
     from rich.markup import escape
 
-    from vjepa_cli.config.extract import ExtractConfig
+    from vjepa_cli.config.extract import ExtractConfig, parse_levels
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.infer.extract import run_extract
     from vjepa_cli.log import err_console, progress
 
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, views)
     try:
-        cfg = ExtractConfig(window=wcfg, pool=pool, batch_size=batch_size, device=device, dtype=dtype,
-                            workers=workers, overwrite=overwrite)
+        cfg = ExtractConfig(window=wcfg, pool=pool, levels=parse_levels(levels), batch_size=batch_size, device=device,
+                            dtype=dtype, workers=workers, overwrite=overwrite)
     except ValueError as e:
         raise VjepaError(f"bad option: {e}") from None
     stdin_lines = sys.stdin if "-" in inputs else None

@@ -19,7 +19,8 @@ val/<class>/*.jpg); manifest (--train/--val); synth-motion, synth-shapes (genera
 Examples:\n\n
   vjepa probe --task synth-motion --model encoder.safetensors -o probe-motion\n\n
   vjepa probe --task ssv2 --data-root /data/ssv2 --model vitl.safetensors --cache /scratch/feats\n\n
-  vjepa probe --task manifest --train train.csv --val val.csv --model m.safetensors --probe linear --json"""
+  vjepa probe --task manifest --train train.csv --val val.csv --model m.safetensors --probe linear --json\n\n
+  vjepa probe --task synth-motion --model vjepa2_1_vitb.safetensors --levels all"""
 
 
 def _layers(text: str | None) -> list[int] | None:
@@ -45,12 +46,14 @@ def command(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Encode fresh clips every epoch (the official on-the-fly protocol).")] = False,
     probe: Annotated[str | None, typer.Option("--probe", help="attentive (V-JEPA 1), attentive-v2 (V-JEPA 2) or linear.")] = None,
     layers: Annotated[str | None, typer.Option("--layers", help="Encoder blocks to read, e.g. 2,4,-1 (concatenated); default: last.")] = None,
+    levels: Annotated[str | None, typer.Option("--levels", help="V-JEPA 2.1 multi-level probe: 'all' or levels like 0,3 (0 = shallowest), concatenated.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Probe a freshly initialised encoder of the same architecture (the baseline).")] = False,
     init_seed: Annotated[int | None, typer.Option("--init-seed", help="Seed of --random-init (default: the pretraining seed recorded in the model file, else 0); it rebuilds the init `vjepa pretrain` started from.")] = None,
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
     sets: SetOpt = None,
 ) -> None:
+    from vjepa_cli.config.extract import parse_levels
     from vjepa_cli.config.probe import load_probe_config
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.eval.probe.run import RECORDED, run_probe
@@ -63,6 +66,9 @@ def command(
     lay = _layers(layers)
     if lay is not None:
         overrides.append(f"probe.layers=[{','.join(map(str, lay))}]")
+    lv = parse_levels(levels)
+    if lv != ():
+        overrides.append(f"probe.levels={lv}" if lv == "all" else f"probe.levels=[{','.join(map(str, lv))}]")
     if no_cache:
         overrides.append("cache=false")
     cfg = load_probe_config(task, recipe, overrides + list(sets or []))

@@ -73,6 +73,7 @@ class ExtractConfig:
 
     window: WindowConfig = field(default_factory=WindowConfig)  # windowing and crop
     pool: Literal["mean", "none"] = "mean"  # mean over patch tokens ([W, D]) or keep them ([W, N, D])
+    levels: tuple[int, ...] | Literal["all"] = ()  # V-JEPA 2.1 levels (0-based) concatenated along D; () = default output
     batch_size: int = 8  # clips per encoder forward (windows of several videos are batched together)
     device: str | None = None  # cpu, cuda, cuda:N (None: cuda when available)
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # model and compute precision (features are saved fp32)
@@ -86,8 +87,31 @@ class ExtractConfig:
             raise ValueError("workers must be >= 0")
         if self.pool not in ("mean", "none"):
             raise ValueError("pool must be 'mean' or 'none'")
+        if self.levels != "all" and (not isinstance(self.levels, tuple) or any(v < 0 for v in self.levels)):
+            raise ValueError("levels must be 'all' or a tuple of level numbers >= 0")
         if self.dtype not in ("fp32", "bf16", "fp16"):
             raise ValueError("dtype must be fp32, bf16 or fp16")
+
+
+Levels = tuple[int, ...] | Literal["all"]  # () = the default output; "all" = every level of a V-JEPA 2.1 model
+
+
+def parse_levels(text: str | None) -> Levels:
+    """`--levels` text -> levels: None or "" -> (); "all" -> "all"; "0,3" -> (0, 3). Raises VjepaError."""
+    from vjepa_cli.errors import VjepaError
+
+    if text is None or not text.strip():
+        return ()
+    t = text.strip().lower()
+    if t == "all":
+        return "all"
+    try:
+        out = tuple(int(p) for p in t.split(","))
+    except ValueError:
+        raise VjepaError(f"bad --levels {text!r}", hint="give 'all' or level numbers like 0,3") from None
+    if len(set(out)) != len(out) or min(out) < 0:
+        raise VjepaError(f"bad --levels {text!r}: levels are distinct numbers >= 0", hint="e.g. --levels 0,3")
+    return out
 
 
 def parse_stride(text: str | None) -> tuple[int | None, float | None]:

@@ -64,6 +64,7 @@ class ProbeHeadConfig:
     depth: int = 4  # attentive: blocks in the pooler (V-JEPA 1: 1; V-JEPA 2: 4 = 3 self-attention + 1 cross)
     num_heads: int = 16  # attentive: attention heads (must divide the feature width)
     layers: tuple[int, ...] = ()  # encoder blocks to read, 1-based, negatives from the end; several are concatenated along the width (empty: the last, normalised)
+    levels: tuple[int, ...] | Literal["all"] = ()  # V-JEPA 2.1 multi-level probe: levels (0-based) or "all", each with its own norm, concatenated along the width
 
     def __post_init__(self):
         if self.depth < 1:
@@ -72,6 +73,10 @@ class ProbeHeadConfig:
             raise ValueError("num_heads must be >= 1")
         if any(v == 0 for v in self.layers):
             raise ValueError("layers are 1-based (use -1 for the last block)")
+        if self.levels != "all" and any(v < 0 for v in self.levels):
+            raise ValueError("levels are 0-based level numbers (0 = the shallowest) or 'all'")
+        if self.levels != () and self.layers:
+            raise ValueError("give layers (blocks) or levels (V-JEPA 2.1 levels), not both")
 
 
 @dataclass(frozen=True)

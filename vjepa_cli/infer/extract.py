@@ -1,5 +1,10 @@
-"""`vjepa extract`: frozen-encoder features for every window of every video (V-JEPA, Bardes et al. 2024;
-V-JEPA 2, Assran et al. 2025 use the same frozen-feature protocol for their probes).
+"""`vjepa extract`: frozen-encoder features for every window of every video or image (V-JEPA, Bardes et al.
+2024; V-JEPA 2, Assran et al. 2025 use the same frozen-feature protocol for their probes).
+
+An image is one window of one frame: a V-JEPA 2.1 encoder reads it through its image embedder, others repeat it
+to one tubelet. With `levels` (2.1 models) the chosen levels of the hierarchical output are concatenated along
+the width. Every file records the token grid (T', H', W') so `--pool none` features `[W, N, D]` reshape to
+`[W, T', H', W', D]`.
 
 Videos are decoded front to back by worker threads (PyAV releases the GIL) while the main thread runs the
 encoder on batches of windows, batching across video boundaries. Each video's output is written once,
@@ -9,6 +14,7 @@ atomically, when its last window is encoded; a video that fails is reported and 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +29,7 @@ from vjepa_cli.config.extract import ExtractConfig
 from vjepa_cli.data.media import Window
 from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.infer.inputs import VideoJob, collect_videos, plan_outputs
+from vjepa_cli.infer.inputs import VideoJob, collect_videos, is_image, plan_outputs
 from vjepa_cli.infer.model import (
     check_window,
     load_eval_model,
@@ -33,6 +39,7 @@ from vjepa_cli.infer.model import (
 )
 from vjepa_cli.infer.windows import VideoEnded, VideoStarted, VideoWindows, WindowDecoded, stream_windows
 from vjepa_cli.io.tensors import read_metadata, save_tensors
+from vjepa_cli.models.levels import encode_levels, level_blocks, resolve_levels
 from vjepa_cli.runtime import resolve_device, stable_hash, torch_dtype
 
 log = logging.getLogger(__name__)
@@ -80,18 +87,24 @@ class RunSettings:
     """What every output of one run records: the model, the crop, and the id of the settings."""
 
     record: dict[str, Any]  # model path, fingerprint and config (`model_record`)
-    settings_id: str  # hash of window, pool, dtype and model: an output with another id is not ours to skip
+    settings_id: str  # hash of window, pool, levels, dtype and model: an output with another id is not ours to skip
     img_size: int  # the model's native input size
     short: int  # short side after the resize
     size: int  # crop side
+    levels: tuple[int, ...] = ()  # resolved 2.1 levels (0-based); () = the default output
+    blocks: tuple[int, ...] = ()  # the encoder blocks those levels are read after
 
     @classmethod
     def of(cls, model: Any, model_path: Path, cfg: ExtractConfig) -> RunSettings:
         record = model_record(model, model_path)
         img_size = int(getattr(model.config, "img_size", 224))
         short, size = cfg.window.crop_for(img_size)
+        levels = resolve_levels(model.encoder, cfg.levels)
         settings = {"window": cfg.window.__dict__, "pool": cfg.pool, "dtype": cfg.dtype, "model_id": record["model_id"]}
-        return cls(record, stable_hash(settings, 16), img_size, short, size)
+        if levels:  # only then: outputs made before levels existed keep their id (and are skipped, not redone)
+            settings["levels"] = list(levels)
+        blocks = tuple(level_blocks(model.encoder, levels))
+        return cls(record, stable_hash(settings, 16), img_size, short, size, levels, blocks)
 
 
 @dataclass
@@ -102,6 +115,7 @@ class _Video:
     t0: float
     video: VideoWindows | None = None  # None when it failed before opening
     feats: list[torch.Tensor] = field(default_factory=list)  # (V, D) or (V, N, D) per window
+    grid: tuple[int, int, int] | None = None  # token grid (T', H', W') of its windows
     times: list[tuple[float, float]] = field(default_factory=list)
     queued: int = 0  # windows waiting in the current batch
     ended: bool = False
@@ -110,12 +124,19 @@ class _Video:
 
 @torch.inference_mode()
 def encode_windows(encoder: torch.nn.Module, clips: np.ndarray, device: torch.device, dtype: torch.dtype,
-                   pool: str) -> torch.Tensor:
-    """uint8 clips `(B, T, S, S, 3)` -> `(B, D)` mean-pooled or `(B, N, D)` tokens, float32 on the CPU."""
+                   pool: str, levels: tuple[int, ...] = ()) -> torch.Tensor:
+    """uint8 clips `(B, T, S, S, 3)` (T = 1: images) -> `(B, D')` mean-pooled or `(B, N, D')` tokens, float32 on
+    the CPU; D' = D, or len(levels) * D with 2.1 `levels` (0-based, concatenated in the order given)."""
     x = normalize_clips(to_device_uint8(clips, device), dtype=dtype, channels_last=True)  # (B, 3, T, S, S)
-    z = encoder(x)  # (B, N, D)
+    z = encode_levels(encoder, x, levels)  # (B, N, D')
     z = z.float().mean(dim=1) if pool == "mean" else z.float()
     return z.cpu()
+
+
+def clip_grid(encoder: torch.nn.Module, clips: np.ndarray) -> tuple[int, int, int]:
+    """Token grid (T', H', W') the encoder makes of uint8 clips `(B, T, H, W, 3)`."""
+    _, t, h, w, _ = clips.shape
+    return tuple(int(v) for v in encoder.token_grid(torch.empty(1, 3, t, h, w, device="meta")))
 
 
 def output_state(path: Path, settings_id: str) -> str:
@@ -140,7 +161,7 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
     device = resolve_device(cfg.device)
     if model is None:
         model_path = require_model_path(model_path)  # before anything else: the most common mistake
-    jobs = plan_outputs(collect_videos(inputs, stdin_lines), Path(output))
+    jobs = plan_outputs(collect_videos(inputs, stdin_lines, images=True), Path(output))
     if model is None:
         model = load_eval_model(model_path, device, cfg.dtype)
     model_path = Path(model_path) if model_path is not None else Path("<in-memory model>")
@@ -199,6 +220,8 @@ class _Extractor:
             self._finish(v)
 
     def _add(self, v: _Video, window: Window) -> None:
+        if self.batch and self.batch[0][1].frames.shape[1:] != window.frames.shape[1:]:
+            self._flush()  # images (T = 1) and video windows are encoded in separate batches
         self.batch.append((v, window))
         v.queued += 1
         if sum(w.frames.shape[0] for _, w in self.batch) >= self.cfg.batch_size:
@@ -215,10 +238,12 @@ class _Extractor:
         if not self.batch:
             return
         clips = np.concatenate([w.frames for _, w in self.batch])  # (sum V, T, S, S, 3)
-        z = encode_windows(self.encoder, clips, self.device, self.dtype, self.cfg.pool)
+        z = encode_windows(self.encoder, clips, self.device, self.dtype, self.cfg.pool, self.run.levels)
+        grid = clip_grid(self.encoder, clips)
         i = 0
         for v, w in self.batch:
             n = w.frames.shape[0]  # views
+            v.grid = grid
             v.feats.append(z[i:i + n])
             v.times.append((w.start, w.end))
             v.queued -= 1
@@ -244,15 +269,19 @@ def _write_output(v: _Video, cfg: ExtractConfig, run: RunSettings) -> VideoResul
     feats = torch.stack(v.feats)  # (W, V, D) or (W, V, N, D)
     if cfg.window.views == 1:
         feats = feats[:, 0]
-    info, wcfg = v.video.info, cfg.window
+    info, wcfg, image = v.video.info, cfg.window, is_image(job.path)
     meta = {
         "format": FORMAT, "vjepa_version": __version__, "settings_id": run.settings_id, **run.record,
-        "pool": cfg.pool, "frames": wcfg.frames, "frame_step": v.video.step,
+        "pool": cfg.pool, "frames": 1 if image else wcfg.frames, "frame_step": v.video.step,
         "stride": v.video.stride, "resize": run.short, "crop": run.size, "views": wcfg.views,
         "dtype": cfg.dtype, "windows": len(v.feats), "source": str(job.path.resolve()),
         "source_size": info.size_bytes, "source_frames": info.num_frames, "source_fps": info.fps,
         "source_width": info.width, "source_height": info.height,
+        "source_kind": "image" if image else "video", "grid": list(v.grid), "tokens": math.prod(v.grid),
     }
+    if run.levels:  # how to split the width: level k of the model is block level_blocks[i], D = level_dim
+        meta.update(levels=list(run.levels), level_blocks=list(run.blocks),
+                    level_dim=feats.shape[-1] // len(run.levels))
     try:
         save_tensors(job.output, {"features": feats, "timestamps": torch.tensor(v.times, dtype=torch.float64)}, meta)
     except OSError as e:

@@ -2,6 +2,8 @@
 
 INPUT may be a video file, a folder (searched recursively for videos), a manifest (`.csv`/`.txt`:
 our CSV with a `path` column, or official `path label` lines), or `-` for paths on stdin, one per line.
+Commands that read still images too (`extract`) pass `images=True`: image files are then inputs like videos
+and folders are searched for both.
 """
 
 from __future__ import annotations
@@ -77,3 +79,8 @@ def plan_outputs(videos: list[tuple[Path, Path | None]], output: Path, suffix: s
     if len(set(rel)) != len(rel):
         raise VjepaError("the same video is listed twice", hint="remove duplicates from the inputs")
     return [VideoJob(i, v, output / r.with_suffix(suffix)) for i, ((v, _), r) in enumerate(zip(videos, rel, strict=True))]
+
+
+def is_image(path: str | Path) -> bool:
+    """Whether `path` names a still image (by its extension)."""
+    return Path(path).suffix.lower() in IMAGE_EXTS

@@ -10,6 +10,7 @@ context lengths the curves are combined per window (min, the published code's "f
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from vjepa_cli.config.extract import SurpriseConfig
 from vjepa_cli.data.transforms import normalize_clips
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.infer.inputs import VideoJob
+from vjepa_cli.infer.inputs import VideoJob, is_image
 from vjepa_cli.infer.metrics import peak_ratio
 from vjepa_cli.infer.model import load_eval_model, model_record
 from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
@@ -40,6 +41,48 @@ def future_ids(grid: tuple[int, int, int], context_steps: int, batch: int, devic
     return future_masks(grid, context_steps, batch, device)
 
 
+@dataclass(frozen=True)
+class Readout:
+    """What a predictor reads from its encoder and what its predictions are compared with.
+
+    - V-JEPA 1/2, and 2.1 predictors of one level and the encoder's width: the default output in, the
+      (layer-normed) default output of the whole window as the target (`target` "last").
+    - 2.1 g/G (4 levels in and out): the hierarchical output in; the target is the hierarchical output of the
+      whole window with each level layer-normed on its own, as the 2.1 training targets are ("levels").
+    - 2.1 B/L (distilled: they predict the 1664-wide features of the ViT-G teacher, which the encoder does not
+      give): the target is the predictor's own context head applied to the whole window as context, i.e. what
+      the model says the teacher's features of those tokens are when it sees them ("context-head"); both sides
+      are then teacher-space predictions, compared as they come (no extra normalisation).
+    """
+
+    hierarchical: bool  # feed the encoder's hierarchical output (L*D wide) to the predictor
+    target: str  # "last", "levels" or "context-head"
+    levels: int  # levels in the target (per-level layer norm)
+
+
+def readout(encoder: torch.nn.Module, predictor: torch.nn.Module) -> Readout:
+    """How `predictor` is fed from `encoder` and what its output is compared with (see `Readout`)."""
+    d, n_levels = encoder.embed_dim, len(getattr(encoder, "levels", ()) or ())
+    in_dim, out_dim = getattr(predictor, "in_dim", d), getattr(predictor, "out_dim", d)
+    hier = n_levels > 1 and in_dim == n_levels * d
+    if in_dim not in (d, n_levels * d):
+        raise VjepaError(f"the predictor reads {in_dim}-wide features but the encoder gives {d}"
+                         + (f" ({n_levels * d} hierarchical)" if n_levels else ""))
+    if hier and out_dim == n_levels * d:
+        return Readout(True, "levels", n_levels)
+    if out_dim == d:
+        return Readout(hier, "last", 1)
+    if getattr(predictor, "predictor_proj_context", None) is not None:
+        return Readout(hier, "context-head", 1)
+    raise VjepaError(f"the predictor predicts {out_dim}-wide features, which this encoder does not give ({d} wide) "
+                     "and it has no context head to compare them with")
+
+
+def level_norm(z: torch.Tensor, levels: int) -> torch.Tensor:
+    """Parameter-free LayerNorm of each of the `levels` equal slices of the width: (B, N, L*D) -> same."""
+    return F.layer_norm(z.unflatten(-1, (levels, -1)), (z.shape[-1] // levels,)).flatten(-2)
+
+
 @torch.inference_mode()
 def predict_future(encoder: torch.nn.Module, predictor: torch.nn.Module, x: torch.Tensor, context_frames: Sequence[int],
                    mask_index: int = 0, normalize_targets: bool = True,
@@ -48,22 +91,30 @@ def predict_future(encoder: torch.nn.Module, predictor: torch.nn.Module, x: torc
 
     `encoder` gives the actual features; `context_encoder` (default: the same) encodes the context, as the
     online encoder does in training (the published evaluation uses the online encoder for the context and
-    the EMA target encoder for the targets).
+    the EMA target encoder for the targets). V-JEPA 2.1 models are read as `readout` says.
 
-    Returns `[(predicted (B, Kt, D), actual (B, Kt, D)) per context length]` and the token grid (T', H', W').
+    Returns `[(predicted (B, Kt, D'), actual (B, Kt, D')) per context length]` and the token grid (T', H', W').
     """
     tub = encoder.tubelet_size
     grid = encoder.token_grid(x)
-    full = encoder(x)  # (B, N, D): the whole window
-    if normalize_targets:
-        full = F.layer_norm(full, (full.shape[-1],))
+    ro = readout(encoder, predictor)
+    enc_ctx = context_encoder or encoder
+    if ro.target == "context-head":  # teacher space: the context head's reading of the whole window
+        ids = torch.arange(math.prod(grid), device=x.device).expand(x.shape[0], -1)  # (B, N)
+        none = ids[:, :0]  # (B, 0): no targets
+        _, full = predictor(enc_ctx(x, hierarchical=ro.hierarchical), ids, none, mask_index=mask_index, grid=grid,
+                            return_context=True)  # (B, N, D')
+    else:
+        full = encoder(x, hierarchical=ro.target == "levels")  # (B, N, D) or (B, N, L*D)
+        if normalize_targets:
+            full = level_norm(full, ro.levels)
     out = []
     for c in context_frames:
         if c % tub:
             raise VjepaError(f"context length {c} frames is not a multiple of the tubelet size {tub}")
         ctx_ids, tgt_ids = future_ids(grid, c // tub, x.shape[0], x.device)
-        ctx = (context_encoder or encoder)(x, masks=[ctx_ids])  # (B, Kc, D)
-        pred = predictor(ctx, ctx_ids, tgt_ids, mask_index=mask_index, grid=grid)  # (B, Kt, D)
+        ctx = enc_ctx(x, masks=[ctx_ids], hierarchical=ro.hierarchical)  # (B, Kc, D) or (B, Kc, L*D)
+        pred = predictor(ctx, ctx_ids, tgt_ids, mask_index=mask_index, grid=grid)  # (B, Kt, D')
         out.append((pred, full[:, ctx_ids.shape[1]:]))
     return out, grid
 
@@ -120,7 +171,11 @@ def surprise_curves(model: Any, jobs: list[VideoJob], cfg: SurpriseConfig, devic
     results: list[SurpriseCurve | str] = [""] * len(jobs)
     kept: dict[int, dict] = {}
     state: dict[str, Any] = {}
-    for ev in batched_windows(jobs, cfg.window, img_size, cfg.workers, cfg.batch_size):
+    for job in jobs:  # one frame has no future to predict
+        if is_image(job.path):
+            results[job.index] = f"{job.path} is a still image: predict and surprise need a video"
+    videos = [job for job in jobs if not results[job.index]]
+    for ev in batched_windows(videos, cfg.window, img_size, cfg.workers, cfg.batch_size):
         match ev:
             case VideoStarted():
                 state = {"t0": time.perf_counter(), "times": [], "ctx": {c: [] for c in cfg.context_frames},
@@ -209,7 +264,8 @@ def run_predict(video: str | Path, output: str | Path, cfg: SurpriseConfig, mode
     }
     meta = {"format": "vjepa-prediction/1", "vjepa_version": __version__, **model_record(model, Path(model_path or "")),
             "context_frames": c, "grid": [t, h, w], "frames": cfg.window.frames, "source": str(Path(video).resolve()),
-            "normalize_targets": cfg.normalize_targets, "mask_index": cfg.mask_index, "windows": len(res.curve)}
+            "normalize_targets": cfg.normalize_targets, "mask_index": cfg.mask_index, "windows": len(res.curve),
+            "target": readout(model.encoder, model.predictor).target}
     save_tensors(output, tensors, meta)
     return {"path": str(video), "output": str(output), "windows": len(res.curve), "context_frames": c,
             "mean_error": round(float(res.per_context[c].mean()), 6), "seconds": round(res.seconds, 3)}

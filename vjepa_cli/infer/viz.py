@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vjepa_cli.config.extract import WindowConfig
+from vjepa_cli.config.extract import Levels, WindowConfig
 from vjepa_cli.errors import VjepaError
 
 TARGET_RGB = np.array([230, 40, 40], np.float32)  # target tokens: red tint
@@ -46,19 +46,35 @@ def upsample_tokens(colors: np.ndarray, tubelet: int, patch: int) -> np.ndarray:
 
 def side_by_side(frames: np.ndarray, pca: np.ndarray, gap: int = 4, scale: int = 1) -> np.ndarray:
     """uint8 `(T, H, W, 3)` x2 -> `(T, H*s, (2W+gap)*s, 3)`, sized even for H.264."""
-    t, h, w, _ = frames.shape
-    out = np.full((t, h, 2 * w + gap, 3), 255, np.uint8)
-    out[:, :, :w], out[:, :, w + gap:] = frames, pca[:, :h, :w]
+    return panels([frames, pca], gap, scale)
+
+
+def panels(movies: Sequence[np.ndarray], gap: int = 4, scale: int = 1) -> np.ndarray:
+    """uint8 `(T, H, W, 3)` movies placed left to right -> `(T, H*s, (k*W+(k-1)*gap)*s, 3)`, sized even for H.264."""
+    t, h, w, _ = movies[0].shape
+    out = np.full((t, h, len(movies) * (w + gap) - gap, 3), 255, np.uint8)
+    for i, m in enumerate(movies):
+        out[:, :, i * (w + gap):i * (w + gap) + w] = m[:, :h, :w]
     out = out.repeat(scale, 1).repeat(scale, 2)
     return out[:, : out.shape[1] // 2 * 2, : out.shape[2] // 2 * 2]
 
 
+def level_colors(z: torch.Tensor, grid: tuple[int, int, int], n_levels: int) -> list[np.ndarray]:
+    """`(W, N, k*D)` tokens of `n_levels` concatenated levels -> per level `(W, T', H', W', 3)` PCA colours,
+    each level with its own components (levels live in different feature spaces)."""
+    parts = z.unflatten(-1, (n_levels, -1))  # (W, N, k, D)
+    return [pca_rgb(parts[:, :, k]).reshape(len(z), *grid, 3) for k in range(n_levels)]
+
+
 def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_path: str | Path | None = None,
-            device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4) -> dict:
-    """Encode `video` window by window and write frames | PCA colours as mp4 (every frame) or png (a strip)."""
-    from vjepa_cli.data.media import write_png, write_video
+            device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4,
+            levels: Levels | None = None) -> dict:
+    """Encode `video` (or an image) window by window and write frames | PCA colours as mp4 (every frame) or png
+    (a strip). `levels` (V-JEPA 2.1): one PCA per level, a row each in the png, a panel each in the mp4;
+    None: every level of a 2.1 model, else the default output."""
+    from vjepa_cli.data.media import write_video
     from vjepa_cli.infer.model import check_window, load_eval_model
-    from vjepa_cli.plot import image_grid
+    from vjepa_cli.models.levels import level_blocks, resolve_levels
     from vjepa_cli.runtime import resolve_device
 
     output = Path(output)
@@ -68,30 +84,48 @@ def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_pat
     model = model or load_eval_model(model_path, dev)
     check_window(model, wcfg)
     enc = model.encoder
-    clips, z, grid, sampled_fps = _encode_windows(model, Path(video), output, wcfg, dev, max_windows, batch_size)
-    colors = pca_rgb(z).reshape(len(z), *grid, 3)  # (W, T', H', W', 3)
-    pca = np.stack([upsample_tokens(c, enc.tubelet_size, enc.patch_size) for c in colors])  # (W, T, S, S, 3)
-    t_used = grid[0] * enc.tubelet_size
-    clips, pca = clips[:, :t_used], pca[:, :t_used]
+    lv = resolve_levels(enc, ("all" if getattr(enc, "levels", ()) else ()) if levels is None else levels)
+    clips, z, grid, sampled_fps = _encode_windows(model, Path(video), output, wcfg, dev, max_windows, batch_size, lv)
+    tub = 1 if clips.shape[1] == 1 else enc.tubelet_size  # an image is one frame, one token step
+    pcas = [np.stack([upsample_tokens(c, tub, enc.patch_size) for c in colors])  # (W, T, S, S, 3) per level
+            for colors in level_colors(z, grid, max(1, len(lv)))]
+    t_used = grid[0] * tub
+    clips, pcas = clips[:, :t_used], [p[:, :t_used] for p in pcas]
     scale = max(1, 256 // clips.shape[2])
     if output.suffix.lower() == ".mp4":
-        seq = side_by_side(clips.reshape(-1, *clips.shape[2:]), pca.reshape(-1, *pca.shape[2:]), scale=scale)
-        write_video(output, seq, max(1, round(sampled_fps)), crf=23, preset="medium")  # a whole-number rate
+        if sampled_fps <= 0:
+            raise VjepaError(f"{video} is a still image", hint="write a .png")
+        flat = [m.reshape(-1, *m.shape[2:]) for m in [clips, *pcas]]
+        write_video(output, panels(flat, scale=scale), max(1, round(sampled_fps)), crf=23, preset="medium")
     else:
-        picks = [(w, t) for w in range(len(z)) for t in range(0, t_used, enc.tubelet_size)][:16]
-        ims = [clips[w, t] for w, t in picks] + [pca[w, t] for w, t in picks]
-        big = [im.repeat(scale, 0).repeat(scale, 1) for im in ims]
-        write_png(output, image_grid(big, ncols=len(picks), labels=[f"w{w} f{t}" for w, t in picks] * 2))
-    return {"path": str(video), "output": str(output), "windows": len(z), "grid": list(grid)}
+        names = [f"level {k} (block {b})" for k, b in zip(lv, level_blocks(enc, lv), strict=True)] or ["PCA"]
+        _strip(output, clips, pcas, names, tub, scale)
+    res = {"path": str(video), "output": str(output), "windows": len(z), "grid": list(grid)}
+    return {**res, "levels": list(lv)} if lv else res
+
+
+def _strip(output: Path, clips: np.ndarray, pcas: list[np.ndarray], names: list[str], tub: int, scale: int) -> None:
+    """PNG: a row of frames (one per time step, up to 16), then one row of PCA colours per level."""
+    from vjepa_cli.data.media import write_png
+    from vjepa_cli.plot import image_grid
+
+    picks = [(w, t) for w in range(len(clips)) for t in range(0, clips.shape[1], tub)][:16]
+    rows = [[clips[w, t] for w, t in picks]] + [[p[w, t] for w, t in picks] for p in pcas]
+    labels = [f"w{w} f{t}" for w, t in picks] + [f"{n} w{w} f{t}" if i == 0 else f"w{w} f{t}"
+                                                 for n in names for i, (w, t) in enumerate(picks)]
+    big = [im.repeat(scale, 0).repeat(scale, 1) for row in rows for im in row]
+    write_png(output, image_grid(big, ncols=len(picks), labels=labels))
 
 
 def _encode_windows(model: Any, video: Path, output: Path, wcfg: WindowConfig, dev: torch.device,
-                    max_windows: int | None, batch_size: int) -> tuple[np.ndarray, torch.Tensor, tuple, float]:
-    """The first `max_windows` windows of `video` (uint8 `(W, T, S, S, 3)`), their tokens `(W, N, D)`, the
-    token grid and the sampled frame rate."""
+                    max_windows: int | None, batch_size: int, levels: tuple[int, ...] = ()
+                    ) -> tuple[np.ndarray, torch.Tensor, tuple, float]:
+    """The first `max_windows` windows of `video` (uint8 `(W, T, S, S, 3)`), their tokens `(W, N, D)` (the chosen
+    2.1 levels concatenated: `(W, N, k*D)`), the token grid and the sampled frame rate (0 for an image)."""
     from vjepa_cli.data.transforms import normalize_clips
     from vjepa_cli.infer.inputs import VideoJob
     from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
+    from vjepa_cli.models.levels import encode_levels
 
     enc = model.encoder
     frames, tokens, grid, sampled_fps = [], [], None, 0.0
@@ -106,7 +140,7 @@ def _encode_windows(model: Any, video: Path, output: Path, wcfg: WindowConfig, d
                     clips = np.stack([w.frames[0] for w in windows])  # (B, T, S, S, 3)
                     x = normalize_clips(torch.from_numpy(clips).to(dev), channels_last=True)  # (B, 3, T, S, S)
                     grid = enc.token_grid(x)
-                    tokens.append(enc(x).float().cpu())  # (B, N, D)
+                    tokens.append(encode_levels(enc, x, levels).float().cpu())  # (B, N, k*D)
                     frames.append(clips)
                     if max_windows and sum(len(f) for f in frames) >= max_windows:
                         break

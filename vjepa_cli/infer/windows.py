@@ -13,13 +13,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vjepa_cli.config.extract import WindowConfig
-from vjepa_cli.data.media import Crop, VideoInfo, Window, open_video, plan_windows, read_windows
+from vjepa_cli.data.media import (
+    Crop,
+    VideoInfo,
+    Window,
+    crop_views,
+    open_video,
+    plan_windows,
+    read_image,
+    read_windows,
+)
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.infer.inputs import is_image
 
 
 @dataclass(frozen=True)
@@ -63,10 +74,26 @@ class VideoEnded:
 Event = VideoStarted | WindowDecoded | VideoEnded
 
 
+def image_window(path: Path, wcfg: WindowConfig, img_size: int) -> tuple[VideoWindows, Window]:
+    """A still image as a one-window, one-frame video: frames (V, 1, S, S, 3), resized and cropped as windows
+    are, timestamps (0, 0). Raises `VideoReadError`."""
+    img = read_image(path)  # (H, W, 3)
+    info = VideoInfo(1, 0.0, img.shape[1], img.shape[0], Path(path), Path(path).stat().st_size)
+    frames = crop_views(img[None], *Crop(*wcfg.crop_for(img_size), wcfg.views))  # (V, 1, S, S, 3)
+    return VideoWindows(info, 1, 1, np.zeros((1, 1), np.int64)), Window(frames, 0.0, 0.0)
+
+
 def video_events(job: Any, wcfg: WindowConfig, img_size: int, tail: bool = True) -> Iterator[Event]:
-    """Open `job.path` once and yield its events; a failure ends the video with its one-line error."""
+    """Open `job.path` once and yield its events; a failure ends the video with its one-line error. A still
+    image (by extension) is one window of one frame."""
     reader = None
     try:
+        if is_image(job.path):
+            video, window = image_window(job.path, wcfg, img_size)
+            yield VideoStarted(job, video)
+            yield WindowDecoded(job, window)
+            yield VideoEnded(job)
+            return
         reader = open_video(job.path, "pyav")  # one sequential decode of the whole file
         info = reader.info
         step, stride = wcfg.step_for(info.fps), wcfg.stride_for(info.fps)

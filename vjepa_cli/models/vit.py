@@ -92,9 +92,11 @@ class VisionTransformer(nn.Module):
             init_modality(self, generator)
 
     def token_grid(self, x: Tensor) -> tuple[int, int, int]:
-        """(T', H', W') of a prepared input (B, C, T, H, W): T' = 1 for an image on the image embedder."""
-        t, h, w = x.shape[-3:]
-        tub = 1 if self.reads_image(x) else self.tubelet_size
+        """(T', H', W') of an input (B, C, T, H, W) or (B, C, H, W): T' = 1 for an image (one frame), whether the
+        image embedder reads it (2.1) or it is repeated to one tubelet."""
+        h, w = x.shape[-2:]
+        t = 1 if x.dim() == 4 else x.shape[2]
+        tub = 1 if t == 1 else self.tubelet_size
         return t // tub, h // self.patch_size, w // self.patch_size
 
     def reads_image(self, x: Tensor) -> bool:

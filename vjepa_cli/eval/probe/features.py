@@ -19,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vjepa_cli.config.probe import ProbeConfig
+from vjepa_cli.config.probe import ProbeConfig, ProbeHeadConfig
 from vjepa_cli.data.media import VideoReadError, open_video, read_image
 from vjepa_cli.data.sampling import clip_indices
 from vjepa_cli.data.transforms import eval_views, train_transform
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.levels import encode_levels, resolve_levels
 from vjepa_cli.runtime import stable_hash
 
 log = logging.getLogger(__name__)
@@ -84,23 +86,71 @@ def _collate(items: list[dict]) -> list[dict]:
 
 @torch.no_grad()
 def encode_clips(encoder: torch.nn.Module, clips: torch.Tensor, layers: tuple[int, ...], device: torch.device,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """uint8 [B, V, S, C, T, H, W] -> features [B, V, S*N, D * len(layers)] (fp32, on CPU).
+                 dtype: torch.dtype = torch.float32, levels: tuple[int, ...] = ()) -> torch.Tensor:
+    """uint8 [B, V, S, C, T, H, W] -> features [B, V, S*N, D * k] (fp32, on CPU).
 
-    `layers` empty: the encoder's final (normalised) output; else the listed blocks (1-based, negatives from
-    the end), each passed through the encoder's final norm, concatenated along the width.
+    `levels` (V-JEPA 2.1, 0-based levels): those levels of the hierarchical output, each normed by its own
+    LayerNorm, concatenated along the width (the official multilevel probes read the level blocks this way).
+    Else `layers` empty: the encoder's final (normalised) output; else the listed blocks (1-based, negatives from
+    the end), concatenated along the width, each through the final norm (a 2.1 encoder: only level blocks, each
+    through its level's norm).
     """
     from vjepa_cli.data.transforms import normalize_clips
 
     B, V, S = clips.shape[:3]
     x = normalize_clips(clips.flatten(0, 2), device=device, dtype=dtype)  # (B*V*S, C, T, H, W)
-    if not layers:
+    if levels:
+        z = encode_levels(encoder, x, levels)  # (B*V*S, N, D * len(levels))
+    elif not layers:
         z = encoder(x)  # (B*V*S, N, D)
     else:
-        _, hidden = encoder.forward_features(x, return_layers=[v - 1 if v > 0 else v for v in layers])
-        z = torch.cat([encoder.norm(h) for h in hidden], dim=-1)
+        blocks = _blocks(encoder, layers)
+        _, hidden = encoder.forward_features(x, return_layers=blocks)
+        z = torch.cat([_layer_norm(encoder, b)(h) for b, h in zip(blocks, hidden, strict=True)], dim=-1)
     N, D = z.shape[1:]
     return z.float().reshape(B, V, S * N, D).cpu()  # segments concatenated as tokens
+
+
+def probe_features(encoder: torch.nn.Module, clips: torch.Tensor, head: ProbeHeadConfig, device: torch.device,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The features a probe with `head`'s readout (layers or 2.1 levels) reads: `encode_clips` with them."""
+    return encode_clips(encoder, clips, head.layers, device, dtype, resolve_levels(encoder, head.levels))
+
+
+def readout_width(encoder: torch.nn.Module, head: ProbeHeadConfig) -> int:
+    """Width of `probe_features`: D times the number of layers or levels read (1 for the default output)."""
+    n = len(resolve_levels(encoder, head.levels)) or len(head.layers)
+    return int(encoder.embed_dim) * max(1, n)
+
+
+def check_readout(encoder: torch.nn.Module, head: ProbeHeadConfig) -> None:
+    """Raise the one-line VjepaError `encode_clips` would, before any clip is read (levels or layers this encoder
+    lacks, or blocks that are not 2.1 levels)."""
+    resolve_levels(encoder, head.levels)
+    for b in _blocks(encoder, head.layers):
+        _layer_norm(encoder, b)
+
+
+def _blocks(encoder: torch.nn.Module, layers: tuple[int, ...]) -> list[int]:
+    """1-based (negatives from the end) block numbers -> 0-based indices; a VjepaError for one out of range."""
+    depth = len(encoder.blocks)
+    out = [v - 1 if v > 0 else depth + v for v in layers]
+    bad = [v for v, b in zip(layers, out, strict=True) if not 0 <= b < depth]
+    if bad:
+        raise VjepaError(f"probe layer {bad[0]} is out of range: the encoder has {depth} blocks (1..{depth}, or -1..-{depth})")
+    return out
+
+
+def _layer_norm(encoder: torch.nn.Module, block: int) -> torch.nn.Module:
+    """The norm applied to block `block`'s output: the final norm, or (2.1) the norm of the level read there."""
+    levels = tuple(getattr(encoder, "levels", ()) or ())
+    if not levels:
+        return encoder.norm
+    if block not in levels:
+        raise VjepaError(f"block {block + 1} is not a level of this V-JEPA 2.1 encoder, whose levels are read after "
+                         f"blocks {', '.join(str(b + 1) for b in levels)} (1-based)",
+                         hint="use probe.levels (e.g. --levels all) or one of those blocks in probe.layers")
+    return encoder.norms_block[levels.index(block)]
 
 
 def encode_split(encoder: torch.nn.Module, samples: list[tuple[str, int]], cfg: ProbeConfig, train: bool, draw: int,
@@ -120,7 +170,7 @@ def encode_split(encoder: torch.nn.Module, samples: list[tuple[str, int]], cfg: 
         errors += [it["error"] for it in items if it["clip"] is None]
         if ok:
             clips = torch.stack([it["clip"] for it in ok])
-            feats.append(encode_clips(encoder, clips, cfg.probe.layers, device, dtype).half())
+            feats.append(probe_features(encoder, clips, cfg.probe, device, dtype).half())
             labels += [it["label"] for it in ok]
         if progress is not None:
             progress(len(items))
@@ -135,8 +185,14 @@ def cache_key(model_id: str, task: str, samples: list[tuple[str, int]], cfg: Pro
     return stable_hash({
         "model": model_id, "task": task, "samples": stable_hash(samples, 64),
         "frames": d.frames, "step": d.frame_step, "segments": d.segments, "views": d.views, "res": d.resolution,
-        "scale": list(d.train_scale), "layers": list(cfg.probe.layers), "seed": cfg.seed, "train": train, "draw": draw,
+        "scale": list(d.train_scale), "layers": list(cfg.probe.layers), **_levels_key(cfg), "seed": cfg.seed, "train": train, "draw": draw,
     }, 20)
+
+
+def _levels_key(cfg: ProbeConfig) -> dict:
+    """The levels in the cache key only when set, so caches made before levels existed stay valid."""
+    lv = cfg.probe.levels
+    return {} if lv == () else {"levels": lv if lv == "all" else list(lv)}
 
 
 def cached_split(cache_dir: Path | None, key: str, compute: Callable[[], tuple[torch.Tensor, torch.Tensor, list[str]]]

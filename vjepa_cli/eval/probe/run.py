@@ -21,7 +21,7 @@ import torch
 
 from vjepa_cli.config.probe import ProbeConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.probe.features import cache_key, cached_split, encode_split
+from vjepa_cli.eval.probe.features import cache_key, cached_split, check_readout, encode_split
 from vjepa_cli.eval.probe.heads import (
     HeadGrid,
     build_head,
@@ -116,6 +116,7 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
         check_trackers(cfg.log_with)
     tick = progress or _no_progress
     path, encoder, model_id, dev = _load_encoder(model, device, random_init)
+    check_readout(encoder, cfg.probe)  # a level or block this encoder lacks fails before any data is made
     data = _task_data(cfg, data_root, train, val, _generation_progress(cfg.data.synth_train + cfg.data.synth_val, tick))
     store = Path(cache_dir) if (cfg.cache and cache_dir is not None) else None
     per_video = cfg.cache_clips_per_video if cfg.cache else cfg.optim.epochs  # training clips encoded per video
