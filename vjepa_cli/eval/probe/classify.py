@@ -120,7 +120,9 @@ def load_classifier(probe_path: str | Path, model: str | Path | None = None, dev
     if "-random" in probe.model_id and probe.model_id.startswith(model_id):
         seed = int(probe.model_id.rsplit("-random", 1)[1])
         loaded, model_id = _random_init(loaded, seed), f"{model_id}-random{seed}"
-    width = feature_width(loaded.encoder, probe.config.probe.layers)
+    from vjepa_cli.eval.probe.features import readout_width
+
+    width = readout_width(loaded.encoder, probe.config.probe)
     check_model_for_probe(probe, model_id, width)
     return Classifier(probe, loaded.encoder, dev, torch_dtype(dtype) or torch.float32, path)
 
@@ -133,10 +135,6 @@ def check_model_for_probe(probe: LoadedProbe, model_id: str, width: int) -> None
     if probe.model_id and model_id != probe.model_id:
         log.warning("the probe was trained on features of another model (%s); its predictions may be meaningless",
                     probe.model or probe.model_id)
-
-
-def feature_width(encoder: torch.nn.Module, layers: tuple[int, ...]) -> int:
-    return int(encoder.embed_dim) * max(1, len(layers))
 
 
 def classify(probe: LoadedProbe, encoder: torch.nn.Module, paths: list[Path], *, top_k: int = 5,
@@ -169,10 +167,10 @@ def classify(probe: LoadedProbe, encoder: torch.nn.Module, paths: list[Path], *,
 @torch.no_grad()
 def _probabilities(probe: LoadedProbe, encoder, clips: list[torch.Tensor], device, dtype) -> torch.Tensor:
     """uint8 clips [V, S, C, T, R, R] each -> class probabilities [B, C] (mean of the views' softmax)."""
-    from vjepa_cli.eval.probe.features import encode_clips
+    from vjepa_cli.eval.probe.features import probe_features
 
     x = torch.stack(clips)  # (B, V, S, C, T, R, R)
-    feats = encode_clips(encoder, x, probe.config.probe.layers, device, dtype)  # (B, V, S*N, D)
+    feats = probe_features(encoder, x, probe.config.probe, device, dtype)  # (B, V, S*N, D')
     B, V = feats.shape[:2]
     logits = probe.head(feats.flatten(0, 1).to(device))  # (B*V, C)
     return logits.float().softmax(-1).reshape(B, V, -1).mean(1).cpu()
