@@ -19,4 +19,19 @@ def load_probe(path, device=None):
     return importlib.import_module("vjepa_cli.eval.probe.classify").load_probe(path, device=device)
 
 
-__all__ = ["__version__", "load_model", "load_probe"]
+def extract_features(model, videos, **options):
+    """Features of every window of a video (or a list of videos), as `vjepa extract` computes them; see
+    `vjepa_cli.infer.api.extract_features`."""
+    import importlib
+
+    return importlib.import_module("vjepa_cli.infer.api").extract_features(model, videos, **options)
+
+
+def embed_images(model, images, **options):
+    """Embeddings of still images (paths or uint8 arrays), `[B, D]`; see `vjepa_cli.infer.api.embed_images`."""
+    import importlib
+
+    return importlib.import_module("vjepa_cli.infer.api").embed_images(model, images, **options)
+
+
+__all__ = ["__version__", "embed_images", "extract_features", "load_model", "load_probe"]
