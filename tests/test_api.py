@@ -52,3 +52,31 @@ def test_embed_images_matches_the_encoder_on_the_same_crop(model_path, tmp_path)
     assert torch.allclose(vjepa_cli.embed_images(model_path, tmp_path / "x.png")[0], emb[1], atol=1e-5)
     with pytest.raises(vjepa_cli.errors.VjepaError, match="uint8"):
         vjepa_cli.embed_images(m, [np.zeros((8, 8, 3), np.float32)])
+
+
+def test_extract_combined_file_loads_with_numpy_alone(model_path, tmp_path, run_cli):
+    """`--combined`: every window of every video in one file, with labels from the manifest, read with
+    safetensors.numpy (no vjepa), equal to the per-video files."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    from tests._probe_helpers import colour_manifests
+    from vjepa_cli.io.tensors import load_tensors
+
+    train, _ = colour_manifests(tmp_path, n_train=3, n_val=1, classes=2)
+    (tmp_path / "labels.json").write_text(json.dumps({"red": 0, "green": 1}))
+    out = tmp_path / "all.safetensors"
+    r = run_cli("extract", train, "-m", model_path, "-o", tmp_path / "feats", "--frames", "4", "--size", "32",
+                "--combined", out)
+    assert r.code == 0, r
+    d = load_file(str(out))
+    with safe_open(str(out), framework="numpy") as f:
+        meta = f.metadata()
+    paths, names = json.loads(meta["paths"]), json.loads(meta["class_names"])
+    assert names == ["red", "green"] and [p.endswith(f"v{i}.mp4") for i, p in enumerate(paths)] == [True] * 3
+    assert d["labels"].tolist() == [0, 1, 0]
+    per_video = [load_tensors(tmp_path / "feats" / f"v{i}.safetensors")[0]["features"].numpy() for i in range(3)]
+    assert np.array_equal(d["features"], np.concatenate(per_video))
+    assert d["video_index"].tolist() == [i for i, f in enumerate(per_video) for _ in range(len(f))]

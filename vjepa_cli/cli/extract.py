@@ -45,6 +45,10 @@ def command(
     dtype: DtypeOpt = "fp32",
     workers: WorkersOpt = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")] = False,
+    combined: Annotated[Path | None, typer.Option(
+        "--combined", help="Also write one .safetensors with every window of every video (features, video_index, "
+                           "timestamps, labels from a manifest; paths in the metadata) for numpy / scikit-learn.",
+        show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from rich.markup import escape
@@ -63,10 +67,12 @@ def command(
     stdin_lines = sys.stdin if "-" in inputs else None
     with progress() as bar:
         result = run_extract(inputs, output, cfg, model_path=model, stdin_lines=stdin_lines,
-                             listener=_Show(bar, json_out))
+                             listener=_Show(bar, json_out), combined=combined)
     ok, skipped, failed = result.count("ok"), result.count("skipped"), result.failed
     summary = f"{ok} extracted, {skipped} skipped (already done), {len(failed)} failed"
     err_console().print(summary, highlight=False, soft_wrap=True)
+    if result.combined:
+        err_console().print(f"combined: {escape(result.combined)}", highlight=False, soft_wrap=True)
     if failed:
         err_console().print("failed: " + escape(", ".join(f.path for f in failed)), highlight=False, soft_wrap=True)
         raise typer.Exit(1)

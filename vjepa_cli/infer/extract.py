@@ -63,7 +63,8 @@ class VideoResult:
 
 @dataclass
 class ExtractResult:
-    videos: list[VideoResult] = field(default_factory=list)
+    videos: list[VideoResult] = field(default_factory=list)  # in input order
+    combined: str | None = None  # the --combined file, when written
 
     @property
     def failed(self) -> list[VideoResult]:
@@ -152,10 +153,11 @@ def output_state(path: Path, settings_id: str) -> str:
 
 def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractConfig, model_path: str | Path | None = None,
                 stdin_lines: Iterable[str] | None = None, listener: Listener | None = None,
-                model: Any = None) -> ExtractResult:
+                model: Any = None, combined: str | Path | None = None) -> ExtractResult:
     """Extract features for every video in `inputs` into `output` (a file for one video, else a folder).
 
-    `model` may be an already loaded model (then `model_path` only names it in the metadata).
+    `model` may be an already loaded model (then `model_path` only names it in the metadata). `combined`: also
+    write every video's features into this one file (see `vjepa_cli.infer.combine`), when no video failed.
     """
     listener = listener or Listener()
     device = resolve_device(cfg.device)
@@ -171,6 +173,12 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
     listener.videos_planned(len(jobs))
     todo = [job for job in jobs if not _done_before(job, cfg, run.settings_id, result, listener)]
     _Extractor(model.encoder, device, cfg, run, listener, result).extract(todo)
+    order = {str(job.path): job.index for job in jobs}
+    result.videos.sort(key=lambda r: order.get(r.path, len(order)))  # input order, whatever finished first
+    if combined is not None and not result.failed:
+        from vjepa_cli.infer.combine import combine_run
+
+        result.combined = combine_run(combined, inputs, [(r.path, r.output) for r in result.videos])
     return result
 
 
