@@ -199,3 +199,18 @@ def test_output_path_that_is_a_file_is_refused_before_any_work(run_cli, tiny, tm
     r = run_cli("probe", "--task", "manifest", "--train", train, "--val", val, "-m", model, "-o", tmp_path / "out", *_sets())
     assert r.code == 1 and "is a file" in r.err and "Traceback" not in r.err, r
     assert (tmp_path / "out").read_text() == "a file"
+
+
+def test_no_output_folder_unless_asked_and_old_spelling(run_cli, tiny, tmp_path, monkeypatch):
+    """Without -o nothing is written (the current folder stays as it was); --output-dir still works as before;
+    --dtype runs the encoder in bf16."""
+    root, model, train, val = tiny
+    monkeypatch.chdir(tmp_path)
+    args = ["probe", "--task", "manifest", "--train", train, "--val", val, "-m", model, "--json", *_sets()]
+    r = run_cli(*args, "--dtype", "bf16")
+    assert r.code == 0, r
+    assert json.loads(r.out.strip().splitlines()[-1])["outputs"] == {} and list(tmp_path.iterdir()) == []
+    old = run_cli(*args, "--output-dir", tmp_path / "old")
+    assert old.code == 0 and (tmp_path / "old" / "probe.safetensors").is_file()
+    both = run_cli(*args, "-o", tmp_path / "a", "--output-dir", tmp_path / "b")
+    assert both.code == 1 and "same option" in both.err

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a recipe key, e.g. --set optim.lr=3e-4 (repeatable)."),
+    typer.Option("--set", "-s", help="Override a recipe key, --set KEY=VALUE (repeatable; the keys are the "
+                                     "recipe's, e.g. seed=1)."),
 ]
-OutDirOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Directory for outputs.")]
+OutDirOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the outputs.")]
+# Earlier spellings, still accepted but not shown (see CHANGELOG 0.2): one name per meaning in --help.
+OldOutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", hidden=True)]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel processes.")]
+OldWorkersOpt = Annotated[int | None, typer.Option("--workers", hidden=True)]
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")
 ]
@@ -27,7 +32,19 @@ ModelOpt = Annotated[
 RevisionOpt = Annotated[str | None, typer.Option(
     "--revision", help="Branch, tag or commit of a Hugging Face repo id given as the model.", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as one JSON object per line.")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16.")]
+Dtype = Literal["fp32", "bf16", "fp16"]
+DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Precision of the weights (and of the compute).")]
+
+
+def either(new, old, name: str, old_name: str):
+    """The value of an option given under its name or its earlier (hidden) one; both at once is an error."""
+    if old is None:
+        return new
+    if new is not None and new != old:
+        from vjepa_cli.errors import VjepaError
+
+        raise VjepaError(f"{name} and {old_name} are the same option: give it once")
+    return old
 
 
 def print_json(obj) -> None:

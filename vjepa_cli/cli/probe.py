@@ -5,11 +5,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt, print_json
+from vjepa_cli.cli._options import (
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    ModelOpt,
+    OldOutputDirOpt,
+    SetOpt,
+    either,
+    print_json,
+)
 
 HELP = "Train and evaluate attentive probes on frozen features (V-JEPA / V-JEPA 2 frozen evaluation)."
 EXAMPLES = """Tasks and layouts: ssv2 (labels.json + train.json/validation.json, videos <id>.webm);
@@ -39,17 +48,22 @@ def command(
     model: ModelOpt = None,
     data_root: Annotated[Path | None, typer.Option("--data-root", "-d", help="Dataset folder (not for synth-* or manifest).")] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Probe recipe YAML (default: the built-in probe/<task>).")] = None,
-    output: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder (default: probe-<task>).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for probe.safetensors, metrics.json, "
+                                                                       "confusion.png, curves.png (default: write "
+                                                                       "nothing, print the results).")] = None,
+    output_old: OldOutputDirOpt = None,
     train: Annotated[Path | None, typer.Option("--train", help="Training manifest (task manifest).")] = None,
     val: Annotated[Path | None, typer.Option("--val", help="Validation manifest (task manifest).")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Keep encoded features in this folder and reuse them.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Encode fresh clips every epoch (the official on-the-fly protocol).")] = False,
-    probe: Annotated[str | None, typer.Option("--probe", help="attentive (V-JEPA 1), attentive-v2 (V-JEPA 2) or linear.")] = None,
+    probe: Annotated[Literal["attentive", "attentive-v2", "linear"] | None, typer.Option(
+        "--probe", help="attentive (V-JEPA 1), attentive-v2 (V-JEPA 2) or linear.", show_default=False)] = None,
     layers: Annotated[str | None, typer.Option("--layers", help="Encoder blocks to read, e.g. 2,4,-1 (concatenated); default: last.")] = None,
     levels: Annotated[str | None, typer.Option("--levels", help="V-JEPA 2.1 multi-level probe: 'all' or levels like 0,3 (0 = shallowest), concatenated.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Probe a freshly initialised encoder of the same architecture (the baseline).")] = False,
     init_seed: Annotated[int | None, typer.Option("--init-seed", help="Seed of --random-init (default: the pretraining seed recorded in the model file, else 0); it rebuilds the init `vjepa pretrain` started from.")] = None,
     device: DeviceOpt = None,
+    dtype: DtypeOpt = "fp32",
     json_out: JsonOpt = False,
     sets: SetOpt = None,
 ) -> None:
@@ -72,11 +86,11 @@ def command(
     if no_cache:
         overrides.append("cache=false")
     cfg = load_probe_config(task, recipe, overrides + list(sets or []))
-    out = output or Path(f"probe-{task}")
+    out = either(output, output_old, "--output", "--output-dir")
     seed = (RECORDED if init_seed is None else init_seed) if random_init else None
     with _progress_bar() as tick:
         res = run_probe(cfg, model=model, data_root=data_root, train=train, val=val, output_dir=out,
-                        cache_dir=cache, device=device, random_init=seed, progress=tick)
+                        cache_dir=cache, device=device, random_init=seed, progress=tick, dtype=dtype)
     if json_out:
         print_json(_summary(res))
         return
@@ -106,7 +120,7 @@ def _summary(res) -> dict:
             "cache_hit": res.cache_hit, **res.timings, "outputs": res.outputs, "notes": res.notes}
 
 
-def _render(res, out: Path) -> None:
+def _render(res, out: Path | None) -> None:
     from rich.table import Table
 
     from vjepa_cli.log import console, err_console
@@ -122,7 +136,9 @@ def _render(res, out: Path) -> None:
     console().print(t)
     b = res.best
     console().print(f"best: val top-1 {b['val_top1']:.3f}, top-5 {b['val_top5']:.3f} (lr {b['lr']:g}, wd {b['wd']:g}); "
-                    f"{len(res.heads)} heads; written to {out}/", highlight=False)
+                    f"{len(res.heads)} heads; " + (f"written to {out}/" if out is not None else
+                                                   "nothing written (give -o DIR to keep the probe)"),
+                    highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -31,6 +31,7 @@ from vjepa_cli.eval.probe.heads import (
 )
 from vjepa_cli.eval.probe.outputs import check_output_dir, track, write_outputs
 from vjepa_cli.eval.probe.tasks import TaskData, load_task
+from vjepa_cli.runtime import torch_dtype
 
 log = logging.getLogger(__name__)
 # progress(phase, advance, total): phase is "generate videos", "encode" or "epochs"; total is set on the first call
@@ -91,7 +92,8 @@ def _random_init(model, seed: int):
 def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Path | None = None,
               train: str | Path | None = None, val: str | Path | None = None, output_dir: str | Path | None = None,
               cache_dir: str | Path | None = None, device: str | None = None,
-              random_init: int | Literal["recorded"] | None = None, progress: ProgressFn | None = None) -> ProbeResult:
+              random_init: int | Literal["recorded"] | None = None, progress: ProgressFn | None = None,
+              dtype: str = "fp32") -> ProbeResult:
     """Train the probe grid of `cfg` on frozen features of `model` and evaluate it on the task's validation split.
 
     Args:
@@ -103,6 +105,7 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
             A run that fails writes nothing there (see `vjepa_cli.eval.probe.outputs`).
         cache_dir: feature cache folder (used when `cfg.cache`); None with `cfg.cache`: features stay in memory.
         device: cpu / cuda / cuda:N (None: cuda when available).
+        dtype: fp32 / bf16 / fp16, the encoder's precision (the heads train in fp32).
         random_init: probe a freshly initialised encoder of the same architecture instead, built from this seed
             (the `seed` of a `vjepa pretrain` run rebuilds exactly the weights that run started from);
             `"recorded"`: the pretraining seed recorded in the model file, else 0.
@@ -115,13 +118,13 @@ def run_probe(cfg: ProbeConfig, *, model: str | Path | None, data_root: str | Pa
 
         check_trackers(cfg.log_with)
     tick = progress or _no_progress
-    path, encoder, model_id, dev = _load_encoder(model, device, random_init)
+    path, encoder, model_id, dev = _load_encoder(model, device, random_init, dtype)
     check_readout(encoder, cfg.probe)  # a level or block this encoder lacks fails before any data is made
     data = _task_data(cfg, data_root, train, val, _generation_progress(cfg.data.synth_train + cfg.data.synth_val, tick))
     store = Path(cache_dir) if (cfg.cache and cache_dir is not None) else None
     per_video = cfg.cache_clips_per_video if cfg.cache else cfg.optim.epochs  # training clips encoded per video
     encode = _SplitEncoder(encoder, cfg, dev, model_id, data.images, store, tick,
-                           total=len(data.train) * per_video + len(data.val))
+                           total=len(data.train) * per_video + len(data.val), dtype=torch_dtype(dtype))
     feats = _encode(cfg, data, encode)
     grid, train_s, history = _train(cfg, data, feats, encode, dev)
     rows, best_i, best = _score(cfg, grid, feats, len(data.classes), dev)
@@ -158,7 +161,8 @@ def _generation_progress(total: int, tick: ProgressFn) -> Callable[[int], None]:
     return gen_tick
 
 
-def _load_encoder(model, device: str | None, random_init: int | str | None) -> tuple[Path, torch.nn.Module, str, torch.device]:
+def _load_encoder(model, device: str | None, random_init: int | str | None,
+                  dtype: str = "fp32") -> tuple[Path, torch.nn.Module, str, torch.device]:
     """(model path, frozen encoder, model id, device); with `random_init`, the fresh init of the same architecture."""
     from vjepa_cli.infer.model import load_eval_model, model_fingerprint, require_model_path
     from vjepa_cli.runtime import resolve_device
@@ -167,7 +171,7 @@ def _load_encoder(model, device: str | None, random_init: int | str | None) -> t
     path = require_model_path(model)
     if random_init == RECORDED:
         random_init = recorded_seed(path) or 0
-    model_obj = load_eval_model(path, dev)
+    model_obj = load_eval_model(path, dev, dtype)
     model_id = model_fingerprint(path, model_obj.config, getattr(model_obj, "metadata", None))
     if random_init is not None:
         model_obj = _random_init(model_obj, random_init)
@@ -188,15 +192,18 @@ class _SplitEncoder:
     tick: ProgressFn
     total: int  # clips encoded in the whole run (the progress total)
     hits: list[bool] = field(default_factory=list)  # per call: did the features come from the cache
+    dtype: torch.dtype = torch.float32  # the encoder's compute precision (features are kept fp16 either way)
 
     def __call__(self, samples: list[tuple[str, int]], train: bool, draw: int) -> Split:
         def advance(n: int) -> None:
             self.tick("encode", n, self.total)
 
         def compute() -> Split:
-            return encode_split(self.encoder, samples, self.cfg, train, draw, self.device, self.images, advance)
+            return encode_split(self.encoder, samples, self.cfg, train, draw, self.device, self.images, advance,
+                                dtype=self.dtype)
 
-        key = cache_key(self.model_id, self.cfg.task, samples, self.cfg, train, draw)
+        precision = "" if self.dtype == torch.float32 else f"-{self.dtype}"  # fp32 keys as before
+        key = cache_key(self.model_id + precision, self.cfg.task, samples, self.cfg, train, draw)
         f, y, errs, hit = cached_split(self.store, key, compute)
         if hit:
             advance(len(samples))
