@@ -107,3 +107,18 @@ def test_shell_completion_completes_commands_and_choices():
 
     assert complete("vjepa ext", 1) == ["extract"]
     assert "classify" in complete("vjepa c", 1) and "convert" in complete("vjepa c", 1)
+
+
+def test_one_option_vocabulary(run_cli, tmp_path):
+    """-o/--output names the output everywhere, -j/--jobs parallel processes; the earlier spellings still work
+    but are not shown."""
+    ok = run_cli("synth", "-o", tmp_path / "s", "-n", "2", "--frames", "4", "--size", "32", "-j", "1")
+    assert ok.code == 0 and (tmp_path / "s" / "train.csv").is_file()
+    old = run_cli("synth", tmp_path / "t", "-n", "2", "--frames", "4", "--size", "32", "--workers", "1")
+    assert old.code == 0
+    assert run_cli("synth").code == 1 and "no output folder" in run_cli("synth").err
+    for cmd, shown, hidden in (("preprocess", ["--jobs", "--reencode-dir"], ["--workers", "--out-dir"]),
+                               ("synth", ["--output", "--jobs"], ["--workers"]),
+                               ("probe", ["--output", "--dtype"], ["--output-dir"])):
+        text = run_cli(cmd, "--help").out
+        assert all(s in text for s in shown) and not any(h in text for h in hidden), cmd

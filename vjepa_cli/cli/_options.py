@@ -17,7 +17,8 @@ SetOpt = Annotated[
 OutDirOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the outputs.")]
 # Earlier spellings, still accepted but not shown (see CHANGELOG 0.2): one name per meaning in --help.
 OldOutputDirOpt = Annotated[Path | None, typer.Option("--output-dir", hidden=True)]
-JobsOpt = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Parallel processes.")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel processes [default: 1].",
+                                             show_default=False)]
 OldWorkersOpt = Annotated[int | None, typer.Option("--workers", hidden=True)]
 DeviceOpt = Annotated[
     str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import JsonOpt
+from vjepa_cli.cli._options import JsonOpt, OldWorkersOpt, either
 
 HELP = (
     "Scan videos into a manifest CSV (path,label,num_frames,fps,width,height) and labels.json. SRC is a "
@@ -17,9 +17,9 @@ HELP = (
     "'path label'), a Something-Something v2 JSON (with labels.json; --videos holds <id>.webm) or a "
     "Kinetics CSV (--videos holds <youtube_id>_<start>_<end>.mp4). Unreadable videos are listed and left out."
 )
-EXAMPLES = """Examples:\n\n  vjepa preprocess videos/ -o train.csv --workers 8\n
+EXAMPLES = """Examples:\n\n  vjepa preprocess videos/ -o train.csv -j 8\n
   vjepa preprocess ssv2/train.json --videos ssv2/videos -o ssv2/train.csv\n
-  vjepa preprocess k400/train.csv --videos k400/train -o data/k400.csv --resize-short-side 256 --out-dir data/k400_256"""
+  vjepa preprocess k400/train.csv --videos k400/train -o data/k400.csv --resize-short-side 256 --reencode-dir data/k400_256"""
 
 
 def command(
@@ -27,21 +27,24 @@ def command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest CSV to write (labels.json goes beside it).")],
     videos: Annotated[Path | None, typer.Option("--videos", help="Folder holding the videos of an SSv2 JSON / Kinetics CSV / list.")] = None,
     labels: Annotated[Path | None, typer.Option("--labels", help="Existing labels.json (class name -> index) to use.")] = None,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel probing/encoding processes.")] = 4,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parallel probing/encoding processes "
+                                                                         "[default: 4].", show_default=False)] = None,
+    workers_old: OldWorkersOpt = None,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 1, nothing written) if any video is unreadable.")] = False,
-    resize_short_side: Annotated[int | None, typer.Option("--resize-short-side", help="Re-encode with this short side (needs --out-dir).")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out-dir", help="Folder for re-encoded videos.")] = None,
+    resize_short_side: Annotated[int | None, typer.Option("--resize-short-side", help="Re-encode with this short side (needs --reencode-dir).")] = None,
+    reencode_dir: Annotated[Path | None, typer.Option("--reencode-dir", help="Folder for re-encoded videos.")] = None,
+    out_dir_old: Annotated[Path | None, typer.Option("--out-dir", hidden=True)] = None,
     keyframe_interval: Annotated[float, typer.Option("--keyframe-interval", help="Seconds between keyframes when re-encoding.")] = 1.0,
     crf: Annotated[int, typer.Option("--crf", help="x264 quality when re-encoding (lower = better).")] = 23,
-    video_backend: Annotated[str, typer.Option("--video-backend", help="decord, pyav or auto.")] = "auto",
+    video_backend: Annotated[Literal["auto", "decord", "pyav"], typer.Option(
+        "--video-backend", help="Video decoder (auto: decord where installed, else PyAV).")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.data.preprocess import run_preprocess
-    from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, err_console, progress
 
-    if video_backend not in ("decord", "pyav", "auto"):
-        raise VjepaError(f"unknown --video-backend '{video_backend}'", "use decord, pyav or auto")
+    workers = either(jobs, workers_old, "--jobs", "--workers") or 4
+    out_dir = either(reencode_dir, out_dir_old, "--reencode-dir", "--out-dir")
     stdin_text = sys.stdin.read() if src == "-" else None
     with progress(transient=True) as bar:
         tid = bar.add_task("probing" if resize_short_side is None else "re-encoding", total=None, info="")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import JsonOpt
+from vjepa_cli.cli._options import JobsOpt, JsonOpt, OldWorkersOpt, either
 
 HELP = (
     "Generate small synthetic videos with manifests, to try every command without downloaded data. "
@@ -21,8 +21,11 @@ EXAMPLES = """Examples:\n\n  vjepa synth data/motion --task motion --videos 512\
 
 
 def command(
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write videos/, train.csv, val.csv, labels.json, synth.json.")],
-    task: Annotated[str, typer.Option("--task", "-t", help="motion, shapes or physics.")] = "motion",
+    out_dir: Annotated[Path | None, typer.Argument(help="Folder to write videos/, train.csv, val.csv, labels.json, "
+                                                        "synth.json (or give it with -o).", show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The same folder, as an option.",
+                                                show_default=False)] = None,
+    task: Annotated[Literal["motion", "shapes", "physics"], typer.Option("--task", "-t", help="What the videos show.")] = "motion",
     videos: Annotated[int, typer.Option("--videos", "-n", help="Number of videos (train + val).")] = 512,
     frames: Annotated[int, typer.Option("--frames", help="Frames per video.")] = 16,
     fps: Annotated[int, typer.Option("--fps", help="Frame rate written in the files.")] = 8,
@@ -33,11 +36,20 @@ def command(
     directions: Annotated[int, typer.Option("--directions", help="motion: directions (classes = directions x speeds).")] = 8,
     speeds: Annotated[int, typer.Option("--speeds", help="motion: speeds.")] = 2,
     distractors: Annotated[int, typer.Option("--distractors", help="motion: small objects moving otherwise (0 = easier).")] = 1,
-    workers: Annotated[int, typer.Option("--workers", "-j", help="Parallel processes.")] = 1,
+    jobs: JobsOpt = None,
+    workers_old: OldWorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.data.synth import generate_synth
+    from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, progress
+
+    workers = either(jobs, workers_old, "--jobs", "--workers") or 1
+    if out_dir is None and output is None:
+        raise VjepaError("no output folder given", hint="e.g. vjepa synth data/motion (or -o data/motion)")
+    if out_dir is not None and output is not None and out_dir != output:
+        raise VjepaError("two output folders given: OUT_DIR and -o/--output", hint="give one of them")
+    out_dir = out_dir or output
 
     with progress(transient=True) as bar:
         task_id = bar.add_task(f"synth {task}", total=videos, info="")

@@ -10,15 +10,17 @@ import typer
 from vjepa_cli.cli._options import JsonOpt, SetOpt, print_json
 
 HELP = "Draw the masks a recipe asks the model to predict."
-EXAMPLES = """Example:\n\n  vjepa viz-masks recipes/tiny-cpu.yaml -o masks.png --samples 2"""
+EXAMPLES = """Examples:\n\n  vjepa viz-masks recipes/tiny-cpu.yaml -o masks.png --samples 2\n\n  vjepa viz-masks vitl16 -o vitl-masks.png"""
 
 
 def command(
-    recipe: Annotated[Path, typer.Argument(help="Pretraining recipe (YAML) whose masks to draw.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output .png.")] = Path("masks.png"),
+    recipe: Annotated[str, typer.Argument(help="Pretraining recipe whose masks to draw: a YAML file, or a built-in "
+                                               "recipe name (tiny-cpu, vitb, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .png to write.", show_default=False)],
     video: Annotated[Path | None, typer.Option("--video", help="Draw on this video (default: a synthetic clip).")] = None,
     samples: Annotated[int, typer.Option("--samples", help="How many batches' masks to draw.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Mask seed (default: the recipe's).")] = -1,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Mask seed (default: the recipe's).",
+                                             show_default=False)] = None,
     sets: SetOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -26,7 +28,7 @@ def command(
     from vjepa_cli.infer.viz_masks import run_viz_masks
     from vjepa_cli.log import err_console
 
-    res = run_viz_masks(recipe, output, sets or [], video=video, samples=samples, seed=None if seed < 0 else seed)
+    res = run_viz_masks(recipe, output, sets or [], video=video, samples=samples, seed=seed)
     if json_out:
         print_json(res)
     else:
