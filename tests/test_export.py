@@ -49,12 +49,17 @@ def test_export_roundtrip_target_and_context(run_cli, tmp_path):
     cfg = tiny_config(num_frames=4)
     enc, tgt, pred, ckpt = _fake_run(tmp_path / "run", cfg)
     x = _x(cfg)
-    r = run_cli("export", tmp_path / "run", "-o", tmp_path / "t.safetensors", "--json")
+    r = run_cli("export", tmp_path / "run", "-o", tmp_path / "t.safetensors", "--json", "--no-predictor")
     assert r.code == 0, r
     res = json.loads(r.out)
     assert res["step"] == 10 and res["which"] == "target" and res["source"] == str(ckpt)
     m = vjepa_cli.load_model(tmp_path / "t.safetensors")
     assert m.predictor is None
+    # the predictor is kept unless --no-predictor (the same rule as `vjepa convert`)
+    assert run_cli("export", tmp_path / "run", "-o", tmp_path / "p.safetensors").code == 0
+    assert vjepa_cli.load_model(tmp_path / "p.safetensors").predictor is not None
+    both = run_cli("export", tmp_path / "run", "-o", tmp_path / "q.safetensors", "--no-predictor", "--with-predictor")
+    assert both.code == 1 and "contradict" in both.err
     with torch.inference_mode():
         torch.testing.assert_close(m.encoder(x), tgt(x), atol=0, rtol=0)
         assert not torch.allclose(m.encoder(x), enc(x))  # the EMA target, not the online encoder

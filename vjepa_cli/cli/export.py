@@ -5,24 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import JsonOpt
+from vjepa_cli.cli._options import DtypeOpt, JsonOpt
 
-HELP = "Export the EMA target encoder (and optionally the predictor) of a training run or checkpoint."
-EXAMPLES = """Examples:\n\n  vjepa export runs/tiny-cpu -o encoder.safetensors\n\n  vjepa export runs/tiny-cpu -o model.safetensors --with-predictor\n\n  vjepa export runs/vitl-rope/checkpoints/step_00090000.safetensors --format hf -o vjepa2-hf/\n\n  vjepa export model.safetensors --format onnx -o encoder.onnx"""
+HELP = "Export the EMA target encoder and the predictor of a training run or checkpoint."
+EXAMPLES = """Examples:\n\n  vjepa export runs/tiny-cpu -o model.safetensors\n\n  vjepa export runs/tiny-cpu -o encoder.safetensors --no-predictor\n\n  vjepa export runs/vitl-rope/checkpoints/step_00090000.safetensors --format hf -o vjepa2-hf/\n\n  vjepa export model.safetensors --format onnx -o encoder.onnx"""
 
 
 def command(
     checkpoint: Annotated[Path, typer.Argument(help="A training run directory (its latest checkpoint) or a checkpoint "
                                                     "file; with --format onnx also any model file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .safetensors file (or folder with --format hf).")],
-    which: Annotated[str, typer.Option("--which", help="target (the EMA encoder) or context (the online encoder).")] = "target",
-    with_predictor: Annotated[bool, typer.Option("--with-predictor", help="Also export the predictor (for predict/surprise).")] = False,
-    dtype: Annotated[str, typer.Option("--dtype", help="fp32, bf16 or fp16 weights.")] = "fp32",
-    fmt: Annotated[str, typer.Option("--format", help="vjepa (our safetensors), hf (a transformers VJEPA2Model "
+    which: Annotated[Literal["target", "context"], typer.Option(
+        "--which", help="target (the EMA encoder) or context (the online encoder).")] = "target",
+    no_predictor: Annotated[bool, typer.Option("--no-predictor", help="Leave the predictor out (as `vjepa convert "
+                                                                      "--no-predictor`).")] = False,
+    with_predictor: Annotated[bool, typer.Option("--with-predictor", hidden=True)] = False,
+    dtype: DtypeOpt = "fp32",
+    fmt: Annotated[Literal["vjepa", "hf", "onnx"], typer.Option("--format", help="vjepa (our safetensors), hf (a transformers VJEPA2Model "
                                                       "folder) or onnx (the encoder, dynamic batch; also from a "
                                                       "model file).")] = "vjepa",
     frames: Annotated[int | None, typer.Option("--frames", min=1, help="onnx: frames of the input clip "
@@ -32,10 +35,14 @@ def command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
+    from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import err_console
     from vjepa_cli.train.export import run_export
 
-    res = run_export(checkpoint, output, which=which, with_predictor=with_predictor, dtype=dtype, fmt=fmt,
+    if no_predictor and with_predictor:
+        raise VjepaError("--no-predictor and --with-predictor contradict each other",
+                         hint="the predictor is exported unless --no-predictor")
+    res = run_export(checkpoint, output, which=which, with_predictor=not no_predictor, dtype=dtype, fmt=fmt,
                      overwrite=overwrite, frames=frames, size=size)
     if json_out:
         sys.stdout.write(json.dumps(res.__dict__) + "\n")

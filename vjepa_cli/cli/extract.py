@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -38,7 +38,7 @@ def command(
     size: SizeOpt = None,
     resize: ResizeOpt = None,
     views: ViewsOpt = 1,
-    pool: Annotated[str, typer.Option("--pool", help="mean: features [W, D]; none: patch tokens [W, N, D] (the grid T',H',W' is in the metadata).")] = "mean",
+    pool: Annotated[Literal["mean", "none"], typer.Option("--pool", help="mean: features [W, D]; none: patch tokens [W, N, D] (the grid T',H',W' is in the metadata).")] = "mean",
     levels: Annotated[str | None, typer.Option("--levels", help="V-JEPA 2.1 models: 'all' or levels like 0,3 (0 = shallowest), concatenated along D.")] = None,
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,

@@ -49,7 +49,7 @@ def load_eval_model(path: str | Path | None, device: torch.device, dtype: str = 
     if need_predictor and getattr(model, "predictor", None) is None:
         raise VjepaError(
             f"{path} holds no predictor",
-            hint="export one with `vjepa export RUN_DIR --with-predictor`, or convert a checkpoint that has one",
+            hint="export one with `vjepa export RUN_DIR` (the predictor is kept unless --no-predictor), or convert a checkpoint that has one",
         )
     return model
 
