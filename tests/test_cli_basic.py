@@ -122,3 +122,20 @@ def test_one_option_vocabulary(run_cli, tmp_path):
                                ("probe", ["--output", "--dtype"], ["--output-dir"])):
         text = run_cli(cmd, "--help").out
         assert all(s in text for s in shown) and not any(h in text for h in hidden), cmd
+
+
+def test_pretrain_takes_device_dtype_and_both_output_spellings(run_cli, tmp_path, monkeypatch):
+    """--device/--dtype override the recipe; an unknown choice is refused by the parser before any work."""
+    monkeypatch.setenv("VJEPA_CACHE", str(tmp_path / "cache"))
+    bad = run_cli("pretrain", "tiny-cpu", "-o", tmp_path / "r", "--dtype", "fp8")
+    assert bad.code == 2 and "fp8" in bad.err and not (tmp_path / "r").exists()
+    both = run_cli("pretrain", "tiny-cpu", "-o", tmp_path / "a", "--output-dir", tmp_path / "b")
+    assert both.code == 1 and "same option" in both.err
+    from tests.test_pretrain import TINY
+    from vjepa_cli.config._load import read_yaml
+
+    sets = [a for s in [*TINY, "steps=1"] for a in ("--set", s)]
+    r = run_cli("pretrain", "tiny-cpu", *sets, "--device", "cpu", "--dtype", "fp32", "--output-dir", tmp_path / "o")
+    assert r.code == 0, r
+    cfg = read_yaml(tmp_path / "o" / "config.yaml")
+    assert (cfg["device"], cfg["dtype"]) == ("cpu", "fp32")  # the recipe says auto / auto

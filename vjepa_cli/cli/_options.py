@@ -21,7 +21,8 @@ JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Parall
                                              show_default=False)]
 OldWorkersOpt = Annotated[int | None, typer.Option("--workers", hidden=True)]
 DeviceOpt = Annotated[
-    str | None, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda when available, else cpu).")
+    str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (default: auto = cuda when available, "
+                                              "else cpu).", show_default=False)
 ]
 ModelOpt = Annotated[
     Path | None,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from vjepa_cli.cli._options import JsonOpt, OutDirOpt, SetOpt
+from vjepa_cli.cli._options import JsonOpt, OldOutputDirOpt, OutDirOpt, SetOpt, either
 
 HELP = (
     "Pretrain an encoder and predictor with V-JEPA from a YAML recipe (a path, or a built-in name such as "
@@ -29,6 +29,13 @@ def command(
     recipe: Annotated[str, typer.Argument(help="Recipe YAML file, or a built-in recipe name (tiny-cpu, vitb, ...).")],
     sets: SetOpt = None,
     output_dir: OutDirOpt = None,
+    output_old: OldOutputDirOpt = None,
+    device: Annotated[Literal["auto", "cpu", "cuda"] | None, typer.Option(
+        "--device", help="Where to train (the recipe's `device`; auto: cuda when available).",
+        show_default=False)] = None,
+    dtype: Annotated[Literal["auto", "fp32", "bf16", "fp16"] | None, typer.Option(
+        "--dtype", help="Autocast precision (the recipe's `dtype`; auto: bf16 on CUDA, fp32 on CPU).",
+        show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output folder from its latest checkpoint.")] = False,
     stop_at: Annotated[int | None, typer.Option("--stop-at", help="Stop (and checkpoint) after this step; schedules still span the recipe's steps. Continue later with --resume.")] = None,
     json_out: JsonOpt = False,
@@ -40,7 +47,9 @@ def command(
     from vjepa_cli.train.sharding import end_process_group, leave_if_distributed
 
     setup_logging()
-    cfg = load_recipe(PretrainConfig, recipe, sets or [])
+    output_dir = either(output_dir, output_old, "--output", "--output-dir")
+    flags = [f"{k}={v}" for k, v in (("device", device), ("dtype", dtype)) if v is not None]
+    cfg = load_recipe(PretrainConfig, recipe, [*flags, *(sets or [])])
     name = Path(recipe).name.removesuffix(".yaml").removesuffix(".yml")
     show = _main_rank()
     err = err_console()
@@ -79,7 +88,7 @@ def command(
 def _print_result(res, recipe: str, json_out: bool) -> None:
     from vjepa_cli.log import console
 
-    resume_cmd = f"vjepa pretrain {recipe} --output-dir {res.output_dir} --resume"
+    resume_cmd = f"vjepa pretrain {recipe} -o {res.output_dir} --resume"
     if json_out:
         typer.echo(json.dumps({
             "output_dir": str(res.output_dir), "step": res.step, "steps": res.steps, "start_step": res.start_step,

@@ -123,7 +123,7 @@ class PretrainTrainer(Trainer):
         if have != want:
             diff = sorted(k for k in set(want) | set(have or {}) if (have or {}).get(k) != want.get(k))
             raise VjepaError(f"{path} was trained with another architecture (differs in: {', '.join(diff)})",
-                             hint="resume with the recipe it was written with, or use another --output-dir")
+                             hint="resume with the recipe it was written with, or use another -o/--output folder")
         if int(state.get("global_batch", self.global_batch)) != self.global_batch:
             log.warning("the checkpoint was written at global batch %s, this run uses %s",
                         state.get("global_batch"), self.global_batch)

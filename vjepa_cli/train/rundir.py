@@ -51,7 +51,7 @@ class RunDir:
         if not self.main:
             return self
         if self.path.exists() and not self.path.is_dir():
-            raise VjepaError(f"{self.path} is a file, not a folder", hint="choose another --output-dir")
+            raise VjepaError(f"{self.path} is a file, not a folder", hint="choose another -o/--output folder")
         self._existed = self.path.exists()
         if self._existed:
             self._times["."] = _times(self.path)
@@ -147,7 +147,7 @@ def _lock(path: Path) -> int | None:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise VjepaError(f"{path.parent} is in use by another run (process {holder})",
-                             hint="wait for it to end, or choose another --output-dir") from None
+                             hint="wait for it to end, or choose another -o/--output folder") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -177,10 +177,10 @@ def resume_point(store: CheckpointStore, out: Path, resume: bool) -> Path | None
     if resume:
         if latest is None:
             raise VjepaError(f"nothing to resume: {out} holds no checkpoint",
-                             hint="start without --resume, or point --output-dir at the run to continue")
+                             hint="start without --resume, or point -o/--output at the run to continue")
         return latest
     if store.any():
-        raise VjepaError(f"{out} already holds a run", hint="add --resume to continue it, or choose another --output-dir")
+        raise VjepaError(f"{out} already holds a run", hint="add --resume to continue it, or choose another -o/--output folder")
     return None
 
 
@@ -188,7 +188,7 @@ def disk_full(path: str | Path, previous: Path | None) -> VjepaError:
     """The one line a run ends with when the disk is full: what could not be written, and what is safe."""
     if previous is None:
         return VjepaError(f"no space left on the device writing {path}",
-                          hint="free space or choose an --output-dir on a disk with room")
+                          hint="free space or choose an -o/--output folder on a disk with room")
     return VjepaError(f"no space left on the device writing {path}; the previous checkpoint {previous} is intact",
                       hint="free space or move the run to a disk with room, then continue it with --resume")
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def check_output_dir(out: Path) -> None:
     """Refuse, before any work, an output path that cannot become a folder."""
     if out.exists() and not out.is_dir():
-        raise VjepaError(f"output folder {out} is a file", "choose another --output-dir")
+        raise VjepaError(f"output folder {out} is a file", "choose another -o/--output folder")
 
 
 def _outermost_missing(folder: Path) -> Path | None:
