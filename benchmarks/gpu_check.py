@@ -61,7 +61,7 @@ def device_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         from bench_model import gemm_peak
 
         gf = gemm_peak()
-        return [row("device", "ok", f"CPU, {torch.get_num_threads()} threads; fp32 GEMM {gf:.0f} GFLOP/s (no bf16 "
+        return [row("device", "ok", f"CPU ({torch.get_num_threads()} thread(s)); fp32 GEMM {gf:.0f} GFLOP/s (no bf16 "
                     "peak: MFU n/a)", device_name="cpu", gemm_tflops=gf / 1e3)]
     name = torch.cuda.get_device_name(dev)
     peak, label = bf16_peak(name)
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--budget", type=float, default=None, help="total seconds (default 470; 300 with --quick)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads without CUDA (1: steady on a busy machine)")
     ap.add_argument("--inline", action="store_true", help="run the sections in this process (no time limits)")
-    ap.add_argument("--json", default="gpu_check.json", metavar="PATH", help="where the JSON goes")
+    ap.add_argument("--json", default=str(HERE / "gpu_check.json"), metavar="PATH", help="where the JSON goes")
     ap.add_argument("--section", help=argparse.SUPPRESS)
     ap.add_argument("--sizes", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -176,8 +176,10 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     if args.section:  # a child of `_child`
         rows = run_section(args.section, Sizes(**json.loads(args.sizes)), dev)
-        Path(args.out).write_text(json.dumps(rows))
-        return {"rows": rows}
+        Path(args.out).write_text(json.dumps(rows, default=str))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # skip the teardown of CUDA, NCCL/gloo and compile workers: the rows are written
     sz = CPU if dev.type == "cpu" else (GPU_QUICK if args.quick else GPU)
     if args.batch:
         sz = sz.with_batch(args.batch)

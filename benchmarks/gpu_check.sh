@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU readiness check (issue 19): prints one table and writes gpu_check.json (see benchmarks/gpu_check.py).
+# GPU readiness check (issue 19): prints one table and writes benchmarks/gpu_check.json (see benchmarks/gpu_check.py).
 #   bash benchmarks/gpu_check.sh                # a CUDA GPU: ViT-L 16x224 bf16, under 8 minutes
 #   bash benchmarks/gpu_check.sh --quick        # under 5 minutes
 #   bash benchmarks/gpu_check.sh --json out.json --batch 16

@@ -15,6 +15,7 @@ import contextlib
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +26,10 @@ from bench_extract import make_video  # noqa: E402
 from gpu_check_common import Sizes, median, peak_gib, reset_peak, row, timed  # noqa: E402
 
 from vjepa_cli.config.extract import ExtractConfig, WindowConfig  # noqa: E402
+from vjepa_cli.config.model import ModelConfig  # noqa: E402
 from vjepa_cli.data.transforms import normalize_clips  # noqa: E402
 from vjepa_cli.infer.extract import encode_windows, run_extract  # noqa: E402
 from vjepa_cli.infer.model import load_eval_model, to_device_uint8  # noqa: E402
-from vjepa_cli.config.model import ModelConfig  # noqa: E402
 
 TOL_FP32 = 1e-4  # relative L2 error of the token features in fp32 (TF32 off while comparing)
 TOL_LOW = 0.1  # the same in bf16 / fp16: two roundings of every layer apart, a guard against gross errors only
@@ -100,7 +101,7 @@ def extract_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         ours = load_eval_model(hf_dir, dev, sz.dtype)
         ours_low = encode_windows(ours.encoder, pair, dev, dtype, "none")
         reset_peak(dev)
-        t_ours = timed(lambda: encode_windows(ours.encoder, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
+        t_ours = timed(partial(encode_windows, ours.encoder, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
         peak_ours = peak_gib(dev)
         e2e = _end_to_end(sz, dev, tmp, ours, hf_dir)
         del ours
@@ -109,7 +110,7 @@ def extract_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         hf.to(dev, dtype)
         err_low = rel_err(ours_low, hf_encode(hf, pair, dev, dtype, "none"))
         reset_peak(dev)
-        t_hf = timed(lambda: hf_encode(hf, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
+        t_hf = timed(partial(hf_encode, hf, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
         peak_hf = peak_gib(dev)
         del hf
         _free(dev)

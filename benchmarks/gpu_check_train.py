@@ -10,6 +10,7 @@ model sees one shape. FLOPs are analytic (`bench_train.step_flops`, i.e. bench_m
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import socket
 import sys
@@ -165,6 +166,7 @@ def train_rows(sz: Sizes, dev: torch.device, compile_: bool) -> list[dict]:
         if oom:  # outside the except block, so the failed step's tensors are freed
             notes.append(f"out of memory at batch {sz.batch}")
             sz = sz.with_batch(sz.batch // 2)
+            gc.collect()
             torch.cuda.empty_cache()
 
 
@@ -178,8 +180,12 @@ def _train_rows(sz: Sizes, dev: torch.device, compile_: bool, notes: list[str]) 
         times, loss = run_steps(tr, batch, sz.steps, dev)
         peak = peak_gib(dev)
         name = "train step, torch.compile" if compile_ else "train step, eager"
+        masks = [[c.shape[1], t.shape[1]] for c, t in zip(batch.context_masks, batch.target_masks, strict=True)]
         rows = [step_row(name, cfg, sz, dev, batch, times, peak, loss, first_step_s=first[0], notes=notes,
-                         masks=[[c.shape[1], t.shape[1]] for c, t in zip(batch.context_masks, batch.target_masks)])]
+                         masks=masks)]
+        rows[0]["value"] += f"; batch {sz.batch}" + (f", first step (compiling) {first[0]:.0f} s" if compile_ else "")
+        if notes:
+            rows[0]["value"] += f" ({'; '.join(notes)})"
         if not compile_:
             ops = profiled_ops(tr, batch, dev)
             rows += [sdpa_row(tr, batch, dev, ops), adamw_row(tr, ops)]
@@ -227,5 +233,5 @@ def fsdp_rows(sz: Sizes, dev: torch.device) -> list[dict]:
     ok = sharded and loss == loss
     r["status"] = "ok" if ok else "failed"
     r["value"] = (f"{len(times) + 1} steps, loss {loss:.4f}, params sharded: {sharded}, fused AdamW: {fused}; "
-                  + r["value"].split(", MFU")[0])
+                  + r["value"].split(", MFU")[0] + f"; batch {sz.batch}")
     return [r]
