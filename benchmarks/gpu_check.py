@@ -89,9 +89,11 @@ def run_section(name: str, sz: Sizes, dev: torch.device) -> list[dict]:
         from gpu_check_train import fsdp_rows
 
         return fsdp_rows(sz, dev)
-    from gpu_check_extract import extract_rows
+    if name == "extract":
+        from gpu_check_extract import extract_rows
 
-    return extract_rows(sz, dev)
+        return extract_rows(sz, dev)
+    raise ValueError(f"unknown section {name!r}; one of {', '.join(s[0] for s in SECTIONS)}")
 
 
 def _placeholders(names: list[str], status: str, value: str) -> list[dict]:
