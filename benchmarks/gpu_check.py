@@ -100,8 +100,16 @@ def _placeholders(names: list[str], status: str, value: str) -> list[dict]:
     return [row(n, status, value) for n in names]
 
 
-def _child(name: str, sz: Sizes, cpu: bool, timeout: float) -> tuple[list[dict] | None, str]:
-    """Run one section in a fresh process (its own CUDA context and memory peak), killed after `timeout` s."""
+def _why(err: str, returncode: int) -> tuple[str, list[str]]:
+    """A failed child's one-line reason (its last exception line, else its last line) and its stderr tail."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ("Error" in ln or "Exception" in ln) and not ln.startswith(" ")]
+    return f"failed: {(errors or lines or ['exit ' + str(returncode)])[-1][:200]}", lines[-40:]
+
+
+def _child(name: str, sz: Sizes, cpu: bool, timeout: float) -> tuple[list[dict] | None, str, list[str]]:
+    """Run one section in a fresh process (its own CUDA context and memory peak), killed after `timeout` s.
+    -> (its rows or None, "ok" or why not, the tail of its stderr when it failed)."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpu_check_{os.getpid()}_{name}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--sizes", json.dumps(asdict(sz)),
            "--out", str(out), "--threads", str(torch.get_num_threads()), *(["--cpu"] if cpu else [])]
@@ -111,14 +119,13 @@ def _child(name: str, sz: Sizes, cpu: bool, timeout: float) -> tuple[list[dict] 
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # the section and its compile workers
-        proc.communicate()
-        return None, f"timeout: did not finish in {timeout:.0f} s"
+        _, err = proc.communicate()
+        return None, f"timeout: did not finish in {timeout:.0f} s", err.strip().splitlines()[-40:]
     if proc.returncode != 0 or not out.exists():
-        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-        return None, f"failed: {(lines or ['exit ' + str(proc.returncode)])[-1][:160]}"
+        return None, *_why(err, proc.returncode)
     rows = json.loads(out.read_text())
     out.unlink()
-    return rows, "ok"
+    return rows, "ok", []
 
 
 def run_all(args, sz: Sizes, dev: torch.device) -> list[dict]:
@@ -133,9 +140,10 @@ def run_all(args, sz: Sizes, dev: torch.device) -> list[dict]:
         elif args.inline:
             got = run_section(name, sz, dev)
         else:
-            got, why = _child(name, sz, dev.type != "cuda", min(budget_quick if args.quick else budget, left))
+            got, why, tail = _child(name, sz, dev.type != "cuda", min(budget_quick if args.quick else budget, left))
             if got is None:
                 got = _placeholders(names, why.split(":")[0], why)
+                got[0]["stderr_tail"] = tail
         for r in got:
             r.update(section=name, section_s=round(time.perf_counter() - t0, 1))
         if name == "train" and got[0]["status"] in ("ok", "check") and got[0].get("batch"):

@@ -59,3 +59,10 @@ def test_cpu_path_end_to_end(tmp_path, capsys):
     assert rows["extract: vjepa run_extract end to end"]["windows"] == [2, 2]  # warm-up + one timed run
     assert rows["extract: vjepa encode_windows"]["clips_per_s"] > 0
     assert saved["peak_memory"] == "process peak RSS" and saved["cuda"] is False
+
+
+def test_failed_section_reason_is_its_exception_line():
+    err = "Traceback (most recent call last):\n  File \"x.py\", line 1\n    raise\ntorch.OutOfMemoryError: CUDA out of memory.\nW1206 warning after\n"
+    why, tail = gpu_check._why(err, 1)
+    assert why == "failed: torch.OutOfMemoryError: CUDA out of memory." and tail[-1] == "W1206 warning after"
+    assert gpu_check._why("", -9)[0] == "failed: exit -9"
