@@ -196,11 +196,15 @@ def main(argv: list[str] | None = None) -> dict:
     args.budget = args.budget or (300.0 if args.quick else 470.0)
     t0 = time.perf_counter()
     rows = run_all(args, sz, dev)
-    import transformers
+    try:
+        import transformers
 
+        hf_version = transformers.__version__
+    except ImportError:
+        hf_version = None
     report = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "device": rows[0].get("device_name") or dev.type, "cuda": dev.type == "cuda", "torch": torch.__version__,
-              "transformers": transformers.__version__, "mode": ("quick" if args.quick else "full") if dev.type == "cuda"
+              "transformers": hf_version, "mode": ("quick" if args.quick else "full") if dev.type == "cuda"
               else "cpu", "sizes": asdict(sz), "budget_s": args.budget, "total_s": time.perf_counter() - t0,
               "peak_memory": peak_kind(dev), "rows": rows}
     print_table(report)

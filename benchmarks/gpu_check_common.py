@@ -131,3 +131,13 @@ def row(name: str, status: str, value: str, seconds: float | None = None, peak: 
     """One table row: `status` ok / check / skipped / failed / timeout; `value` the result in words;
     `seconds` the timed quantity's median; `peak` GiB beside it; `detail` the numbers for the JSON."""
     return {"row": name, "status": status, "value": value, "seconds": seconds, "peak_gib": peak, **detail}
+
+
+def guarded(names: list[str], fn: Callable[[], list[dict]]) -> list[dict]:
+    """`fn()`'s rows, or one "failed" row per name with the exception's first line (the other rows of the
+    section survive a failure of this part)."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001  (any failure is a row of the table)
+        text = (str(e).strip().splitlines() or [""])[0][:200]
+        return [row(n, "failed", f"failed: {type(e).__name__}: {text}") for n in names]

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_extract import make_video  # noqa: E402
-from gpu_check_common import Sizes, median, peak_gib, reset_peak, row, timed  # noqa: E402
+from gpu_check_common import Sizes, guarded, median, peak_gib, reset_peak, row, timed  # noqa: E402
 
 from vjepa_cli.config.extract import ExtractConfig, WindowConfig  # noqa: E402
 from vjepa_cli.config.model import ModelConfig  # noqa: E402
@@ -103,7 +103,7 @@ def extract_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         reset_peak(dev)
         t_ours = timed(partial(encode_windows, ours.encoder, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
         peak_ours = peak_gib(dev)
-        e2e = _end_to_end(sz, dev, tmp, ours, hf_dir)
+        e2e = guarded(["extract: vjepa run_extract end to end"], partial(_end_to_end, sz, dev, tmp, ours, hf_dir))
         del ours
         _free(dev)
 
@@ -127,11 +127,11 @@ def extract_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         row("extract: features vs transformers", "ok" if same else "failed",
             f"rel. L2 error fp32 {err32:.1e} (<= {TOL_FP32:.0e}), {sz.dtype} {err_low:.1e}",
             rel_err_fp32=err32, rel_err_timed_dtype=err_low, tol_fp32=TOL_FP32, tol_low=TOL_LOW),
-        e2e,
+        *e2e,
     ]
 
 
-def _end_to_end(sz: Sizes, dev: torch.device, tmp: Path, model, model_path: Path) -> dict:
+def _end_to_end(sz: Sizes, dev: torch.device, tmp: Path, model, model_path: Path) -> list[dict]:
     """`run_extract` (decode + resize/crop + encode + write) over a generated video of `sz.e2e_clips` windows."""
     step = 4
     span = (sz.frames - 1) * step + 1
@@ -151,6 +151,6 @@ def _end_to_end(sz: Sizes, dev: torch.device, tmp: Path, model, model_path: Path
     peak = peak_gib(dev)
     ok = all(w == sz.e2e_clips for w in windows)
     cps = sz.e2e_clips / median(times)
-    return row("extract: vjepa run_extract end to end", "ok" if ok else "failed",
-               f"{cps:.1f} clips/s from a {sz.video_w}x{sz.video_h} H.264 video (decode included)",
-               median(times), peak, clips_per_s=cps, windows=windows, times=times, video_generate_s=gen_s)
+    return [row("extract: vjepa run_extract end to end", "ok" if ok else "failed",
+                f"{cps:.1f} clips/s from a {sz.video_w}x{sz.video_h} H.264 video (decode included)",
+                median(times), peak, clips_per_s=cps, windows=windows, times=times, video_generate_s=gen_s)]

@@ -22,7 +22,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import step_flops  # noqa: E402
-from gpu_check_common import Sizes, auto_batch, bf16_peak, median, peak_gib, reset_peak, row, sync  # noqa: E402
+from gpu_check_common import (  # noqa: E402
+    Sizes,
+    auto_batch,
+    bf16_peak,
+    guarded,
+    median,
+    peak_gib,
+    reset_peak,
+    row,
+    sync,
+)
 
 from vjepa_cli.config._load import load_recipe  # noqa: E402
 from vjepa_cli.config.train import PretrainConfig  # noqa: E402
@@ -187,8 +197,11 @@ def _train_rows(sz: Sizes, dev: torch.device, compile_: bool, notes: list[str]) 
         if notes:
             rows[0]["value"] += f" ({'; '.join(notes)})"
         if not compile_:
-            ops = profiled_ops(tr, batch, dev)
-            rows += [sdpa_row(tr, batch, dev, ops), adamw_row(tr, ops)]
+            def checks() -> list[dict]:
+                ops = profiled_ops(tr, batch, dev)
+                return [sdpa_row(tr, batch, dev, ops), adamw_row(tr, ops)]
+
+            rows += guarded(["SDPA flash / efficient", "fused AdamW"], checks)
         return rows
 
 

@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import gpu_check  # noqa: E402
-from gpu_check_common import auto_batch, bf16_peak  # noqa: E402
+from gpu_check_common import auto_batch, bf16_peak, guarded, row  # noqa: E402
 
 
 def test_card_peaks_and_batch():
@@ -66,3 +66,13 @@ def test_failed_section_reason_is_its_exception_line():
     why, tail = gpu_check._why(err, 1)
     assert why == "failed: torch.OutOfMemoryError: CUDA out of memory." and tail[-1] == "W1206 warning after"
     assert gpu_check._why("", -9)[0] == "failed: exit -9"
+
+
+def test_a_failing_part_becomes_failed_rows():
+    def boom():
+        raise OSError("libx264 not found\nmore")
+
+    got = guarded(["a", "b"], boom)
+    assert [(r["row"], r["status"], r["value"]) for r in got] == [
+        ("a", "failed", "failed: OSError: libx264 not found"), ("b", "failed", "failed: OSError: libx264 not found")]
+    assert guarded(["a"], lambda: [row("a", "ok", "fine")])[0]["status"] == "ok"
