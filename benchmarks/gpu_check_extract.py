@@ -5,8 +5,8 @@
 
 The weights are a randomly initialised `VJEPA2Model` saved with `save_pretrained` (ViT-L, 16 frames, 224 px on
 the GPU); our side loads that folder with `load_eval_model`, as `vjepa extract --model DIR` does. Features are
-compared in fp32 (and in the timed dtype) on two clips; each model is timed alone on the device, so each peak
-memory is that model's.
+compared in fp32 (and in the timed dtype) on two clips. The two models are timed in turn (interleaved rounds,
+both on the device); each one's peak memory is taken less the other model's weights.
 """
 
 from __future__ import annotations
@@ -74,6 +74,26 @@ def no_tf32():
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
+def _gib(model: torch.nn.Module) -> float:
+    """GiB of a model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 2**30
+
+
+def _interleaved(fns: list, others: list[float], dev: torch.device, reps: int) -> tuple[list[list[float]], list[float]]:
+    """Time `fns` in turn, `reps` rounds after 2 warm-up rounds -> (seconds per fn, peak GiB per fn). All the
+    models stay on the device, so each peak is taken less `others[i]`, the other models' weights."""
+    times: list[list[float]] = [[] for _ in fns]
+    peaks = [0.0 for _ in fns]
+    for i in range(2 + reps):
+        for j, fn in enumerate(fns):
+            reset_peak(dev)
+            t = timed(fn, dev, 0, 1)[0]
+            peaks[j] = max(peaks[j], peak_gib(dev) - (others[j] if dev.type == "cuda" else 0.0))
+            if i >= 2:
+                times[j].append(t)
+    return times, peaks
+
+
 def _free(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.empty_cache()
@@ -99,20 +119,15 @@ def extract_rows(sz: Sizes, dev: torch.device) -> list[dict]:
         _free(dev)
 
         ours = load_eval_model(hf_dir, dev, sz.dtype)
-        ours_low = encode_windows(ours.encoder, pair, dev, dtype, "none")
-        reset_peak(dev)
-        t_ours = timed(partial(encode_windows, ours.encoder, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
-        peak_ours = peak_gib(dev)
+        hf.to(dev, dtype)
+        err_low = rel_err(encode_windows(ours.encoder, pair, dev, dtype, "none"), hf_encode(hf, pair, dev, dtype, "none"))
+        (t_ours, t_hf), (peak_ours, peak_hf) = _interleaved(
+            [partial(encode_windows, ours.encoder, clips, dev, dtype, "mean"),
+             partial(hf_encode, hf, clips, dev, dtype, "mean")], [_gib(hf), _gib(ours.encoder)], dev, sz.extract_reps)
+        del hf
+        _free(dev)
         e2e = guarded(["extract: vjepa run_extract end to end"], partial(_end_to_end, sz, dev, tmp, ours, hf_dir))
         del ours
-        _free(dev)
-
-        hf.to(dev, dtype)
-        err_low = rel_err(ours_low, hf_encode(hf, pair, dev, dtype, "none"))
-        reset_peak(dev)
-        t_hf = timed(partial(hf_encode, hf, clips, dev, dtype, "mean"), dev, 2, sz.extract_reps)
-        peak_hf = peak_gib(dev)
-        del hf
         _free(dev)
     b = sz.extract_batch
     ours_cps, hf_cps = b / median(t_ours), b / median(t_hf)
