@@ -1,7 +1,7 @@
 """GPU readiness check (issue 19): one table, and a JSON file with the same numbers.
 
     bash benchmarks/gpu_check.sh                   # on a CUDA GPU: ViT-L 16x224, bf16, about 8 minutes at most
-    bash benchmarks/gpu_check.sh --quick           # fewer steps and repeats, about 5 minutes at most
+    bash benchmarks/gpu_check.sh --quick           # fewer steps and repeats, 6 minutes at most
     python benchmarks/gpu_check.py --cpu --inline  # tiny sizes on the CPU (what CI and the test run)
 
 Rows (each with its median time and peak memory, torch.cuda.max_memory_allocated on CUDA):
@@ -19,7 +19,7 @@ Rows (each with its median time and peak memory, torch.cuda.max_memory_allocated
 
 Each section runs in its own process with a time budget (a section over budget is killed and its rows say
 "timeout"); the compiled step runs last with what is left, up to its own budget, so the whole check stays under
-`--budget` seconds (470 s; 300 with --quick). Without CUDA, tiny sizes run instead and what needs CUDA
+`--budget` seconds (470 s; 360 with --quick). Without CUDA, tiny sizes run instead and what needs CUDA
 (torch.compile) is "skipped: no CUDA".
 """
 
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--quick", action="store_true", help="fewer steps and repeats, smaller budgets")
     ap.add_argument("--cpu", action="store_true", help="tiny sizes on the CPU even where CUDA is available")
     ap.add_argument("--batch", type=int, default=0, help="training clips per step (0: sized to the card)")
-    ap.add_argument("--budget", type=float, default=None, help="total seconds (default 470; 300 with --quick)")
+    ap.add_argument("--budget", type=float, default=None, help="total seconds (default 470; 360 with --quick)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads without CUDA (1: steady on a busy machine)")
     ap.add_argument("--inline", action="store_true", help="run the sections in this process (no time limits)")
     ap.add_argument("--json", default=str(HERE / "gpu_check.json"), metavar="PATH", help="where the JSON goes")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict:
     sz = CPU if dev.type == "cpu" else (GPU_QUICK if args.quick else GPU)
     if args.batch:
         sz = sz.with_batch(args.batch)
-    args.budget = args.budget or (300.0 if args.quick else 470.0)
+    args.budget = args.budget or (360.0 if args.quick else 470.0)
     t0 = time.perf_counter()
     rows = run_all(args, sz, dev)
     try:

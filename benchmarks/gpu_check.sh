@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU readiness check (issue 19): prints one table and writes benchmarks/gpu_check.json (see benchmarks/gpu_check.py).
 #   bash benchmarks/gpu_check.sh                # a CUDA GPU: ViT-L 16x224 bf16, under 8 minutes
-#   bash benchmarks/gpu_check.sh --quick        # under 5 minutes
+#   bash benchmarks/gpu_check.sh --quick        # under 6 minutes
 #   bash benchmarks/gpu_check.sh --json out.json --batch 16
 # Without CUDA it runs tiny sizes on the CPU. The Python is $PYTHON, else the repository's .venv, else python3.
 set -euo pipefail
