@@ -2,6 +2,7 @@
 
     bash benchmarks/gpu_check.sh                   # on a CUDA GPU: ViT-L 16x224, bf16, about 8 minutes at most
     bash benchmarks/gpu_check.sh --quick           # fewer steps and repeats, 6 minutes at most
+    bash benchmarks/gpu_check.sh --only compile    # one section again (device, train, fsdp, extract, compile)
     python benchmarks/gpu_check.py --cpu --inline  # tiny sizes on the CPU (what CI and the test run)
 
 Rows (each with its median time and peak memory, torch.cuda.max_memory_allocated on CUDA):
@@ -133,7 +134,9 @@ def run_all(args, sz: Sizes, dev: torch.device) -> list[dict]:
     for name, budget, budget_quick, needs_cuda, names in SECTIONS:
         t0 = time.perf_counter()
         left = args.budget - (t0 - t_start)
-        if needs_cuda and dev.type != "cuda":
+        if args.only and name not in args.only.split(","):
+            got = _placeholders(names, "skipped", "skipped: not in --only")
+        elif needs_cuda and dev.type != "cuda":
             got = _placeholders(names, "skipped", "skipped: no CUDA")
         elif left < 20:
             got = _placeholders(names, "skipped", "skipped: total budget spent")
@@ -175,12 +178,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batch", type=int, default=0, help="training clips per step (0: sized to the card)")
     ap.add_argument("--budget", type=float, default=None, help="total seconds (default 470; 360 with --quick)")
     ap.add_argument("--threads", type=int, default=1, help="CPU threads without CUDA (1: steady on a busy machine)")
+    ap.add_argument("--only", default=None, metavar="LIST",
+                    help=f"comma-separated sections to run (of {','.join(s[0] for s in SECTIONS)})")
     ap.add_argument("--inline", action="store_true", help="run the sections in this process (no time limits)")
     ap.add_argument("--json", default=str(HERE / "gpu_check.json"), metavar="PATH", help="where the JSON goes")
     ap.add_argument("--section", help=argparse.SUPPRESS)
     ap.add_argument("--sizes", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    unknown = set((args.only or "").split(",")) - {s[0] for s in SECTIONS} - {""}
+    if unknown:
+        ap.error(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(s[0] for s in SECTIONS)}")
     dev = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     if dev.type == "cpu":
         torch.set_num_threads(args.threads)
