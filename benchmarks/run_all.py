@@ -37,6 +37,8 @@ def suite(full: bool, tmp: Path) -> list[tuple[str, list[str]]]:
         ("extract: end to end vs bare vs transformers",
          ["bench_extract.py", *([] if full else ["--arch", "vit_small", "--clips", "4", "--reps", "1",
                                                  "--long-minutes", "1"])]),
+        ("gpu check (tiny CPU sizes; --full: the GPU check)", ["gpu_check.py", *([] if full else ["--cpu"]),
+                                                 "--json", str(tmp / "gpu.json")]),
         ("probe: feature cache vs on the fly",
          ["bench_probe.py", "--task", "synth-shapes", *(["--train", "300", "--val", "200", "--epochs", "10"] if full
                                                          else ["--train", "32", "--val", "32", "--epochs", "2"])]),

@@ -12,6 +12,7 @@ from vjepa_cli.config._load import from_dict, load_recipe
 from vjepa_cli.config.train import OptimConfig, PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.train.ema import ema_update_, make_target
+from vjepa_cli.train.jepa import build_optimizer
 from vjepa_cli.train.loss import (
     anti_collapse,
     effective_rank,
@@ -33,6 +34,30 @@ from vjepa_cli.train.schedules import (
 def _net(seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3), nn.Linear(3, 2))
+
+
+def test_build_optimizer_asks_for_fused_adamw_on_cpu_and_cuda(caplog, monkeypatch):
+    """Fused AdamW for the CPU and for CUDA (its constructor checks only the parameters' devices, so CPU ones
+    stand in), foreach elsewhere; a refusal on CUDA is a warning, not silent."""
+    cfg = OptimConfig()
+    for dev in ("cpu", "cuda"):
+        opt = build_optimizer(_net(0), cfg, torch.device(dev))
+        assert opt.defaults["fused"] is True and not opt.defaults["foreach"], dev
+        assert [g["weight_decay"] for g in opt.param_groups] == [cfg.weight_decay, 0.0]
+    assert not build_optimizer(_net(0), cfg, torch.device("mps")).defaults["fused"]
+
+    adamw = torch.optim.AdamW
+
+    def refuse_fused(params, fused=None, **kw):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors")
+        return adamw(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", refuse_fused)
+    with caplog.at_level("WARNING", logger="vjepa_cli.train.jepa"):
+        opt = build_optimizer(_net(0), cfg, torch.device("cuda"))
+    assert opt.defaults["foreach"] and not opt.defaults["fused"]
+    assert "fused AdamW is not available here (`fused=True` requires" in caplog.text
 
 
 def test_make_target_is_frozen_copy():

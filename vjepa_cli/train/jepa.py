@@ -12,12 +12,16 @@ and predictor run once per mask.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import Tensor, nn
 
 from vjepa_cli.config.train import OptimConfig
 from vjepa_cli.data.masks import apply_masks
 from vjepa_cli.train.loss import anti_collapse, jepa_loss, normalize_targets
+
+log = logging.getLogger(__name__)
 
 
 class JepaModel(nn.Module):
@@ -65,13 +69,16 @@ def param_groups(model: nn.Module) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over `param_groups(model)`: fused kernels on CPU/CUDA, foreach otherwise."""
+    """AdamW over `param_groups(model)`: fused kernels on CPU/CUDA (one kernel per step over all parameters,
+    DTensor shards under FSDP included), foreach otherwise. On CUDA a refusal of fused is a warning: the run
+    goes on with foreach, several kernels per parameter group slower."""
     kw = dict(lr=cfg.start_lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
     if device.type in ("cpu", "cuda"):
         try:
             return torch.optim.AdamW(param_groups(model), fused=True, **kw)
-        except (RuntimeError, TypeError):
-            pass
+        except (RuntimeError, TypeError) as e:
+            if device.type == "cuda":
+                log.warning("fused AdamW is not available here (%s); using foreach AdamW", str(e).strip()[:200])
     return torch.optim.AdamW(param_groups(model), foreach=True, **kw)
 
 
