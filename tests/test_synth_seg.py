@@ -13,7 +13,14 @@ from torch import nn
 from vjepa_cli.config.seg import SegProbeConfig
 from vjepa_cli.data import synth_scenes as sc
 from vjepa_cli.eval.probe.tasks.registry import DENSE_TASKS
-from vjepa_cli.eval.probe.tasks.synth_seg import COVER, confusion, make_clips, miou, run_seg_probe, token_labels
+from vjepa_cli.eval.probe.tasks.synth_seg import (
+    COVER,
+    confusion,
+    make_clips,
+    miou,
+    run_seg_probe,
+    token_labels,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

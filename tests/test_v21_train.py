@@ -14,7 +14,13 @@ from vjepa_cli.config.objective import ImagesConfig, ObjectiveConfig
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models import build_encoder, build_predictor
-from vjepa_cli.train.dense_loss import context_lambda, context_loss, distance_weights, grid_coords, normalize_levels
+from vjepa_cli.train.dense_loss import (
+    context_lambda,
+    context_loss,
+    distance_weights,
+    grid_coords,
+    normalize_levels,
+)
 from vjepa_cli.train.jepa import JepaModel, target_features
 from vjepa_cli.train.jepa21 import Jepa21Model, target_features21
 from vjepa_cli.train.pretrainer21 import PlannedSampler, image_ranks, step_modalities
@@ -165,7 +171,7 @@ def test_a_few_steps_on_video_and_images_lower_the_loss():
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.95 * losses[0], losses
+    assert all(b < a for a, b in zip(losses, losses[1:], strict=False)) and losses[-1] < 0.95 * losses[0], losses
     assert enc.patch_embed_img.proj.weight.grad is not None and enc.img_mod_embed.grad is not None
 
 

@@ -153,9 +153,13 @@ class Pretrain21Trainer(PretrainTrainer):
     def _build_data(self, rank: int, world: int):
         self.rank, self.world = rank, world
         self.loaders, self.grids, samplers = {}, {}, []
+        images = self.cfg.objective.images
         for mod, (data, mask, batch, grid, seed, r, w) in self._streams(rank, world).items():
             collate = MaskCollator(mask, grid, seed=seed, rank=r, world_size=w)
-            owns = (lambda s, m=mod: any(m == x for x, _ in step_modalities(self.cfg.objective.images, s, rank, world)))
+
+            def owns(step: int, m: str = mod) -> bool:  # whether this rank reads a `m` batch at `step`
+                return any(m == x for x, _ in step_modalities(images, step, rank, world))
+
             loader, _ = build_pretrain_loader(data, batch, seed, r, w, collate_fn=collate,
                                               wrap_sampler=lambda b, o=owns: PlannedSampler(b, o, self.cfg.grad_accum))
             self.loaders[mod], self.grids[mod] = loader, grid
