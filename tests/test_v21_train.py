@@ -314,3 +314,40 @@ def test_sniff_reads_a_safetensors_file_whose_header_length_starts_with_0x80(tmp
     else:
         pytest.fail("no padding gave a header length ending in 0x80")
     assert sniff(p) == "safetensors"
+
+
+@pytest.mark.slow
+def test_two_processes_split_images_and_video_by_rank(tmp_path):
+    """torchrun --nproc_per_node 2 (gloo, CPU): rank 0 reads images, rank 1 video; DDP gives both ranks' gradients
+    to one model, so both patch embedders and both modality vectors move."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from tests.test_pretrain import _free_port
+    from vjepa_cli.config._load import dump_yaml
+
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    if not Path(torchrun).exists() and shutil.which("torchrun") is None:
+        pytest.skip("torchrun not found")
+    cfg = tiny21("steps=2", "checkpoint_every=2")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(dump_yaml(cfg))
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(_free_port()), "-m", "vjepa_cli", "pretrain",
+           str(recipe), "-o", str(tmp_path / "two"), "--json"]
+    p = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert json.loads(p.stdout.strip().splitlines()[-1])["world_size"] == 2
+    trained = load_file(str(tmp_path / "two" / "checkpoints" / "step_00000002.safetensors"))
+    enc, pred = _models(cfg)
+    init = {f"encoder.{k}": v for k, v in enc.state_dict().items()}
+    init.update({f"predictor.{k}": v for k, v in pred.state_dict().items()})
+    for k in ("encoder.patch_embed_img.proj.weight", "encoder.patch_embed.proj.weight", "encoder.img_mod_embed",
+              "encoder.video_mod_embed", "predictor.img_mod_embed", "predictor.video_mod_embed"):
+        assert not torch.equal(trained[k], init[k]), k
+        assert (trained[k] - init[k]).abs().max() < 5e-3, k  # two small Adam steps away: the same init
