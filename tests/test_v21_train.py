@@ -294,8 +294,12 @@ def test_tiny_21_run_on_video_and_images_resumes_exactly(tmp_path, mix):
     for k in a:
         if not k.startswith("rng."):
             assert torch.equal(a[k], b[k]), k
-    la = [r["loss"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl")]
+    records = read_metrics(tmp_path / "full" / "metrics.jsonl")
+    la = [r["loss"] for r in records]
     assert la == [r["loss"] for r in read_metrics(tmp_path / "part" / "metrics.jsonl")]
+    if mix == "mixed":  # record k holds step k - 1's terms: lambda 0 until step 1, ramp to 0.5 at step 3
+        assert [r["video_lam"] for r in records] == [0.0, 0.0, 0.25, 0.5, 0.5, 0.5]
+        assert all(r["image_lam"] == r["video_lam"] and r["image_loss_ctx"] > 0 for r in records)
     m = load_model(tmp_path / "full" / "model.safetensors")
     assert m.config.pred_levels == 4 and m.encoder.levels == (0, 1, 2, 3)
     assert Pretrain21Trainer is not None

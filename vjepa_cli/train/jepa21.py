@@ -27,6 +27,7 @@ class Jepa21Model(JepaModel):
                  hierarchical: bool = False, predict_context: bool = False, weight_distance: bool = True):
         super().__init__(encoder, predictor, loss_exp, reg_coeff)
         self.hierarchical, self.predict_context, self.weight_distance = hierarchical, predict_context, weight_distance
+        self.last_terms: dict = {}
 
     def forward(self, clips: Tensor, targets: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
                 grid: tuple[int, int, int], lam: float = 0.0, modality: str = "video") -> Tensor:
@@ -44,8 +45,11 @@ class Jepa21Model(JepaModel):
                 w = distance_weights(mc, mt, grid, self.weight_distance)  # (B, Kc)
                 ctx_terms.append(context_loss(out[1], apply_masks(targets, [mc]), w, self.loss_exp))
         loss = jepa_loss(preds, tgts, self.loss_exp)
+        self.last_terms = {"loss_pred": loss.detach()}  # for the metrics record (read on log steps)
         if ctx_terms:
-            loss = loss + lam * torch.stack(ctx_terms).mean()
+            ctx = torch.stack(ctx_terms).mean()
+            self.last_terms.update(loss_ctx=ctx.detach(), lam=lam)
+            loss = loss + lam * ctx
         if self.reg_coeff > 0:
             loss = loss + self.reg_coeff * anti_collapse(preds)
         return loss

@@ -258,7 +258,7 @@ class PretrainTrainer(Trainer):
             "grad_norm": None if out.grad_norm is None else float(out.grad_norm),
             "clips_per_s": w.n * gb / max(w.sums["time"], 1e-9), "data_wait": share, "target_std": std,
             "target_erank": effective_rank(out.targets), "bad_videos": int(w.sums["bad"]),
-            "bad_videos_total": self.runlog.failures.count,
+            "bad_videos_total": self.runlog.failures.count, **self.extra_record(),
         })
         if std < self.cfg.collapse_std:
             self.runlog.warn("collapse", f"step {self.step}: target-feature std {std:.3g} is below "
@@ -267,6 +267,10 @@ class PretrainTrainer(Trainer):
             self.runlog.warn("data", f"step {self.step}: waiting for data takes {share:.0%} of the step time; raise "
                              "data.num_workers or preprocess the videos (`vjepa preprocess`)")
         w.reset()
+
+    def extra_record(self) -> dict[str, Any]:
+        """More fields for this log step's metrics record (a subclass's own terms)."""
+        return {}
 
     def finish(self, interrupted: bool) -> tuple[Path | None, Path | None]:
         """The loss curve, and the model file of a finished run -> (model path, curve path), each None if not

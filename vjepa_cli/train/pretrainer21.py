@@ -170,9 +170,14 @@ class Pretrain21Trainer(PretrainTrainer):
     def _build_jepa(self) -> Jepa21Model:
         cfg, obj = self.cfg, self.cfg.objective
         self.levels = cfg.model.pred_levels if obj.hierarchical_targets else 1
+        self.terms: dict[str, dict] = {}  # modality -> its last loss terms
         return Jepa21Model(self.encoder, self.predictor, cfg.optim.loss_exp, cfg.optim.reg_coeff,
                            hierarchical=obj.hierarchical_targets, predict_context=obj.predict_context,
                            weight_distance=obj.weight_distance_loss)
+
+    def extra_record(self) -> dict:
+        """The last micro-batch's terms per modality: loss_pred / loss_ctx / lambda (e.g. `video_loss_ctx`)."""
+        return {f"{m}_{k}": float(v) for m, t in self.terms.items() for k, v in t.items()}
 
     def _open_batches(self) -> MixedIter:
         images = self.cfg.objective.images
@@ -198,6 +203,7 @@ class Pretrain21Trainer(PretrainTrainer):
                     loss = self.model(clips, h, ctx, tgt, self.grids[mod], context_lambda(obj, self.step, mod), mod)
                 acc.backward(weight * loss / self.micro_batches)
             total = total + weight * loss.detach().float()
+            self.terms[mod] = dict(self.jepa.last_terms)  # tensors: read (synchronised) only on log steps
             if logged is None or mod == "video":
                 logged = h[..., -self.encoder.embed_dim:]  # (B, N, D) the deepest level
         return total, logged
