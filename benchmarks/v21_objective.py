@@ -44,6 +44,7 @@ from vjepa_cli.infer.predict import open_model
 from vjepa_cli.infer.surprise import read_pairs, score_pairs
 from vjepa_cli.models.load import load_model
 from vjepa_cli.train.export import run_export
+from vjepa_cli.train.metrics import read_metrics
 from vjepa_cli.train.pretrain import run_pretrain
 
 ARCH = ["model.embed_dim=128", "model.depth=4", "model.num_heads=4", "model.levels=[0,1,2,3]",
@@ -116,13 +117,14 @@ def run_seed(args, seed: int, pairs) -> dict:
     for arm in ("v1", "v21"):
         cfg = load_recipe(PretrainConfig, "tiny-cpu-v21", pretrain_sets(args, arm, seed))
         t = time.perf_counter()
-        run = run_pretrain(cfg, output_dir=out / arm, name=f"bench-{arm}")
+        if not (out / arm / "model.safetensors").exists():  # a finished run of an interrupted benchmark is kept
+            run_pretrain(cfg, output_dir=out / arm, name=f"bench-{arm}")
         secs[arm] = time.perf_counter() - t
         model, ctx = out / f"{arm}.safetensors", out / f"{arm}-context.safetensors"
-        run_export(out / arm, model, which="target", with_predictor=True)
-        run_export(out / arm, ctx, which="context")
-        res[arm] = {**evaluate(args, model, ctx, pairs, out), "final_loss": run.final_loss,
-                    "pretrain_s": round(secs[arm], 1)}
+        run_export(out / arm, model, which="target", with_predictor=True, overwrite=True)
+        run_export(out / arm, ctx, which="context", overwrite=True)
+        final = read_metrics(out / arm / "metrics.jsonl")[-1]["loss"]
+        res[arm] = {**evaluate(args, model, ctx, pairs, out), "final_loss": final, "pretrain_s": round(secs[arm], 1)}
         if arm == "v1":  # the init both arms start from, with the 1-level predictor
             rnd = random_init_model(cfg.model, seed, out / "random-init.safetensors")
     res["random"] = evaluate(args, rnd, None, pairs, out)

@@ -213,11 +213,11 @@ def test_rank_split_streams():
     cfg = tiny21("objective.images.rank_ratio=0.25")
     fake = SimpleNamespace(cfg=cfg, grid=cfg.grid)
     one = Pretrain21Trainer._streams(fake, 0, 1)
-    assert set(one) == {"video", "image"} and one["image"][3] == (1, 2, 2)
+    assert set(one) == {"video", "image"} and one["image"].grid == (1, 2, 2) and one["video"].grid == (2, 2, 2)
     img = Pretrain21Trainer._streams(fake, 0, 4)
-    assert list(img) == ["image"] and img["image"][2:] == (4, (1, 2, 2), cfg.seed + 1_000_003, 0, 1)
+    assert list(img) == ["image"] and tuple(img["image"])[2:] == (4, (1, 2, 2), cfg.seed + 1_000_003, 0, 1)
     vid = Pretrain21Trainer._streams(fake, 3, 4)
-    assert list(vid) == ["video"] and vid["video"][2] == 4 * 4 // 3 and vid["video"][5:] == (2, 3)
+    assert list(vid) == ["video"] and (vid["video"].batch, vid["video"].rank, vid["video"].world) == (4 * 4 // 3, 2, 3)
 
 
 # ---- config checks, recipes ------------------------------------------------------------------------------------

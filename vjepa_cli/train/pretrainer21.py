@@ -21,6 +21,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from vjepa_cli.config.data import DataConfig
+from vjepa_cli.config.mask import MaskConfig
 from vjepa_cli.config.objective import ImagesConfig
 from vjepa_cli.data.masks import MaskCollator
 from vjepa_cli.data.sampler import LoaderIter, StepBatchSampler, build_pretrain_loader
@@ -107,6 +109,18 @@ class MixedSampler:
             s.load_state_dict(state)
 
 
+class Stream(NamedTuple):
+    """One modality's batches on one rank."""
+
+    data: DataConfig
+    mask: MaskConfig
+    batch: int  # samples per micro-batch on this rank
+    grid: tuple[int, int, int]  # token grid (T', H', W') of a sample
+    seed: int
+    rank: int  # this rank's index among the ranks reading this modality
+    world: int  # ranks reading this modality
+
+
 class MixedBatch(NamedTuple):
     parts: list[tuple[str, float, object]]  # (modality, loss weight, MaskedBatch)
     failures: list  # bad reads of every part
@@ -134,35 +148,36 @@ class MixedIter:
 class Pretrain21Trainer(PretrainTrainer):
     """`PretrainTrainer` with the 2.1 objective: hierarchical targets, the dense context loss and image batches."""
 
-    def _streams(self, rank: int, world: int) -> dict[str, tuple]:
-        """modality -> (data config, mask config, batch, grid, seed, sub-rank, sub-world) of the streams this rank
-        reads."""
+    def _streams(self, rank: int, world: int) -> dict[str, Stream]:
+        """modality -> the stream this rank reads (one process: both; several: its modality's, sliced among the
+        ranks of that modality)."""
         cfg, img = self.cfg, self.cfg.objective.images
-        video = (cfg.data, cfg.mask, cfg.batch_size, self.grid, cfg.seed, rank, world)
+        video = Stream(cfg.data, cfg.mask, cfg.batch_size, self.grid, cfg.seed, rank, world)
         if img is None:
             return {"video": video}
-        image_grid = cfg.model.grid(1, img.data.crop_size)
-        image = (img.data, img.mask, img.batch_size, image_grid, cfg.seed + IMAGE_SEED_OFFSET, rank, world)
+        image = Stream(img.data, img.mask, img.batch_size, cfg.model.grid(1, img.data.crop_size),
+                       cfg.seed + IMAGE_SEED_OFFSET, rank, world)
         if world == 1:
             return {"video": video, "image": image}
         n = image_ranks(world, img.rank_ratio)
         if rank < n:
-            return {"image": image[:5] + (rank, n)}
-        return {"video": video[:2] + (cfg.batch_size * world // (world - n),) + video[3:5] + (rank - n, world - n)}
+            return {"image": image._replace(world=n)}
+        # as upstream, a video rank's batch is scaled so the video ranks together read batch_size x world clips
+        return {"video": video._replace(batch=cfg.batch_size * world // (world - n), rank=rank - n, world=world - n)}
 
     def _build_data(self, rank: int, world: int):
         self.rank, self.world = rank, world
         self.loaders, self.grids, samplers = {}, {}, []
         images = self.cfg.objective.images
-        for mod, (data, mask, batch, grid, seed, r, w) in self._streams(rank, world).items():
-            collate = MaskCollator(mask, grid, seed=seed, rank=r, world_size=w)
+        for mod, st in self._streams(rank, world).items():
+            collate = MaskCollator(st.mask, st.grid, seed=st.seed, rank=st.rank, world_size=st.world)
 
             def owns(step: int, m: str = mod) -> bool:  # whether this rank reads a `m` batch at `step`
                 return any(m == x for x, _ in step_modalities(images, step, rank, world))
 
-            loader, _ = build_pretrain_loader(data, batch, seed, r, w, collate_fn=collate,
+            loader, _ = build_pretrain_loader(st.data, st.batch, st.seed, st.rank, st.world, collate_fn=collate,
                                               wrap_sampler=lambda b, o=owns: PlannedSampler(b, o, self.cfg.grad_accum))
-            self.loaders[mod], self.grids[mod] = loader, grid
+            self.loaders[mod], self.grids[mod] = loader, st.grid
             samplers.append(loader.batch_sampler)  # the PlannedSampler
         self.loader = next(iter(self.loaders.values()))
         return MixedSampler(samplers)
