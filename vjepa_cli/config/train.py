@@ -21,6 +21,7 @@ from typing import Literal
 from vjepa_cli.config.data import DataConfig
 from vjepa_cli.config.mask import MaskConfig
 from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.config.objective import ObjectiveConfig, check_objective
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class PretrainConfig:
     log_with: tuple[str, ...] = ()  # experiment trackers next to metrics.jsonl: tensorboard, wandb, mlflow, aim
     init_from: str | None = None  # start from these weights (a checkpoint or model file), e.g. for a cooldown
     distributed: DistributedConfig = field(default_factory=DistributedConfig)  # ddp (default) or fsdp sharding
+    objective: ObjectiveConfig = field(default=ObjectiveConfig(), metadata={"omit_default": True})  # V-JEPA 2.1
+    # loss options (hierarchical targets, dense context loss, image batches); all off = V-JEPA 1/2
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_last", "log_every"):
@@ -110,6 +113,7 @@ class PretrainConfig:
             raise ValueError("collapse_std must be >= 0")
         if self.distributed.strategy == "fsdp" and self.dtype == "fp16":
             raise ValueError("distributed.strategy fsdp trains in fp32 or bf16, not fp16 (set dtype: bf16 or auto)")
+        check_objective(self.objective, self.model)
 
     @property
     def grid(self) -> tuple[int, int, int]:

@@ -167,9 +167,11 @@ def build_pretrain_loader(
     start_step: int = 0,
     num_steps: int | None = None,
     pin_memory: bool | None = None,
+    wrap_sampler: Callable[[StepBatchSampler], object] | None = None,
 ) -> tuple[torch.utils.data.DataLoader, StepBatchSampler]:
     """DataLoader over `data_cfg`'s datasets (synth ones generated into the cache first) with a
     `StepBatchSampler`. Each batch is `collate_fn(list of sample dicts)` (default `collate_clips`).
+    `wrap_sampler(sampler)` gives the batch sampler the loader iterates instead (one that skips steps, say).
 
     Returns:
         (loader, sampler): iterate the loader; save/restore position with the trainer's step.
@@ -183,7 +185,7 @@ def build_pretrain_loader(
     workers = data_cfg.num_workers if num_workers is None else num_workers
     pin = (data_cfg.pin_memory and torch.cuda.is_available()) if pin_memory is None else pin_memory
     loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_fn or collate_clips,
+        dataset, batch_sampler=sampler if wrap_sampler is None else wrap_sampler(sampler), num_workers=workers, collate_fn=collate_fn or collate_clips,
         pin_memory=pin, persistent_workers=workers > 0, worker_init_fn=_worker_init if workers else None,
         prefetch_factor=2 if workers else None,
     )

@@ -122,6 +122,13 @@ def render_motion(rng: np.random.Generator, label: int, frames: int, size: int, 
 
 def render_shapes(rng: np.random.Generator, label: int, frames: int, size: int) -> np.ndarray:
     """uint8 [T, S, S, 3]: shape SHAPES[label // 4] in colour COLOURS[label % 4], drifting, on grey."""
+    return render_shapes_with_masks(rng, label, frames, size)[0]
+
+
+def render_shapes_with_masks(rng: np.random.Generator, label: int, frames: int,
+                             size: int) -> tuple[np.ndarray, np.ndarray]:
+    """`render_shapes`'s frames uint8 [T, S, S, 3] and the shape's coverage of each pixel, float [T, S, S] in
+    0..1 (the object mask behind `synth-seg`)."""
     kind, colour = SHAPES[label // len(COLOURS)], list(COLOURS.values())[label % len(COLOURS)]
     g = rng.uniform(90, 160)
     bg = texture(rng, size, size, max(2, size // 8), (g, g, g), 35)
@@ -130,14 +137,16 @@ def render_shapes(rng: np.random.Generator, label: int, frames: int, size: int) 
     pos = rng.uniform(r + 1, size - r - 1, 2)
     vel = rng.uniform(-0.6, 0.6, 2) * size / 64
     out = np.empty((frames, size, size, 3), np.uint8)
+    masks = np.empty((frames, size, size), np.float32)
     for t in range(frames):
         for k in range(2):  # bounce inside the frame
             if not r + 1 <= pos[k] + vel[k] <= size - r - 1:
                 vel[k] = -vel[k]
         pos = pos + vel
-        a = _shape_mask(kind, size, size, pos[0], pos[1], r)[..., None]
+        masks[t] = _shape_mask(kind, size, size, pos[0], pos[1], r)
+        a = masks[t][..., None]
         out[t] = np.clip(bg * (1 - a) + np.asarray(colour, np.float32) * a + 0.5, 0, 255).astype(np.uint8)
-    return out
+    return out, masks
 
 
 def _simulate(p, v, r, size, frames, substeps=4, ghost=-1, ghost_from=10**9, teleport=None):

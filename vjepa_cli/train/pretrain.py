@@ -22,6 +22,7 @@ from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import StepCheckpoints
 from vjepa_cli.train.pretrainer import PretrainTrainer
+from vjepa_cli.train.pretrainer21 import Pretrain21Trainer
 from vjepa_cli.train.rundir import RunDir, resume_point
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ def _accelerator(cfg: PretrainConfig):
     dtype = cfg.dtype if cfg.dtype != "auto" else ("fp32" if cpu else "bf16")
     mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[dtype]
     unused = cfg.mask.num_masks < cfg.model.pred_num_mask_tokens  # some mask tokens get no gradient
+    unused = unused or cfg.objective.images is not None  # each rank reads one modality: the other's embedder idles
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=unused)]
     return Accelerator(cpu=cpu, mixed_precision=mp, kwargs_handlers=kwargs), dtype
 
@@ -94,7 +96,7 @@ def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resu
         store = StepCheckpoints(out / "checkpoints", cfg.keep_last)
         latest = resume_point(store, out, resume)
         acc.wait_for_everyone()
-        trainer = PretrainTrainer(cfg, acc, dtype, folder, store, name, init=latest is None)
+        trainer = (Pretrain21Trainer if cfg.objective.active else PretrainTrainer)(cfg, acc, dtype, folder, store, name, init=latest is None)
         if latest is not None:
             trainer.load(latest)
         trainer.prepare(min(cfg.steps, stop_at) if stop_at is not None else cfg.steps)

@@ -87,10 +87,8 @@ class PretrainTrainer(Trainer):
         self.cfg, self.dtype, self.name, self.grid = cfg, dtype, name, cfg.grid
         fsdp = cfg.distributed.strategy == "fsdp" and world > 1
         # Data first: a missing manifest or bad video folder fails before any model is built.
-        collate = MaskCollator(cfg.mask, self.grid, seed=cfg.seed, rank=rank, world_size=world)
         with acc.main_process_first():  # synth data is generated once, by the main process
-            self.loader, sampler = build_pretrain_loader(cfg.data, cfg.batch_size, cfg.seed, rank, world,
-                                                         collate_fn=collate)
+            sampler = self._build_data(rank, world)
         gen = torch.Generator().manual_seed(cfg.seed)
         self.encoder = build_encoder(cfg.model, generator=gen)
         self.predictor = build_predictor(cfg.model, generator=gen)
@@ -100,7 +98,7 @@ class PretrainTrainer(Trainer):
         self.target = make_target(self.encoder)
         if init_target is not None:
             self.target.load_state_dict(init_target, strict=True)
-        self.jepa = JepaModel(self.encoder, self.predictor, cfg.optim.loss_exp, cfg.optim.reg_coeff)
+        self.jepa = self._build_jepa()
         if fsdp:  # the target is sharded like the online encoder, so the EMA update is shard by shard
             shard_models([self.jepa, self.target], cfg.distributed, acc.device, dtype)
         else:
@@ -114,7 +112,22 @@ class PretrainTrainer(Trainer):
         self.model = self.jepa  # what the loop calls: compiled and/or wrapped by `prepare`
         self.global_batch = cfg.batch_size * cfg.grad_accum * world
         self.window, self.clips_per_s, self.last_loss = Window(), 0.0, None
-        self._batches: LoaderIter | None = None
+        self._batches = None  # a LoaderIter while training
+
+    def _build_data(self, rank: int, world: int):
+        """The loader of this rank's batches (`self.loader`); returns its sampler."""
+        cfg = self.cfg
+        collate = MaskCollator(cfg.mask, self.grid, seed=cfg.seed, rank=rank, world_size=world)
+        self.loader, sampler = build_pretrain_loader(cfg.data, cfg.batch_size, cfg.seed, rank, world,
+                                                     collate_fn=collate)
+        return sampler
+
+    def _build_jepa(self) -> JepaModel:
+        return JepaModel(self.encoder, self.predictor, self.cfg.optim.loss_exp, self.cfg.optim.reg_coeff)
+
+    def _open_batches(self):
+        """An iterator over this rank's batches, with a `close()` (see `LoaderIter`)."""
+        return LoaderIter(self.loader)
 
     def check_checkpoint(self, state: dict[str, Any], path: Path) -> None:
         """Only a checkpoint of this architecture continues (a changed global batch is allowed, with a warning)."""
@@ -158,7 +171,7 @@ class PretrainTrainer(Trainer):
     def train(self, on_step: Callable[[StepOutput], None] | None = None) -> bool:
         """The `Trainer`'s loop over the loader's batches; a loader worker killed from outside (the OOM killer)
         is one line saying how to go on."""
-        self._batches = LoaderIter(self.loader)
+        self._batches = self._open_batches()
         try:
             return super().train(on_step)
         except RuntimeError as e:  # torch's SIGCHLD handler raises this anywhere in the loop
@@ -245,7 +258,7 @@ class PretrainTrainer(Trainer):
             "grad_norm": None if out.grad_norm is None else float(out.grad_norm),
             "clips_per_s": w.n * gb / max(w.sums["time"], 1e-9), "data_wait": share, "target_std": std,
             "target_erank": effective_rank(out.targets), "bad_videos": int(w.sums["bad"]),
-            "bad_videos_total": self.runlog.failures.count,
+            "bad_videos_total": self.runlog.failures.count, **self.extra_record(),
         })
         if std < self.cfg.collapse_std:
             self.runlog.warn("collapse", f"step {self.step}: target-feature std {std:.3g} is below "
@@ -254,6 +267,10 @@ class PretrainTrainer(Trainer):
             self.runlog.warn("data", f"step {self.step}: waiting for data takes {share:.0%} of the step time; raise "
                              "data.num_workers or preprocess the videos (`vjepa preprocess`)")
         w.reset()
+
+    def extra_record(self) -> dict[str, Any]:
+        """More fields for this log step's metrics record (a subclass's own terms)."""
+        return {}
 
     def finish(self, interrupted: bool) -> tuple[Path | None, Path | None]:
         """The loss curve, and the model file of a finished run -> (model path, curve path), each None if not

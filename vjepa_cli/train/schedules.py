@@ -85,3 +85,13 @@ def optim_values(cfg: OptimConfig, step: int, total_steps: int) -> StepValues:
     m0, m1 = cfg.ema
     ema = m0 if cfg.ema_schedule == "constant" else linear(step, start=m0, end=m1, t_max=t_max)
     return StepValues(lr, wd, ema)
+
+
+def lambda_warmup_hold(step: int, *, value: float, start: int, end: int) -> float:
+    """V-JEPA 2.1's context-loss weight (official `Lambda_LinearWarmupHold`): 0 before `start`, a linear ramp to
+    `value` over [start, end), then `value`."""
+    if step < start:
+        return 0.0
+    if step >= end:
+        return value
+    return value * (step - start) / (end - start)

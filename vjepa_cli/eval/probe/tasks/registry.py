@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.eval.probe.tasks import manifest, synth
+from vjepa_cli.eval.probe.tasks import manifest, synth, synth_seg
 from vjepa_cli.eval.probe.tasks.common import Loader, TaskData, TaskRequest, rooted
 from vjepa_cli.eval.probe.tasks.diving48 import load_diving48
 from vjepa_cli.eval.probe.tasks.images import load_image_folders
@@ -33,6 +33,12 @@ TASK_LOADERS: dict[str, Loader] = {
     "manifest": manifest.load,
     "synth-motion": synth.load,
     "synth-shapes": synth.load,
+}
+
+# Dense tasks: a label per token, a linear per-token head on frozen patch features, scored by mIoU. Each entry
+# is `run(encoder, cfg, device) -> result` over its own config (synth-seg: `SegProbeConfig`).
+DENSE_TASKS: dict[str, Callable] = {
+    "synth-seg": synth_seg.run_seg_probe,
 }
 
 
