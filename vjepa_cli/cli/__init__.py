@@ -11,6 +11,7 @@ import typer
 from vjepa_cli import __version__
 from vjepa_cli.cli import (
     convert,
+    decoder,
     demo,
     export,
     extract,
@@ -57,7 +58,8 @@ def _root(
     set_verbose(verbose)  # quiet by default: our one-line errors say what went wrong with a video
 
 
-for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, surprise, viz, viz_masks, probe, demo):
+for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, surprise, viz, viz_masks, probe, demo,
+             decoder):
     _mod.register(app)
 app.add_typer(wm.app, name="wm", help="World model: collect episodes, train an action-conditioned predictor, plan.")
 
