@@ -68,8 +68,11 @@ def build_decoder(cfg: DecoderTrainConfig, enc: Encoder) -> FeatureDecoder:
 
 
 def recipe_hash(cfg: DecoderTrainConfig) -> str:
+    """The recipe's hash without what may change on resume: the device, the run's length and its bookkeeping."""
     d = to_dict(cfg)
-    d.pop("device")  # the same run may continue on another device
+    for k in ("device", "checkpoint_every", "log_every"):
+        d.pop(k)
+    d["optim"].pop("steps")  # raised to go on (the schedule then spans the new length)
     return stable_hash(d, 12)
 
 
