@@ -31,7 +31,7 @@ def train(
     kind: Annotated[str | None, typer.Option("--kind", help="regression (default: sharper at the same budget, "
                                                             "see README) or generative (flow matching: several "
                                                             "plausible frames per prediction).")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (default: the recipe's, 600).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (default: the recipe's, 400).")] = None,
     recipe: Annotated[Path | None, typer.Option("--recipe", help="YAML recipe of decoder settings.")] = None,
     sets: SetOpt = None,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", help="Run folder (default: OUTPUT without .safetensors, "

@@ -21,10 +21,10 @@ class DecoderArchConfig:
     """The decoder's own choices; the encoder fixes the rest (feature width, patch, tubelet, frame size)."""
 
     kind: Literal["regression", "generative"] = "regression"  # L1 regression, or conditional flow matching
-    width: int = 192  # transformer width
-    depth: int = 4  # transformer blocks over the tokens of one time step
+    width: int = 128  # transformer width
+    depth: int = 3  # transformer blocks over the tokens of one time step
     num_heads: int = 4  # attention heads
-    refine_channels: int = 32  # channels of the 3x3 convolutional refinement over whole frames (0 = none)
+    refine_channels: int = 16  # channels of the 3x3 convolutional refinement over whole frames (0 = none)
     sample_steps: int = 8  # generative: Euler steps of the flow ODE from noise to frames
     grad_weight: float = 0.0  # regression: weight of the image-gradient L1 term (0 = plain L1; see README)
 
@@ -60,7 +60,7 @@ class DecoderDataConfig:
 class DecoderOptimConfig:
     """AdamW with a linear warmup and a cosine decay."""
 
-    steps: int = 600  # optimizer steps
+    steps: int = 400  # optimizer steps
     batch_size: int = 16  # clips per step
     lr: float = 1.0e-3  # peak learning rate
     final_lr: float = 1.0e-5  # at the last step
@@ -103,10 +103,10 @@ class FeatureDecoderConfig:
     patch_size: int = 16  # encoder patch side, pixels
     tubelet_size: int = 2  # encoder tubelet, frames
     img_size: int = 64  # frame side the decoder draws, pixels
-    width: int = 192  # see DecoderArchConfig
-    depth: int = 4
+    width: int = 128  # see DecoderArchConfig
+    depth: int = 3
     num_heads: int = 4
-    refine_channels: int = 32
+    refine_channels: int = 16
     sample_steps: int = 8
 
     def __post_init__(self):

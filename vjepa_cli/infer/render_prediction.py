@@ -106,33 +106,36 @@ def _context_of(curve, i: int, combine: str) -> int:
     return next(iter(curve.per_context))
 
 
+def surprise_prediction(model: Any, decoder, curve, cfg: SurpriseConfig, samples: int = SAMPLES) -> Prediction:
+    """The most surprising window of a scored video (`curve`), predicted again and decoded."""
+    from vjepa_cli.data.transforms import normalize_clips
+    from vjepa_cli.infer.predict import l1_per_step, predict_future
+
+    i = int(np.argmax(curve.curve))
+    c = _context_of(curve, i, cfg.combine)
+    frames = window_frames(curve.path, cfg, decoder.cfg.img_size, {i})[i]
+    dev = next(model.encoder.parameters()).device
+    x = normalize_clips(torch.from_numpy(frames[None]).to(dev), channels_last=True)  # (1, 3, T, S, S)
+    (p, t), = predict_future(model.encoder, model.predictor, x, [c], cfg.mask_index, cfg.normalize_targets,
+                             getattr(model, "context_encoder", None))[0]
+    grid = model.encoder.token_grid(x)
+    errors = l1_per_step(p, t, grid[1] * grid[2])[0].cpu().numpy()
+    title = f"{Path(curve.path).name}: most surprising window {i} ({curve.times[i, 0]:.2f}-{curve.times[i, 1]:.2f} s)"
+    return _prediction(decoder, frames, c, p[0].float().cpu(), t[0].float().cpu(), errors, title, samples)
+
+
 def render_surprise(model: Any, curves: list, decoder_path: str | Path, cfg: SurpriseConfig,
                     outputs: list[Path], samples: int = SAMPLES) -> list[str | None]:
     """Draw the most surprising window of each scored video (`curves` from `vjepa surprise`, a string for a
     failed video) to its entry of `outputs`; returns the path written per video (None for a failed one)."""
-    from vjepa_cli.data.transforms import normalize_clips
-    from vjepa_cli.infer.predict import l1_per_step, predict_future
-
     decoder = open_decoder(decoder_path, next(model.encoder.parameters()).device)
-    check_fits(decoder, model.config, _width(model), Path(decoder_path), model.metadata.get("source", "the model")
-               if isinstance(getattr(model, "metadata", None), dict) else "the model")
-    written = []
+    check_fits(decoder, model.config, _width(model), Path(decoder_path), "the model")
+    written: list[str | None] = []
     for curve, out in zip(curves, outputs, strict=True):
         if isinstance(curve, str):
             written.append(None)
             continue
-        i = int(np.argmax(curve.curve))
-        c = _context_of(curve, i, cfg.combine)
-        frames = window_frames(curve.path, cfg, decoder.cfg.img_size, {i})[i]
-        dev = next(model.encoder.parameters()).device
-        x = normalize_clips(torch.from_numpy(frames[None]).to(dev), channels_last=True)  # (1, 3, T, S, S)
-        (p, t), = predict_future(model.encoder, model.predictor, x, [c], cfg.mask_index, cfg.normalize_targets,
-                                 getattr(model, "context_encoder", None))[0]
-        grid = model.encoder.token_grid(x)
-        errors = l1_per_step(p, t, grid[1] * grid[2])[0].cpu().numpy()
-        title = f"{Path(curve.path).name}: most surprising window {i} ({curve.times[i, 0]:.2f}-{curve.times[i, 1]:.2f} s)"
-        write_picture(out, [_prediction(decoder, frames, c, p[0].float().cpu(), t[0].float().cpu(), errors, title,
-                                        samples)])
+        write_picture(out, [surprise_prediction(model, decoder, curve, cfg, samples)])
         written.append(str(out))
     return written
 
