@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True)
 
 TRAIN_EXAMPLES = """Examples:\n\n  vjepa decoder train --model model.safetensors --data synth:physics -o decoder.safetensors\n\n
   vjepa decoder train --model model.safetensors --data videos/train.csv --kind generative -o gen.safetensors\n\n
-  vjepa decoder train --model runs/reach2d/wm.safetensors --data runs/reach2d/episodes/manifest.csv -o wm-decoder.safetensors\n\n
+  vjepa decoder train --model runs/reach2d/wm.safetensors --data runs/reach2d/episodes -o wm-decoder.safetensors\n\n
   vjepa decoder train --model model.safetensors --data synth:physics -o decoder.safetensors --resume"""
 
 
@@ -26,7 +26,8 @@ TRAIN_EXAMPLES = """Examples:\n\n  vjepa decoder train --model model.safetensors
 def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Decoder file to write (.safetensors).")],
     model: ModelOpt = None,
-    data: Annotated[str | None, typer.Option("--data", help="Videos: a manifest CSV, a folder with train.csv, or "
+    data: Annotated[str | None, typer.Option("--data", help="Videos: a manifest CSV, a folder with train.csv, a "
+                                                            "`vjepa wm collect` folder, or "
                                                             "synth:<motion|shapes|physics> (built in).")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="regression (default: sharper at the same budget, "
                                                             "see README) or generative (flow matching: several "

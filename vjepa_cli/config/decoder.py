@@ -43,12 +43,11 @@ class DecoderArchConfig:
 class DecoderDataConfig:
     """The videos the decoder learns from: clips are cut once, encoded once, and kept in memory."""
 
-    source: str = "synth:physics"  # a manifest CSV, a folder with train.csv, or synth:<motion|shapes|physics>
+    source: str = "synth:physics"  # manifest CSV, folder with train.csv, wm episodes folder, or synth:<task>
     synth_videos: int = 256  # videos generated for synth:<task> (cached, like pretraining's)
     synth_seed: int = 0  # seed of the generated videos
     clips: int = 512  # training clips drawn from the videos
-    frames: int = 8  # frames per clip (a multiple of the encoder's tubelet)
-    single_frames: bool = False  # encode each frame on its own, as world models do (`wm` files set it)
+    frames: int = 8  # frames per clip (a multiple of the encoder's tubelet; a world model's clips are 1 frame)
     batch_size: int = 32  # clips per encoder forward when caching features
 
     def __post_init__(self):

@@ -47,6 +47,8 @@ class Prediction:
     tubelet: int = 2
     title: str = ""
     labels: Sequence[str] = field(default_factory=lambda: ("imagined",))  # a row label per sample
+    bar_label: str = "surprise (L1)"  # what `step_error` is
+    tags: Sequence[str] | None = None  # column headers (default: ctx j, then +k)
 
     def rows(self) -> list[tuple[str, np.ndarray]]:
         """(label, uint8 (T, S, S, 3)) per row; the context columns of decoded rows are grey."""
@@ -86,7 +88,7 @@ def prediction_panel(p: Prediction, scale: int = 2, pad: int = 2) -> np.ndarray:
     if p.title:
         draw_text(out, 2, 1, p.title[: w // 6])
     for j in range(t):
-        tag = f"ctx {j}" if j < p.context else f"+{j - p.context + 1}"
+        tag = p.tags[j] if p.tags else f"ctx {j}" if j < p.context else f"+{j - p.context + 1}"
         draw_text(out, LABEL_W + j * (s + pad), top - 11, tag[: max(1, s // 6)], color=(90, 90, 90))
     for r, (label, frames) in enumerate(rows):
         y = top + r * (s + pad)
@@ -95,7 +97,7 @@ def prediction_panel(p: Prediction, scale: int = 2, pad: int = 2) -> np.ndarray:
             x = LABEL_W + j * (s + pad)
             out[y:y + s, x:x + s] = frames[j].repeat(scale, 0).repeat(scale, 1)
     y = top + len(rows) * (s + pad)
-    draw_text(out, 2, y + 8, "surprise (L1)")
+    draw_text(out, 2, y + 8, p.bar_label[: LABEL_W // 6 - 1])
     vmax = float(np.max(p.step_error)) if len(p.step_error) else 0.0
     for k, err in enumerate(p.step_error):
         x = LABEL_W + (p.context + k * p.tubelet) * (s + pad)

@@ -57,7 +57,8 @@ def open_encoder(path: str | Path, device: torch.device) -> Encoder:
 
 
 def video_paths(source: str, cfg: DecoderDataConfig, size: int) -> list[Path]:
-    """The videos of `source`: `synth:<task>` (generated into the cache), a manifest, or a folder with train.csv."""
+    """The videos of `source`: `synth:<task>` (generated into the cache), a manifest, a folder with train.csv, or
+    an episodes folder of `vjepa wm collect` (its manifest.csv lists episode folders)."""
     from vjepa_cli.data.manifest import read_manifest
 
     if source.startswith("synth:"):
@@ -71,11 +72,12 @@ def video_paths(source: str, cfg: DecoderDataConfig, size: int) -> list[Path]:
         manifest = ensure_synth(spec).train_manifest
     else:
         p = Path(source)
-        manifest = p / "train.csv" if p.is_dir() else p
+        manifest = (p / "train.csv" if (p / "train.csv").is_file() else p / "manifest.csv") if p.is_dir() else p
         if not manifest.is_file():
             raise VjepaError(f"data not found: {manifest}", hint="give a manifest CSV, a folder with train.csv, "
-                                                                 "or synth:physics")
-    paths = [Path(r.path) for r in read_manifest(manifest)]
+                                                                 "a `vjepa wm collect` folder, or synth:physics")
+    # an episode of `vjepa wm collect` is a folder holding frames.mp4
+    paths = [Path(r.path) / "frames.mp4" if Path(r.path).is_dir() else Path(r.path) for r in read_manifest(manifest)]
     if not paths:
         raise VjepaError(f"{manifest} lists no videos")
     return paths
@@ -158,11 +160,12 @@ def prepare_data(enc: Encoder, cfg: DecoderDataConfig, seed: int, device: torch.
                  on_phase=None, on_step=None) -> DecoderData:
     """Cut `cfg.clips` clips from `cfg.source` and encode them (the "features" phase of the progress bar)."""
     size = int(enc.config.img_size)
-    if cfg.frames % enc.config.tubelet_size and not enc.single_frames:
-        raise VjepaError(f"clips of {cfg.frames} frames are not whole tubelets of {enc.config.tubelet_size}",
+    frames = 1 if enc.single_frames else cfg.frames  # a world model's encoder reads frames one at a time
+    if frames % enc.config.tubelet_size and not enc.single_frames:
+        raise VjepaError(f"clips of {frames} frames are not whole tubelets of {enc.config.tubelet_size}",
                          hint="set data.frames to a multiple of the tubelet")
-    clips = cut_clips(video_paths(cfg.source, cfg, size), cfg.clips, cfg.frames, size, seed)
+    clips = cut_clips(video_paths(cfg.source, cfg, size), cfg.clips, frames, size, seed)
     if on_phase:
-        on_phase("features", -(-len(clips) * (cfg.frames if enc.single_frames else 1) // cfg.batch_size))
+        on_phase("features", -(-len(clips) // cfg.batch_size))
     feats, pix = encode_clips(enc, clips, cfg.batch_size, device, on_step)
     return DecoderData(feats, pix)
