@@ -94,5 +94,5 @@ def run_eval_picture(wm: WorldModel, model_path: str | Path, decoder_path: str |
     p = Prediction(frames, 1, pad(_decode_steps(dec, actual)), pad(_decode_steps(dec, imagined))[None],
                    (imagined - actual).abs().mean((1, 2)).cpu().numpy(), 1,
                    f"{env_name} episode 0: the first plan executed open loop", ("imagined",),
-                   "imagined vs actual", ["start", *[f"+{k + 1}" for k in range(h)], "goal"])
+                   "imagined vs real", ["start", *[f"+{k + 1}" for k in range(h)], "goal"])
     return write_picture(render, [p])
