@@ -220,3 +220,9 @@ def test_cli_errors_are_one_line(shapes, tmp_path, run_cli):
     assert r.code == 1 and ".png or .mp4" in r.err
     r = run_cli("predict", video, "-o", tmp_path / "p.safetensors", *args, "--decoder", model)
     assert r.code == 1 and "not a decoder file" in r.err
+    (tmp_path / "r.yaml").write_text("decoder: {widht: 64}\n")
+    r = run_cli("decoder", "train", "--model", model, "--data", d / "shapes", "-o", tmp_path / "x.safetensors",
+                "--recipe", tmp_path / "r.yaml")
+    assert r.code == 1 and "widht" in r.err and "width" in r.err and len(r.err.strip().splitlines()) == 1
+    r = run_cli("decoder", "train", "--model", model, "--data", d / "shapes", "-o", tmp_path / "x.pt")
+    assert r.code == 1 and ".safetensors" in r.err
