@@ -28,9 +28,10 @@ def train(
     model: ModelOpt = None,
     data: Annotated[str | None, typer.Option("--data", help="Videos: a manifest CSV, a folder with train.csv, a "
                                                             "`vjepa wm collect` folder, or "
-                                                            "synth:<motion|shapes|physics> (built in).")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="regression (default: sharper at the same budget, "
-                                                            "see README) or generative (flow matching: several "
+                                                            "synth:<motion|shapes|physics> (built in; default "
+                                                            "synth:physics).")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="regression (default: closer to the truth at the "
+                                                            "same budget, see README) or generative (flow matching: several "
                                                             "plausible frames per prediction).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps (default: the recipe's, 400).")] = None,
     recipe: Annotated[Path | None, typer.Option("--recipe", help="YAML recipe of decoder settings.")] = None,
