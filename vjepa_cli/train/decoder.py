@@ -145,8 +145,7 @@ class DecoderTrainer(Trainer):
         """Write the decoder file, with what it was trained on."""
         m = self.enc.config
         meta = {"encoder_config": to_dict(m), "model": str(self.enc.path.resolve()),
-                "single_frames": self.enc.single_frames, "train_config": to_dict(self.cfg), "step": self.step,
-                "pixel_mean": self.data.frames.float().mean(0).div(255).mean().item()}
+                "single_frames": self.enc.single_frames, "train_config": to_dict(self.cfg), "step": self.step}
         if self.acc.is_main_process:
             with disk_full_is_clear(output, self.last_checkpoint):
                 save_decoder(output, self.acc.unwrap_model(self.model).eval(), meta)
