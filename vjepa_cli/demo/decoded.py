@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# quick: the pipeline only (a 1-block decoder, 10 steps of 4 clips); full: about 50 s on 2 loaded cores, enough for
+# quick: the pipeline only (a 1-block decoder, 10 steps of 4 clips); full: about 50 s at 4 steps/s, enough for
 # the floor, the bar and the balls' colours and places (README, "What the decoder shows")
 QUICK_SETS = ["optim.steps=10", "data.clips=16", "optim.batch_size=4", "optim.warmup_steps=2", "decoder.width=64",
               "decoder.depth=1", "decoder.refine_channels=8", "checkpoint_every=10", "log_every=5"]
