@@ -24,7 +24,9 @@ def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
     assert "| motion probe val top-1 (%) |" in report and "quick" in report
     for rel in res["pictures"].values():  # every picture the report links exists and is a real PNG
         assert read_image(out / rel).ndim == 3
-    assert {"loss curve", "PCA of patch features", "masks", "confusion matrix (pretrained)"} <= set(res["pictures"])
+    assert {"loss curve", "PCA of patch features", "masks", "confusion matrix (pretrained)",
+            "decoded predictions (possible vs impossible physics video)"} <= set(res["pictures"])
+    assert res["pretrain"]["decoder_steps"] == 10 and (out / "decoder.safetensors").is_file()
     with safe_open(str(out / "features.safetensors"), "pt") as f:
         assert {"features", "timestamps"} <= set(f.keys())
     # the random baseline is a different model from the pretrained one

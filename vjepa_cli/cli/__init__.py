@@ -12,6 +12,7 @@ from vjepa_cli import __version__
 from vjepa_cli.cli import (
     classify,
     convert,
+    decoder,
     demo,
     export,
     extract,
@@ -67,7 +68,7 @@ def _root(
 
 
 for _mod in (synth, preprocess, pretrain, convert, export, extract, predict, surprise, viz, viz_masks, probe, classify,
-             demo):
+             demo, decoder):
     _mod.register(app)
 app.add_typer(wm.app, name="wm", help="World model: collect episodes, train an action-conditioned predictor, plan.")
 

@@ -19,7 +19,7 @@ from vjepa_cli.cli._eval_options import (
     SizeOpt,
     WorkersOpt,
 )
-from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt
+from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, RenderOpt
 
 HELP = "Predict the features of the last frames of each window from its first --context frames."
 EXAMPLES = """Example:\n\n  vjepa predict video.mp4 --model model.safetensors -o pred.safetensors --frames 16 --context 8"""
@@ -44,23 +44,38 @@ def command(
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     workers: WorkersOpt = 1,
+    decoder: DecoderOpt = None,
+    render: RenderOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.cli._eval_options import surprise_config
+    from vjepa_cli.cli._options import check_render
     from vjepa_cli.infer.predict import run_predict
     from vjepa_cli.log import console, err_console, progress
 
     cfg = surprise_config(frames, frame_step, fps, stride, size, resize, [context or frames // 2],
                           "min", mask_index, batch_size, device, dtype, workers)
+    render = check_render(decoder, render, output.with_suffix(".png"))
+    loaded = None
+    if decoder is not None:  # the decoder must read this model: checked before any work
+        from vjepa_cli.infer.render_prediction import open_model_with_decoder
+
+        loaded, model = open_model_with_decoder(model, cfg, context_model, decoder)
     with progress(transient=True) as bar:
         task = bar.add_task("windows", total=None, info=video.name)
         res = run_predict(video, output, cfg, model_path=model, on_windows=lambda n: bar.advance(task, n),
-                          context_model=context_model)
+                          context_model=context_model, model=loaded)
+    if decoder is not None:
+        from vjepa_cli.infer.render_prediction import render_predict
+
+        res["render"] = render_predict(output, decoder, render, cfg)["render"]
     if json_out:
         console().print(json.dumps(res), highlight=False, soft_wrap=True)
     else:
         err_console().print(f"wrote {res['output']}: {res['windows']} windows, context {res['context_frames']} "
                              f"frames, mean L1 error {res['mean_error']:.4f}", highlight=False)
+        if decoder is not None:
+            err_console().print(f"decoded predictions: {res['render']}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,7 +21,7 @@ from vjepa_cli.cli._eval_options import (
     SizeOpt,
     WorkersOpt,
 )
-from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, print_json
+from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, print_json
 
 HELP = "Score per-window surprise of videos (and possible/impossible pairs)."
 EXAMPLES = """Examples:\n\n  vjepa surprise video.mp4 --model model.safetensors -o surprise/\n\n  vjepa surprise --pairs physics_eval/ --model model.safetensors --frames 8 --frame-step 1 --context 2,4,6 --json"""
@@ -67,6 +67,11 @@ def command(
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     workers: WorkersOpt = 1,
+    decoder: DecoderOpt = None,
+    render: Annotated[Path | None, typer.Option(
+        "--render", help="With --decoder: the picture of the most surprising window, .png or .mp4 (default "
+                         "<output>/<video>.decoded.png); with several videos, each one's name goes before the "
+                         "suffix.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Per-window surprise (L1 between predicted and actual future features) of videos, and intuitive-physics scores."""
@@ -79,17 +84,41 @@ def command(
                           batch_size, device, dtype, workers)
     if pairs is None and not inputs:
         raise VjepaError("nothing to score", hint="give videos, or --pairs for a possible/impossible set")
+    loaded = _decoder_model(decoder, render, pairs, model, cfg, context_model)
     with _windows_bar() as tick:
         if pairs is not None:
             res = score_pairs(read_pairs(pairs), cfg, model_path=model, on_windows=tick, context_model=context_model)
         else:
             stdin = sys.stdin if "-" in inputs else None
             result = run_surprise(inputs, output, cfg, model_path=model, stdin_lines=stdin, on_windows=tick,
-                                  plot=not no_plot, context_model=context_model)
+                                  plot=not no_plot, context_model=context_model, model=loaded)
+            if decoder is not None:
+                from vjepa_cli.infer.render_prediction import render_surprise, surprise_render_paths
+
+                paths = surprise_render_paths(result.rows, Path(output), render)
+                drawn = render_surprise(loaded, result.curves, decoder, cfg, paths)
+                for row, path in zip(result.rows, drawn, strict=True):
+                    if path is not None:
+                        row["render"] = path
     if pairs is not None:
         _render_pairs(res, ctx, json_out)
     else:
         _render_videos(result, json_out)
+
+
+def _decoder_model(decoder, render, pairs, model, cfg, context_model):
+    """With --decoder: the model, opened once and checked against the decoder before any work; else None."""
+    from vjepa_cli.cli._options import check_render
+    from vjepa_cli.errors import VjepaError
+
+    check_render(decoder, render, Path("x.png"))
+    if decoder is None:
+        return None
+    if pairs is not None:
+        raise VjepaError("--decoder draws videos, not --pairs", hint="give the videos to draw as inputs")
+    from vjepa_cli.infer.render_prediction import open_model_with_decoder
+
+    return open_model_with_decoder(model, cfg, context_model, decoder)[0]
 
 
 def _contexts(text: str) -> list[int]:
@@ -134,6 +163,8 @@ def _render_videos(result, json_out: bool) -> None:
         else:
             console().print(f"{row['path']}: {row['windows']} windows, surprise max {row['max']:.4f} mean "
                             f"{row['mean']:.4f} -> {row['csv']}", highlight=False)
+            if "render" in row:
+                console().print(f"  decoded most surprising window -> {row['render']}", highlight=False)
     if result.failed:
         err_console().print(f"{len(result.failed)} video(s) failed", highlight=False)
         raise typer.Exit(1)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, OutDirOpt, SetOpt
+from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, JsonOpt, OutDirOpt, RenderOpt, SetOpt
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -95,6 +95,8 @@ def plan(
     sets: SetOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
+    decoder: DecoderOpt = None,
+    render: RenderOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from rich.table import Table
@@ -102,9 +104,15 @@ def plan(
     from vjepa_cli.eval.wm import run_wm_plan
     from vjepa_cli.log import console
 
+    render, wm = _decoder_check(model, decoder, render, start.with_name(start.stem + ".imagined.png"), device)
     res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=device)
+    if decoder is not None:
+        from vjepa_cli.data.media import read_image
+        from vjepa_cli.eval.wm_decoded import run_plan_picture
+
+        run_plan_picture(wm, model, decoder, read_image(start), read_image(goal), res.actions, render)
     if json_out:
-        typer.echo(json.dumps(asdict(res)))
+        typer.echo(json.dumps({**asdict(res), **({"render": str(render)} if decoder else {})}))
         return
     names = res.action_names or [f"a{i}" for i in range(len(res.actions[0]))]
     table = Table("step", *names, title="planned actions (execute the first, observe, re-plan)")
@@ -113,6 +121,25 @@ def plan(
     console().print(table)
     console().print(f"energy {res.start_energy:.4f} -> {res.energy:.4f}, confidence {res.confidence:.2f}, "
                     f"{res.seconds * 1000:.0f} ms")
+    if decoder is not None:
+        console().print(f"imagined rollout: {render}")
+
+
+def _decoder_check(model: Path, decoder: Path | None, render: Path | None, default: Path, device: str | None):
+    """With --decoder: (the picture's path, the world model) after checking the decoder reads its encoder;
+    (None, None) without. Done before any planning, so a wrong decoder costs nothing."""
+    from vjepa_cli.cli._options import check_render
+
+    render = check_render(decoder, render, default)
+    if decoder is None:
+        return None, None
+    from vjepa_cli.eval.wm_decoded import open_wm_decoder
+    from vjepa_cli.models.world_model import load_world_model
+    from vjepa_cli.runtime import resolve_device
+
+    wm = load_world_model(model, resolve_device(device))
+    open_wm_decoder(wm, decoder, model)
+    return render, wm
 
 
 @app.command(name="eval", help="Closed-loop planning in a simulator: success rate against baselines.",
@@ -126,6 +153,10 @@ def eval_(
     out: OutDirOpt = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run random actions and the scripted oracle.")] = True,
     device: DeviceOpt = None,
+    decoder: Annotated[Path | None, typer.Option("--decoder", help="Decoder file trained on this world model "
+                                                                   "(`vjepa decoder train --model WM`): also write "
+                                                                   "OUT/imagined.png, the first episode's plan "
+                                                                   "imagined next to what happened.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from rich.table import Table
@@ -133,13 +164,19 @@ def eval_(
     from vjepa_cli.eval.wm import run_wm_eval
     from vjepa_cli.log import console, progress
 
+    _, wm = _decoder_check(model, decoder, None, Path("x.png"), device)
     total = episodes * (3 if baselines else 1)
     with progress() as bar:
         task = bar.add_task("eval", total=total, info="")
         res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device, baselines=baselines,
                           out_dir=out, on_episode=lambda name, i: bar.update(task, advance=1, info=name))
+    imagined = None
+    if decoder is not None:
+        from vjepa_cli.eval.wm_decoded import run_eval_picture
+
+        imagined = run_eval_picture(wm, model, decoder, env, seed, sets or [], res.out_dir / "imagined.png")
     if json_out:
-        typer.echo(json.dumps(res.record()))
+        typer.echo(json.dumps({**res.record(), **({"imagined": str(imagined)} if imagined else {})}))
         return
     table = Table("method", "success", "final distance", "steps", "plan ms/action", "confidence",
                   title=f"{res.env}: {res.episodes} episodes, at most {res.max_steps} steps ({res.device})")
@@ -149,3 +186,5 @@ def eval_(
                       "-" if r.confidence is None else f"{r.confidence:.2f}")
     console().print(table)
     console().print(f"trajectories: {res.png}\nresults: {res.json_path}")
+    if imagined is not None:
+        console().print(f"imagined vs actual: {imagined}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from vjepa_cli.demo.decoded import decoded_picture
 from vjepa_cli.demo.report import PICTURES, result_rows, write_report, write_summary
 from vjepa_cli.errors import VjepaError
 
@@ -117,7 +118,11 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
     with _timed(res, "extract"):
         _extract_and_draw(cfg, out, pcfg, model)
     with _timed(res, "surprise"):
-        surprise = _surprise(cfg, out, res, tick)
+        surprise, phys = _surprise(cfg, out, res, tick)
+    with _timed(res, "decoder"):
+        tick("decoder", 0, 1)
+        res.pretrain.update(decoded_picture(cfg.quick, out, *phys, cfg.device))
+        tick("decoder", 1, 1)
     res.rows = result_rows(probes, surprise)
     res.pictures = {k: v for k, v in PICTURES.items() if (out / v).exists()}
     write_summary(res, surprise)
@@ -231,9 +236,10 @@ def _physics_models(cfg: DemoConfig, out: Path, res: DemoResult, tick: Stage):
     return phcfg, phys_model, phys_ctx, phys_random
 
 
-def _surprise(cfg: DemoConfig, out: Path, res: DemoResult, tick: Stage) -> dict:
+def _surprise(cfg: DemoConfig, out: Path, res: DemoResult, tick: Stage) -> tuple[dict, tuple]:
     """5. Surprise (Garrido et al. 2025): the physics model and its random init score matched possible /
-    impossible pairs; the context is read by the online encoder. Returns name -> `score_pairs` result."""
+    impossible pairs; the context is read by the online encoder. Returns name -> `score_pairs` result, and
+    what the decoder stage reads: (model, context encoder, its videos' spec, the first pair, the settings)."""
     from vjepa_cli.config._load import load_recipe
     from vjepa_cli.config.extract import SurpriseConfig
     from vjepa_cli.data.synth import generate_synth
@@ -250,4 +256,4 @@ def _surprise(cfg: DemoConfig, out: Path, res: DemoResult, tick: Stage) -> dict:
     surprise = {"pretrained": score_pairs(pairs, scfg, model_path=phys_model, context_model=phys_ctx),
                 "random": score_pairs(pairs, scfg, model_path=phys_random)}
     run_surprise([pairs[0][1]], out / "surprise.csv", scfg, model_path=phys_model, context_model=phys_ctx)
-    return surprise
+    return surprise, (phys_model, phys_ctx, phcfg.data.synth, pairs[0], scfg)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 # the report's pictures (name -> path in the output folder); the ones a run did not make are left out
 PICTURES = {"loss curve": "pretrain/loss.png", "PCA of patch features": "pca.png", "masks": "masks.png",
             "confusion matrix (pretrained)": "probe-pretrained/confusion.png",
-            "surprise curve (impossible video)": "surprise.png"}
+            "surprise curve (impossible video)": "surprise.png",
+            "decoded predictions (possible vs impossible physics video)": "decoded.png"}
 
 
 def _pct(v: float) -> float:
@@ -68,6 +69,12 @@ def write_report(res: DemoResult, cfg: DemoConfig) -> Path:
         "|---|---|---|",
     ]
     lines += [f"| {r['metric']} | {r['pretrained']} | {r['random']} |" for r in res.rows]
+    if "decoder_steps" in p:
+        lines += ["", f"Decoded predictions: a regression feature decoder ({p['decoder_steps']} steps, "
+                  f"{p.get('decoder_seconds', 0):.0f} s) trained on the physics model's EMA features draws the most "
+                  "surprising window of a possible and of an impossible video: the actual frames, the future decoded "
+                  "from the actual features (what the features keep), and decoded from the predicted ones, with the "
+                  "surprise per predicted step under them."]
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in res.timings.items()), ""]
     if cfg.quick:
         lines += ["This was a `--quick` run: sizes are tiny, so the numbers show the pipeline works, not that "
