@@ -88,3 +88,20 @@ def test_probe_beats_chance_on_an_informative_feature_and_not_on_noise():
     assert 0.0 < good.object_share < 0.3 and good.classes == ["background", "shape"]
     assert good.miou > good.chance_miou + 0.2, good
     assert noise.miou < good.miou - 0.2, (noise, good)
+
+
+def test_probe_cli_runs_the_dense_task(run_cli, tmp_path):
+    """`vjepa probe --task synth-seg`: the per-token probe from the command line, its keys via --set."""
+    import json
+
+    from tests._probe_helpers import tiny_model
+
+    model = tiny_model(tmp_path / "m.safetensors")
+    sets = [a for s in ("train=8", "val=4", "frames=4", "size=32", "steps=20") for a in ("--set", s)]
+    r = run_cli("probe", "--task", "synth-seg", "-m", model, "--json", "-o", tmp_path / "seg", *sets)
+    assert r.code == 0, r
+    rec = json.loads(r.out)
+    assert 0.0 <= rec["miou"] <= 1.0 and rec["classes"][0] == "background"
+    assert json.loads((tmp_path / "seg" / "metrics.json").read_text())["miou"] == rec["miou"]
+    bad = run_cli("probe", "--task", "synth-seg", "-m", model, "--set", "trian=8")
+    assert bad.code == 1 and "trian" in bad.err

@@ -44,7 +44,8 @@ def _layers(text: str | None) -> list[int] | None:
 
 
 def command(
-    task: Annotated[str, typer.Option("--task", "-t", help="ssv2, k400, k600, k700, diving48, in1k, manifest, synth-motion, synth-shapes.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="ssv2, k400, k600, k700, diving48, in1k, manifest, synth-motion, synth-shapes, or the dense "
+                 "synth-seg (per-token mIoU; its keys via --set, e.g. train=64).")],
     model: ModelOpt = None,
     data_root: Annotated[Path | None, typer.Option("--data-root", "-d", help="Dataset folder (not for synth-* or manifest).")] = None,
     recipe: Annotated[str | None, typer.Option("--recipe", "-r", help="Probe recipe YAML (default: the built-in probe/<task>).")] = None,
@@ -68,10 +69,14 @@ def command(
     sets: SetOpt = None,
 ) -> None:
     from vjepa_cli.config.extract import parse_levels
-    from vjepa_cli.config.probe import load_probe_config
+    from vjepa_cli.config.probe import DENSE, load_probe_config
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.eval.probe.run import RECORDED, run_probe
 
+    if task in DENSE:  # per-token task: its own config (--set), mIoU
+        _dense(task, model, recipe, sets, device, dtype, random_init, init_seed, either(output, output_old, "--output",
+                                                                                      "--output-dir"), json_out)
+        return
     if init_seed is not None and not random_init:
         raise VjepaError("--init-seed only applies with --random-init", hint="add --random-init, or drop --init-seed")
     if cache is not None and no_cache:
@@ -118,6 +123,23 @@ def _summary(res) -> dict:
             "train_top1": res.best["train_top1"], "lr": res.best["lr"], "wd": res.best["wd"],
             "num_train": res.num_train, "num_val": res.num_val, "skipped": res.skipped, "classes": len(res.classes),
             "cache_hit": res.cache_hit, **res.timings, "outputs": res.outputs, "notes": res.notes}
+
+
+def _dense(task, model, recipe, sets, device, dtype, random_init, init_seed, out, json_out) -> None:
+    from vjepa_cli.eval.probe.dense import run_dense_probe
+    from vjepa_cli.eval.probe.run import RECORDED
+    from vjepa_cli.log import console
+
+    seed = (RECORDED if init_seed is None else init_seed) if random_init else None
+    rec = run_dense_probe(task, model, sets=list(sets or []), recipe=recipe, device=device, dtype=dtype,
+                          random_init=seed, output_dir=out)
+    if json_out:
+        print_json({k: v for k, v in rec.items() if k != "config"})
+        return
+    per_class = ", ".join(f"{c} {v:.3f}" for c, v in zip(rec["classes"], rec["iou"], strict=True))
+    console().print(f"{task}: mIoU {rec['miou']:.3f} (all-background {rec['chance_miou']:.3f}; train "
+                    f"{rec['train_miou']:.3f}); per class: {per_class}"
+                    + (f"; written to {out}/" if out is not None else ""), highlight=False, soft_wrap=True)
 
 
 def _render(res, out: Path | None) -> None:

@@ -19,12 +19,15 @@ from vjepa_cli.errors import VjepaError
 TASKS = ("ssv2", "k400", "k600", "k700", "diving48", "in1k", "manifest", "synth-motion", "synth-shapes")
 
 
+DENSE = ("synth-seg",)  # per-token tasks (see `vjepa_cli.eval.probe.dense`), scored by mIoU
+
+
 def unknown_task(task: str) -> str | None:
     """None for a task in TASKS, else one line that names the closest task and every valid one."""
-    if task in TASKS:
+    if task in TASKS or task in DENSE:
         return None
-    close = difflib.get_close_matches(task, TASKS, n=1)
-    return f"unknown task '{task}' (" + (f"did you mean '{close[0]}'? " if close else "") + "valid: " + ", ".join(TASKS) + ")"
+    close = difflib.get_close_matches(task, (*TASKS, *DENSE), n=1)
+    return f"unknown task '{task}' (" + (f"did you mean '{close[0]}'? " if close else "") + "valid: " + ", ".join((*TASKS, *DENSE)) + ")"
 
 
 @dataclass(frozen=True)
