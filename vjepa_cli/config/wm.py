@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Literal
 
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
-from vjepa_cli.config.plan import CEMConfig
+from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig, PlannerConfig
 
 
 def _tiny_encoder() -> ModelConfig:
@@ -120,7 +120,7 @@ class WMOptimConfig:
 
 @dataclass(frozen=True)
 class WMPlanConfig:
-    """MPC settings stored with the model: the CEM settings, the episode length of `wm eval`, the prior blend.
+    """MPC settings stored with the model: the planner (`method`) and each planner's settings, the episode length of `wm eval`, the prior blend.
 
     The CEM's action bounds are the episodes' (recorded in the model file), filled in by `cem_for`. Earlier
     releases spelled the CEM settings flat (`plan: {horizon: 3, samples: 128, ...}`, `--set plan.samples=256`,
@@ -130,13 +130,16 @@ class WMPlanConfig:
     ALIASES: ClassVar[dict[str, str]] = {k: f"cem.{k}" for k in (
         "horizon", "samples", "topk", "iterations", "momentum_mean", "momentum_std", "energy")}
 
+    method: Literal["cem", "mppi", "gd"] = "cem"  # the planner `wm plan|eval` use (`vjepa_cli.plan.PLANNERS`)
     cem: CEMConfig = field(default_factory=CEMConfig)  # CEM over action sequences (leave low/high unset)
+    mppi: MPPIConfig = field(default_factory=MPPIConfig)  # MPPI settings (leave low/high unset)
+    gd: GDConfig = field(default_factory=GDConfig)  # gradient-descent settings (leave low/high unset)
     max_steps: int = 30  # MPC steps per episode in `wm eval`
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
 
     def __post_init__(self):
-        if self.cem.low or self.cem.high:
-            raise ValueError("cem.low/high are the action bounds recorded with the episodes; leave them unset")
+        if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):
+            raise ValueError("cem/mppi/gd.low/high are the action bounds recorded with the episodes; leave them unset")
         if self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
@@ -145,6 +148,11 @@ class WMPlanConfig:
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""
         return replace(self.cem, low=tuple(float(x) for x in low), high=tuple(float(x) for x in high))
+
+    def planner_for(self, low: Sequence[float], high: Sequence[float]) -> PlannerConfig:
+        """The settings of the chosen `method` for a model whose actions lie in [low, high]."""
+        return replace(getattr(self, self.method), low=tuple(float(x) for x in low),
+                       high=tuple(float(x) for x in high))
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from vjepa_cli.envs.registry import ENVS, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
-from vjepa_cli.plan.cem import CEMPlanner
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.registry import make_planner
 from vjepa_cli.plot import image_grid
 from vjepa_cli.runtime import resolve_device
 
@@ -82,7 +82,7 @@ def _strip(log: EpisodeLog, cols: int = 8) -> list[np.ndarray]:
 
 def _methods(wm: WorldModel, plan: WMPlanConfig, seed: int, baselines: bool) -> dict[str, Callable[[Any], EpisodeLog]]:
     """Method name -> run one episode on a reset environment: MPC with the world model, then the baselines."""
-    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
+    planner = make_planner(plan.method, wm.rollout, plan.planner_for(wm.action_low, wm.action_high))
     gen = torch.Generator(device=wm.device).manual_seed(seed)
 
     def encode(frame: np.ndarray) -> torch.Tensor:
@@ -156,7 +156,7 @@ def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, set
     if s_img.shape != g_img.shape:
         raise VjepaError(f"start and goal images differ in size: {s_img.shape[:2]} vs {g_img.shape[:2]}")
     z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
-    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
+    planner = make_planner(plan.method, wm.rollout, plan.planner_for(wm.action_low, wm.action_high))
     t0 = time.perf_counter()
     res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
     return WMPlanResult(res.actions.cpu().tolist(), list(wm.action_names), res.energy,

@@ -48,9 +48,10 @@ class WorldModel:
         """uint8 [T, H, W, 3] -> layer-normed features [T, N, D]."""
         return encode_frames(self.encoder, frames)
 
-    @torch.no_grad()
     def rollout(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """CEM rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D]."""
+        """Planning rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D].
+        Differentiable in `actions` (the weights are frozen), for gradient planning; sampling planners call
+        it under `no_grad`."""
         ctx = z0.unsqueeze(0).unsqueeze(0).expand(actions.shape[0], 1, *z0.shape)  # (S, 1, N, D)
         return self.predictor.rollout(ctx, actions)
 
