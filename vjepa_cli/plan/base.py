@@ -8,11 +8,10 @@ through the predictor (`plan/gd.py`) implement `Planner` with the same energy, b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
-
-import math
 
 import torch
 

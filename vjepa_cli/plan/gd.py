@@ -15,7 +15,15 @@ from typing import Any
 import torch
 
 from vjepa_cli.config.plan import GDConfig
-from vjepa_cli.plan.base import PlanResult, RolloutFn, bounds, confidence, energy_l1, rollout_energy, start_mean
+from vjepa_cli.plan.base import (
+    PlanResult,
+    RolloutFn,
+    bounds,
+    confidence,
+    energy_l1,
+    rollout_energy,
+    start_mean,
+)
 
 
 def gd_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: GDConfig,
