@@ -31,12 +31,18 @@ class WMDataConfig:
     num_frames: int = 6  # frames per training window
     fps: float | None = None  # sample windows at this rate (None = every recorded frame)
     cache_dir: str = ""  # feature cache folder ("" = EPISODES/features)
+    # goals of Gymnasium environments without their own (`wm eval`, see vjepa_cli/envs/gym.py)
+    goal_steps: int = 25  # actions of the goal policy from the seeded reset to the goal frame
+    goal_policy: Literal["random", "walk", "scripted"] = "random"  # how those actions are chosen
+    success_radius: float = 0.0  # task-distance threshold of success (0 = the environment's own or known one)
 
     def __post_init__(self):
         if self.num_episodes < 1 or self.steps < 1 or self.size < 16:
             raise ValueError("num_episodes and steps must be >= 1, size >= 16")
         if self.num_frames < 2:
             raise ValueError("num_frames must be >= 2 (a frame and its successor)")
+        if self.goal_steps < 0 or self.success_radius < 0:
+            raise ValueError("goal_steps and success_radius must be >= 0")
 
 
 @dataclass(frozen=True)
