@@ -125,6 +125,26 @@ class WMOptimConfig:
 
 
 @dataclass(frozen=True)
+class WMHeadsConfig:
+    """Optional heads on frozen features, trained after the predictor on the same cached features and stored
+    in the world-model file: a reward regressor (needs rewards in the episodes) and a goal-conditioned
+    behaviour-cloning policy (hindsight goals up to `goal_horizon` frames ahead)."""
+
+    reward: bool = False  # train the reward head
+    policy: bool = False  # train the policy head (a PolicyPrior for MPC)
+    proj: int = 8  # per-token channels before flattening the token grid
+    hidden: int = 128  # MLP hidden width
+    steps: int = 400  # AdamW steps per head
+    batch_size: int = 64  # samples per step
+    lr: float = 1e-3  # AdamW learning rate (constant)
+    goal_horizon: int = 10  # policy: the goal is 1..goal_horizon frames after the current one
+
+    def __post_init__(self):
+        if min(self.proj, self.hidden, self.steps, self.batch_size, self.goal_horizon) < 1 or self.lr <= 0:
+            raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
+
+
+@dataclass(frozen=True)
 class WMPlanConfig:
     """MPC settings stored with the model: the planner (`method`) and each planner's settings, the episode length of `wm eval`, the prior blend.
 
@@ -142,6 +162,9 @@ class WMPlanConfig:
     gd: GDConfig = field(default_factory=GDConfig)  # gradient-descent settings (leave low/high unset)
     max_steps: int = 30  # MPC steps per episode in `wm eval`
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
+    goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
+    reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
+    prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
 
     def __post_init__(self):
         if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):
@@ -150,6 +173,8 @@ class WMPlanConfig:
             raise ValueError("max_steps must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
+        if self.goal_weight < 0 or self.reward_weight < 0 or self.goal_weight + self.reward_weight == 0:
+            raise ValueError("goal_weight and reward_weight must be >= 0, not both 0")
 
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""
@@ -171,6 +196,7 @@ class WMConfig:
     loss: WMLossConfig = field(default_factory=WMLossConfig)
     optim: WMOptimConfig = field(default_factory=WMOptimConfig)
     plan: WMPlanConfig = field(default_factory=WMPlanConfig)
+    heads: WMHeadsConfig = field(default_factory=WMHeadsConfig)
     seed: int = 0  # seed of predictor init and window sampling
     device: str = ""  # "" = cuda when available, else cpu
     log_every: int = 50  # steps between metrics.jsonl lines

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,15 @@ from vjepa_cli.config.wm import WMConfig, WMPlanConfig
 from vjepa_cli.data.media import read_image, write_png
 from vjepa_cli.envs.registry import ENVS, GYM_PREFIX, make_env
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.eval.wm_methods import baselines as baseline_methods
+from vjepa_cli.eval.wm_methods import method_label, planned_method
 from vjepa_cli.eval.wm_stats import MethodStats, method_stats
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
-from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
-from vjepa_cli.plan.registry import PLANNERS, make_planner
+from vjepa_cli.plan.mpc import EpisodeLog
+from vjepa_cli.plan.registry import make_planner
 from vjepa_cli.plot import image_grid
 from vjepa_cli.runtime import resolve_device
-
-PLANNED = "world model ({})"  # a planned method's row name, e.g. "world model (CEM)"; baselines: random, oracle
 
 
 @dataclass(frozen=True)
@@ -63,29 +63,6 @@ def _strip(log: EpisodeLog, cols: int = 8) -> list[np.ndarray]:
     return [log.frames[i] for i in idx] + [log.goal]
 
 
-def _planned(wm: WorldModel, plan: WMPlanConfig, method: str, seed: int) -> Callable[[Any], EpisodeLog]:
-    """Run one MPC episode with the world model and planner `method` on a reset environment."""
-    if method not in PLANNERS:
-        raise VjepaError(f"unknown planning method '{method}'", f"use one of {', '.join(PLANNERS)}")
-    planner = make_planner(method, wm.rollout, replace(plan, method=method).planner_for(wm.action_low, wm.action_high))
-    gen = torch.Generator(device=wm.device).manual_seed(seed)
-
-    def encode(frame: np.ndarray) -> torch.Tensor:
-        return wm.encode(frame[None])[0]  # (N, D)
-
-    def mpc(z_goal: torch.Tensor) -> MPC:
-        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight)
-
-    return lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps)
-
-
-def _baselines(wm: WorldModel, plan: WMPlanConfig, seed: int) -> dict[str, Callable[[Any], EpisodeLog]]:
-    rng = np.random.default_rng(seed + 1)
-    low, high = np.asarray(wm.action_low), np.asarray(wm.action_high)
-    return {"random": lambda env: run_policy_episode(env, lambda e: rng.uniform(low, high), plan.max_steps),
-            "oracle": lambda env: run_policy_episode(env, lambda e: e.oracle_action(), plan.max_steps)}
-
-
 def _goal_env(wm: WorldModel, env_name: str, goal_steps: int | None, goal_policy: str | None):
     """The environment with the model's frame size and the recipe's goal settings (overridable)."""
     data = wm.meta.get("wm_config", {}).get("data", {})
@@ -100,9 +77,10 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
                 out_dir: str | Path | None = None, show: int = 4, methods: Sequence[str] = (),
                 goal_steps: int | None = None, goal_policy: str | None = None,
                 on_episode: Callable[[str, int], None] | None = None) -> WMEvalResult:
-    """Run MPC with the world model and each planner in `methods` (default: the model's `plan.method`) on
-    `episodes` seeded episodes, and the baselines (random actions; the scripted or replayed-goal oracle where
-    the environment has one) on the same seeds, so the same starts and goals.
+    """Run MPC with the world model for each method in `methods` (`<planner>[+prior][+reward|+reward-only]`,
+    see `eval/wm_methods.py`; default: the model's `plan.method`) on `episodes` seeded episodes, and the
+    baselines (random actions; the scripted or replayed-goal oracle where the environment has one; the learned
+    policy head where the model has one) on the same seeds, so the same starts and goals.
 
     Writes `out_dir/eval.json` (default folder: `eval-<env>` next to the model) and `out_dir/trajectories.png`
     (the first `show` episodes of the first method, frames left to right, the goal last)."""
@@ -115,12 +93,11 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
     trained_on = wm.meta.get("env") or ""
     if trained_on and trained_on != env_name:
         raise VjepaError(f"{model_path} was trained on {trained_on}, not {env_name}", f"use --env {trained_on}")
-    runs = {PLANNED.format(m.upper()): _planned(wm, plan, m, seed) for m in (methods or [plan.method])}
+    runs = {method_label(m): planned_method(wm, plan, m, seed) for m in (methods or [plan.method])}
     first = next(iter(runs))
     env = _goal_env(wm, env_name, goal_steps, goal_policy)
     if baselines:
-        runs.update({k: v for k, v in _baselines(wm, plan, seed).items()
-                     if k != "oracle" or getattr(env, "has_oracle", True)})
+        runs.update(baseline_methods(wm, plan, seed, oracle=getattr(env, "has_oracle", True)))
     rows, shown = [], []
     try:
         for name, run in runs.items():

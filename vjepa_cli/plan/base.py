@@ -17,6 +17,8 @@ import torch
 
 # rollout_fn(z0, actions [S, H, A]) -> predicted features [S, H, *F] (one entry per horizon step)
 RolloutFn = Callable[[Any, torch.Tensor], torch.Tensor]
+# energy_fn(pred [S, H, *F], z_goal [*F]) -> [S]: replaces the L1 goal energy (e.g. blended with a learned reward)
+EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -53,11 +55,18 @@ def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "
     return diff[:, -1] if mode == "final" else diff.sum(1)
 
 
+def score(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "sum"] = "final",
+          energy_fn: EnergyFn | None = None) -> torch.Tensor:
+    """Energy of predictions [S, H, *F] -> [S]: `energy_fn` when given, else the L1 goal energy."""
+    return energy_l1(pred, z_goal, mode) if energy_fn is None else energy_fn(pred, z_goal)
+
+
 def rollout_energy(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, actions: torch.Tensor,
-                   mode: Literal["final", "sum"] = "final", chunk: int = 0) -> torch.Tensor:
+                   mode: Literal["final", "sum"] = "final", chunk: int = 0,
+                   energy_fn: EnergyFn | None = None) -> torch.Tensor:
     """Energy of every candidate in `actions` [S, H, A] -> [S], rolled out `chunk` at a time (0 = all at once)."""
     step = chunk or actions.shape[0]
-    out = [energy_l1(rollout_fn(z0, a), z_goal, mode) for a in actions.split(step)]
+    out = [score(rollout_fn(z0, a), z_goal, mode, energy_fn) for a in actions.split(step)]
     return torch.cat(out)  # (S,)
 
 

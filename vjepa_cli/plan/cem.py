@@ -18,12 +18,21 @@ from typing import Any
 import torch
 
 from vjepa_cli.config.plan import CEMConfig
-from vjepa_cli.plan.base import PlanResult, RolloutFn, bounds, confidence, rollout_energy, start_mean
+from vjepa_cli.plan.base import (
+    EnergyFn,
+    PlanResult,
+    RolloutFn,
+    bounds,
+    confidence,
+    rollout_energy,
+    start_mean,
+)
 
 
 @torch.no_grad()
 def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfig,
-             generator: torch.Generator, init_mean: torch.Tensor | None = None) -> PlanResult:
+             generator: torch.Generator, init_mean: torch.Tensor | None = None,
+             energy_fn: EnergyFn | None = None) -> PlanResult:
     """Plan `cfg.horizon` actions whose predicted outcome is closest (L1) to the goal features.
 
     Args:
@@ -50,7 +59,7 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         if cfg.include_mean:
             cand[0] = mean
         cand = torch.minimum(torch.maximum(cand, low), high)
-        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk)  # (S,)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
         elite_e, idx = torch.topk(e, cfg.topk, largest=False)
         elites = cand[idx]  # (K, H, A)
         mean = cfg.momentum_mean * mean + (1 - cfg.momentum_mean) * elites.mean(0)
@@ -59,7 +68,7 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
                         "elite_std": float(elite_e.std(unbiased=False)), "action_std": float(std.mean())})
     plan = torch.minimum(torch.maximum(mean, low), high)
-    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk)[0])
+    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk, energy_fn)[0])
     conf, spread = confidence(elite_e)
     return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
 
@@ -70,6 +79,7 @@ class CEMPlanner:
 
     rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
     cfg: CEMConfig  # CEM settings with the action bounds set
+    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
 
     @property
     def low(self) -> tuple[float, ...]:
@@ -81,4 +91,5 @@ class CEMPlanner:
 
     def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
              init_mean: torch.Tensor | None = None) -> PlanResult:
-        return cem_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean)
+        return cem_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
+                energy_fn=self.energy_fn)

@@ -16,18 +16,20 @@ import torch
 
 from vjepa_cli.config.plan import GDConfig
 from vjepa_cli.plan.base import (
+    EnergyFn,
     PlanResult,
     RolloutFn,
     bounds,
     confidence,
-    energy_l1,
     rollout_energy,
+    score,
     start_mean,
 )
 
 
 def gd_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: GDConfig,
-            generator: torch.Generator, init_mean: torch.Tensor | None = None) -> PlanResult:
+            generator: torch.Generator, init_mean: torch.Tensor | None = None,
+            energy_fn: EnergyFn | None = None) -> PlanResult:
     """Plan `cfg.horizon` actions by projected gradient descent; arguments as `cem_plan`."""
     dev = z_goal.device
     low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
@@ -46,7 +48,7 @@ def gd_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: GDConfig,
         total = []
         with torch.enable_grad():
             for part in u.split(step):  # backward per chunk: memory of one chunk at a time
-                e = energy_l1(rollout_fn(z0, low + part * span), z_goal, cfg.energy)  # (s,)
+                e = score(rollout_fn(z0, low + part * span), z_goal, cfg.energy, energy_fn)  # (s,)
                 e.sum().backward()
                 total.append(e.detach())
         opt.step()
@@ -56,7 +58,7 @@ def gd_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: GDConfig,
         history.append({"best": float(e_all.min()), "mean": float(e_all.mean())})
     with torch.no_grad():
         cand = low + u.detach() * span  # (S, H, A), within the bounds
-        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk)  # (S,)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
     best = int(e.argmin())
     conf, spread = confidence(e)
     return PlanResult(actions=cand[best], energy=float(e[best]), confidence=conf, elite_spread=spread,
@@ -69,6 +71,7 @@ class GDPlanner:
 
     rollout_fn: RolloutFn  # differentiable rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
     cfg: GDConfig  # settings with the action bounds set
+    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
 
     @property
     def low(self) -> tuple[float, ...]:
@@ -80,4 +83,5 @@ class GDPlanner:
 
     def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
              init_mean: torch.Tensor | None = None) -> PlanResult:
-        return gd_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean)
+        return gd_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
+               energy_fn=self.energy_fn)

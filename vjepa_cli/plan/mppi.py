@@ -14,7 +14,15 @@ from typing import Any
 import torch
 
 from vjepa_cli.config.plan import MPPIConfig
-from vjepa_cli.plan.base import PlanResult, RolloutFn, bounds, confidence, rollout_energy, start_mean
+from vjepa_cli.plan.base import (
+    EnergyFn,
+    PlanResult,
+    RolloutFn,
+    bounds,
+    confidence,
+    rollout_energy,
+    start_mean,
+)
 
 
 def mppi_weights(energies: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -25,7 +33,8 @@ def mppi_weights(energies: torch.Tensor, temperature: float) -> torch.Tensor:
 
 @torch.no_grad()
 def mppi_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: MPPIConfig,
-              generator: torch.Generator, init_mean: torch.Tensor | None = None) -> PlanResult:
+              generator: torch.Generator, init_mean: torch.Tensor | None = None,
+              energy_fn: EnergyFn | None = None) -> PlanResult:
     """Plan `cfg.horizon` actions whose predicted outcome is closest (L1) to `z_goal`; arguments as `cem_plan`."""
     dev = z_goal.device
     low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
@@ -43,7 +52,7 @@ def mppi_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: MPPICon
         if cfg.include_mean:
             cand[0] = mean
         cand = torch.minimum(torch.maximum(cand, low), high)
-        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk)  # (S,)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
         elite_e, idx = torch.topk(e, cfg.topk, largest=False)
         w = mppi_weights(elite_e, cfg.temperature).view(-1, 1, 1)  # (K, 1, 1)
         elites = cand[idx]  # (K, H, A)
@@ -55,7 +64,7 @@ def mppi_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: MPPICon
                         "elite_std": float(elite_e.std(unbiased=False)) if cfg.topk > 1 else 0.0,
                         "action_std": float(std.mean())})
     plan = torch.minimum(torch.maximum(mean, low), high)
-    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk)[0])
+    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk, energy_fn)[0])
     conf, spread = confidence(elite_e)
     return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
 
@@ -66,6 +75,7 @@ class MPPIPlanner:
 
     rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
     cfg: MPPIConfig  # MPPI settings with the action bounds set
+    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
 
     @property
     def low(self) -> tuple[float, ...]:
@@ -77,4 +87,5 @@ class MPPIPlanner:
 
     def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
              init_mean: torch.Tensor | None = None) -> PlanResult:
-        return mppi_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean)
+        return mppi_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
+                 energy_fn=self.energy_fn)

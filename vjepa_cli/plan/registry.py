@@ -7,7 +7,7 @@ implementing `Planner`; add both here.
 from __future__ import annotations
 
 from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig, PlannerConfig
-from vjepa_cli.plan.base import Planner, RolloutFn
+from vjepa_cli.plan.base import EnergyFn, Planner, RolloutFn
 from vjepa_cli.plan.cem import CEMPlanner
 from vjepa_cli.plan.gd import GDPlanner
 from vjepa_cli.plan.mppi import MPPIPlanner
@@ -19,11 +19,12 @@ PLANNERS: dict[str, tuple[type, type]] = {
 }
 
 
-def make_planner(method: str, rollout_fn: RolloutFn, cfg: PlannerConfig) -> Planner:
-    """The planner registered as `method`, over `rollout_fn`, with settings `cfg` of the matching class."""
+def make_planner(method: str, rollout_fn: RolloutFn, cfg: PlannerConfig, energy_fn: EnergyFn | None = None) -> Planner:
+    """The planner registered as `method`, over `rollout_fn`, with settings `cfg` of the matching class;
+    `energy_fn` replaces the L1 goal energy (see `plan.base.score`)."""
     if method not in PLANNERS:
         raise ValueError(f"unknown planner '{method}': use one of {', '.join(PLANNERS)}")
     cfg_cls, planner_cls = PLANNERS[method]
     if not isinstance(cfg, cfg_cls):
         raise TypeError(f"planner '{method}' takes a {cfg_cls.__name__}, got {type(cfg).__name__}")
-    return planner_cls(rollout_fn, cfg)
+    return planner_cls(rollout_fn, cfg, energy_fn)
