@@ -9,6 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
+from vjepa_cli.data.manifest import ManifestRow
+from vjepa_cli.data.manifest import write_manifest as write_video_manifest
+
+VIDEOS = "videos.csv"  # the episodes' videos as a video manifest: `vjepa pretrain --set data.datasets=[DIR/videos.csv]`
 from vjepa_cli.envs.registry import make_env
 from vjepa_cli.errors import VjepaError
 
@@ -84,6 +88,9 @@ def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int
         total += len(frames)
         rows.append({"path": name, "num_frames": len(frames), "fps": env.spec.fps, "width": size, "height": size})
         write_manifest(out_dir, rows)  # after every episode: an interrupted run leaves a valid collection
+        write_video_manifest(out_dir / VIDEOS, [ManifestRow(str(out_dir / r["path"] / "frames.mp4"),
+                                                            num_frames=r["num_frames"], fps=r["fps"], width=size,
+                                                            height=size) for r in rows])
         if on_episode is not None:
             on_episode(i)
     if hasattr(env, "close"):
