@@ -34,7 +34,7 @@ CFGS = {
                      energy="sum", min_std=1e-4),
     "mppi": MPPIConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=256, topk=32, iterations=25,
                        energy="sum", min_std=1e-4),
-    "gd": GDConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=4, iterations=300, lr=0.02,
+    "gd": GDConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=2, iterations=150, lr=0.03,
                    energy="sum"),
 }
 
