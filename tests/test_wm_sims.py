@@ -60,7 +60,6 @@ def test_pusht_scripted_goals_move_the_block_and_the_replay_solves_them():
         env.close()
 
 
-@pytest.mark.slow
 def test_reacher_tiny_train_and_eval_every_planner(tmp_path):
     pytest.importorskip("mujoco")
     from vjepa_cli.config import load_recipe

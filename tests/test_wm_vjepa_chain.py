@@ -18,7 +18,6 @@ def _sets(items):
     return [x for s in items for x in ("--set", s)]
 
 
-@pytest.mark.slow
 def test_collect_pretrain_train_chain(tmp_path, run_cli):
     eps, pre, run = tmp_path / "eps", tmp_path / "pre", tmp_path / "wm"
     r = run_cli("wm", "collect", "--env", "reach2d", "--episodes", "4", "--steps", "9", "--size", "32", "-o", eps)
