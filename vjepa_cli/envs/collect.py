@@ -12,9 +12,11 @@ from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
 from vjepa_cli.data.manifest import ManifestRow
 from vjepa_cli.data.manifest import write_manifest as write_video_manifest
 
-VIDEOS = "videos.csv"  # the episodes' videos as a video manifest: `vjepa pretrain --set data.datasets=[DIR/videos.csv]`
 from vjepa_cli.envs.registry import make_env
 from vjepa_cli.errors import VjepaError
+
+# the episodes' videos as a video manifest: `vjepa pretrain --set "data.datasets=[DIR/videos.csv]"`
+VIDEOS = "videos.csv"
 
 
 @dataclass(frozen=True)
