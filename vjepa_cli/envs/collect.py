@@ -11,7 +11,6 @@ import numpy as np
 from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
 from vjepa_cli.data.manifest import ManifestRow
 from vjepa_cli.data.manifest import write_manifest as write_video_manifest
-
 from vjepa_cli.envs.registry import make_env
 from vjepa_cli.errors import VjepaError
 
