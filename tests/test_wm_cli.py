@@ -244,7 +244,19 @@ def test_eval_cli_quick(trained, tmp_path, run_cli):
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "push2d", "--episodes", "1")
     assert r.code == 1 and "trained on reach2d" in r.err
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "gym:Pendulum-v1", "--episodes", "1")
-    assert r.code == 1 and "built-in environment" in r.err
+    assert r.code == 1 and "trained on reach2d" in r.err
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "maze", "--episodes", "1")
+    assert r.code == 1 and "unknown environment" in r.err
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--episodes", "2", "--methods", "mppi,gd",
+                "--no-baselines", "--goal-steps", "3", "--goal-policy", "walk", "-o", tmp_path / "ev2", "--json")
+    assert r.code == 0, r
+    rows = json.loads(r.out)["methods"]
+    assert [m["method"] for m in rows] == ["world model (MPPI)", "world model (GD)"]
+    assert all(m["success_low"] <= m["success_rate"] <= m["success_high"] and m["episodes"] == 2 for m in rows)
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--episodes", "1", "--methods", "rrt")
+    assert r.code == 1 and "unknown planning method 'rrt'" in r.err
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--episodes", "1", "--methods", "cem+prior")
+    assert r.code == 1 and "no policy head" in r.err
 
 
 def test_collect_cli_and_errors(tmp_path, run_cli):
@@ -257,8 +269,8 @@ def test_collect_cli_and_errors(tmp_path, run_cli):
     assert r.code == 1 and "already holds episodes" in r.err
     r = run_cli("wm", "collect", "--env", "maze", "--episodes", "1", "-o", tmp_path / "x")
     assert r.code == 1 and "unknown environment" in r.err
-    r = run_cli("wm", "collect", "--env", "gym:Pendulum-v1", "--episodes", "1", "-o", tmp_path / "y")
-    assert r.code == 1 and "pip install vjepa-cli[gym]" in r.err
+    r = run_cli("wm", "collect", "--env", "gym:NoSuchEnv-v9", "--episodes", "1", "-o", tmp_path / "y")
+    assert r.code == 1 and "cannot make Gymnasium environment 'NoSuchEnv-v9'" in r.err
     r = run_cli("wm", "collect", "--policy", "smart", "--episodes", "1", "-o", tmp_path / "z")
     assert r.code == 1 and "unknown policy" in r.err
 

@@ -86,8 +86,15 @@ def test_make_env_errors():
     with pytest.raises(VjepaError, match="unknown environment") as e:
         make_env("cartpole")
     assert all(name in str(e.value) for name in ENVS) and "gym:<" in str(e.value)  # the hint reads the registry
-    with pytest.raises(VjepaError, match="pip install vjepa-cli\\[gym\\]"):
-        make_gym_env("Pendulum-v1")  # gymnasium is not a dependency
+    import sys
+
+    mp = pytest.MonkeyPatch()
+    mp.setitem(sys.modules, "gymnasium", None)  # as without the optional extra
+    try:
+        with pytest.raises(VjepaError, match="pip install vjepa-cli\\[sim\\]"):
+            make_gym_env("Pendulum-v1")
+    finally:
+        mp.undo()
 
 
 def test_registry_lists_what_is_registered(monkeypatch):
@@ -216,7 +223,7 @@ def test_gym_adapter_with_fake_env_and_collect(tmp_path, monkeypatch):
     import vjepa_cli.envs.gym as ga
     from vjepa_cli.envs.collect import run_wm_collect
 
-    monkeypatch.setattr(ga, "make_gym_env", lambda name, size: GymAdapter(FakeGymEnv(), f"gym:{name}", size))
+    monkeypatch.setattr(ga, "make_gym_env", lambda name, size, **kw: GymAdapter(FakeGymEnv(), f"gym:{name}", size))
     res = run_wm_collect("gym:Fake-v0", 2, tmp_path / "eps", steps=50, size=16, policy="random")
     ep = read_episode(read_manifest(tmp_path / "eps")[0])
     assert res.episodes == 2 and ep.num_frames < 51 and ep.states.shape == (ep.num_frames, 1)

@@ -15,19 +15,25 @@ app = typer.Typer(no_args_is_help=True)
 
 ModelReq = Annotated[Path, typer.Option("--model", "-m", help="World-model file written by `vjepa wm train`.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed.")]
-
+GoalStepsOpt = Annotated[int | None, typer.Option(
+    "--goal-steps", help="Gymnasium envs without goals: goal-policy actions from the seeded reset to the goal "
+                         "frame (default: the recipe's data.goal_steps; collect: 0 = no goal images).")]
+GoalPolicyOpt = Annotated[str | None, typer.Option(
+    "--goal-policy", help="random, walk (random walk) or scripted (the task's own, e.g. PushT pushes the block).")]
 
 
 @app.command(help="Record episodes from a simulated environment (reach2d, push2d, or gym:<id>).",
              epilog="Example:\n\n  vjepa wm collect --env reach2d --episodes 200 -o episodes/reach2d")
 def collect(
     out: Annotated[Path, typer.Option("--output-dir", "-o", help="New folder for manifest.csv and episodes.")],
-    env: Annotated[str, typer.Option("--env", help="reach2d, push2d, or gym:<Gymnasium id> (needs [gym]).")] = "reach2d",
+    env: Annotated[str, typer.Option("--env", help="reach2d, push2d, or gym:<Gymnasium id> (needs [sim]).")] = "reach2d",
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes to record.")] = 100,
     steps: Annotated[int, typer.Option("--steps", help="Actions per episode (frames = steps + 1).")] = 24,
     size: Annotated[int, typer.Option("--size", help="Frame side in pixels.")] = 64,
     seed: SeedOpt = 0,
     policy: Annotated[str, typer.Option("--policy", help="random (uniform actions) or noisy (scripted expert + noise).")] = "random",
+    goal_steps: GoalStepsOpt = None,
+    goal_policy: GoalPolicyOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.envs.collect import run_wm_collect
@@ -36,6 +42,7 @@ def collect(
     with progress() as bar:
         task = bar.add_task(f"collect {env}", total=episodes, info="")
         res = run_wm_collect(env, episodes, out, steps=steps, size=size, seed=seed, policy=policy,
+                             goal_steps=goal_steps or 0, goal_policy=goal_policy or "random",
                              on_episode=lambda i: bar.advance(task))
     if json_out:
         typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir)}))
@@ -146,8 +153,12 @@ def _decoder_check(model: Path, decoder: Path | None, render: Path | None, defau
              epilog="Example:\n\n  vjepa wm eval --env reach2d --episodes 50 --model runs/reach2d/wm.safetensors")
 def eval_(
     model: ModelReq,
-    env: Annotated[str, typer.Option("--env", help="reach2d or push2d (must match the model's episodes).")] = "reach2d",
+    env: Annotated[str, typer.Option("--env", help="reach2d, push2d or gym:<id> (must match the model's episodes).")] = "reach2d",
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per method.")] = 50,
+    methods: Annotated[str, typer.Option("--methods", help="Planners to compare, comma-separated (cem, mppi, gd; "
+                                                             "default: the model's plan.method).")] = "",
+    goal_steps: GoalStepsOpt = None,
+    goal_policy: GoalPolicyOpt = None,
     sets: SetOpt = None,
     seed: SeedOpt = 0,
     out: OutDirOpt = None,
@@ -165,11 +176,13 @@ def eval_(
     from vjepa_cli.log import console, progress
 
     _, wm = _decoder_check(model, decoder, None, Path("x.png"), device)
-    total = episodes * (3 if baselines else 1)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    total = episodes * (max(len(names), 1) + (2 if baselines else 0))
     with progress() as bar:
         task = bar.add_task("eval", total=total, info="")
         res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device, baselines=baselines,
-                          out_dir=out, on_episode=lambda name, i: bar.update(task, advance=1, info=name))
+                          out_dir=out, methods=names, goal_steps=goal_steps, goal_policy=goal_policy,
+                          on_episode=lambda name, i: bar.update(task, advance=1, info=name))
     imagined = None
     if decoder is not None:
         from vjepa_cli.eval.wm_decoded import run_eval_picture
@@ -178,10 +191,11 @@ def eval_(
     if json_out:
         typer.echo(json.dumps({**res.record(), **({"imagined": str(imagined)} if imagined else {})}))
         return
-    table = Table("method", "success", "final distance", "steps", "plan ms/action", "confidence",
+    table = Table("method", "success", "95% interval", "final distance", "steps", "plan ms/action", "confidence",
                   title=f"{res.env}: {res.episodes} episodes, at most {res.max_steps} steps ({res.device})")
     for r in res.rows:
-        table.add_row(r.method, f"{100 * r.success_rate:.0f}%", f"{r.final_distance:.3f}", f"{r.steps:.1f}",
+        table.add_row(r.method, f"{100 * r.success_rate:.0f}%", f"{100 * r.success_low:.0f}-{100 * r.success_high:.0f}%",
+                      f"{r.final_distance:.3f}", f"{r.steps:.1f}",
                       "-" if r.plan_ms is None else f"{r.plan_ms:.0f}",
                       "-" if r.confidence is None else f"{r.confidence:.2f}")
     console().print(table)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import ClassVar, Literal
 
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
-from vjepa_cli.config.plan import CEMConfig
+from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig, PlannerConfig
 
 
 def _tiny_encoder() -> ModelConfig:
@@ -31,12 +31,18 @@ class WMDataConfig:
     num_frames: int = 6  # frames per training window
     fps: float | None = None  # sample windows at this rate (None = every recorded frame)
     cache_dir: str = ""  # feature cache folder ("" = EPISODES/features)
+    # goals of Gymnasium environments without their own (`wm eval`, see vjepa_cli/envs/gym.py)
+    goal_steps: int = 25  # actions of the goal policy from the seeded reset to the goal frame
+    goal_policy: Literal["random", "walk", "scripted"] = "random"  # how those actions are chosen
+    success_radius: float = 0.0  # task-distance threshold of success (0 = the environment's own or known one)
 
     def __post_init__(self):
         if self.num_episodes < 1 or self.steps < 1 or self.size < 16:
             raise ValueError("num_episodes and steps must be >= 1, size >= 16")
         if self.num_frames < 2:
             raise ValueError("num_frames must be >= 2 (a frame and its successor)")
+        if self.goal_steps < 0 or self.success_radius < 0:
+            raise ValueError("goal_steps and success_radius must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,28 @@ class WMOptimConfig:
 
 
 @dataclass(frozen=True)
+class WMHeadsConfig:
+    """Optional heads on frozen features, trained after the predictor on the same cached features and stored
+    in the world-model file: a reward regressor (needs rewards in the episodes) and a goal-conditioned
+    behaviour-cloning policy (hindsight goals up to `goal_horizon` frames ahead)."""
+
+    reward: bool = False  # train the reward head
+    policy: bool = False  # train the policy head (a PolicyPrior for MPC)
+    proj: int = 8  # per-token channels before flattening the token grid
+    hidden: int = 128  # MLP hidden width
+    steps: int = 400  # AdamW steps per head
+    batch_size: int = 64  # samples per step
+    lr: float = 1e-3  # AdamW learning rate (constant)
+    goal_horizon: int = 10  # policy: the goal is 1..goal_horizon frames after the current one
+
+    def __post_init__(self):
+        if min(self.proj, self.hidden, self.steps, self.batch_size, self.goal_horizon) < 1 or self.lr <= 0:
+            raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
+
+
+@dataclass(frozen=True)
 class WMPlanConfig:
-    """MPC settings stored with the model: the CEM settings, the episode length of `wm eval`, the prior blend.
+    """MPC settings stored with the model: the planner (`method`) and each planner's settings, the episode length of `wm eval`, the prior blend.
 
     The CEM's action bounds are the episodes' (recorded in the model file), filled in by `cem_for`. Earlier
     releases spelled the CEM settings flat (`plan: {horizon: 3, samples: 128, ...}`, `--set plan.samples=256`,
@@ -130,21 +156,34 @@ class WMPlanConfig:
     ALIASES: ClassVar[dict[str, str]] = {k: f"cem.{k}" for k in (
         "horizon", "samples", "topk", "iterations", "momentum_mean", "momentum_std", "energy")}
 
+    method: Literal["cem", "mppi", "gd"] = "cem"  # the planner `wm plan|eval` use (`vjepa_cli.plan.PLANNERS`)
     cem: CEMConfig = field(default_factory=CEMConfig)  # CEM over action sequences (leave low/high unset)
+    mppi: MPPIConfig = field(default_factory=MPPIConfig)  # MPPI settings (leave low/high unset)
+    gd: GDConfig = field(default_factory=GDConfig)  # gradient-descent settings (leave low/high unset)
     max_steps: int = 30  # MPC steps per episode in `wm eval`
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
+    goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
+    reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
+    prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
 
     def __post_init__(self):
-        if self.cem.low or self.cem.high:
-            raise ValueError("cem.low/high are the action bounds recorded with the episodes; leave them unset")
+        if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):
+            raise ValueError("cem/mppi/gd.low/high are the action bounds recorded with the episodes; leave them unset")
         if self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
+        if self.goal_weight < 0 or self.reward_weight < 0 or self.goal_weight + self.reward_weight == 0:
+            raise ValueError("goal_weight and reward_weight must be >= 0, not both 0")
 
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""
         return replace(self.cem, low=tuple(float(x) for x in low), high=tuple(float(x) for x in high))
+
+    def planner_for(self, low: Sequence[float], high: Sequence[float]) -> PlannerConfig:
+        """The settings of the chosen `method` for a model whose actions lie in [low, high]."""
+        return replace(getattr(self, self.method), low=tuple(float(x) for x in low),
+                       high=tuple(float(x) for x in high))
 
 
 @dataclass(frozen=True)
@@ -157,6 +196,7 @@ class WMConfig:
     loss: WMLossConfig = field(default_factory=WMLossConfig)
     optim: WMOptimConfig = field(default_factory=WMOptimConfig)
     plan: WMPlanConfig = field(default_factory=WMPlanConfig)
+    heads: WMHeadsConfig = field(default_factory=WMHeadsConfig)
     seed: int = 0  # seed of predictor init and window sampling
     device: str = ""  # "" = cuda when available, else cpu
     log_every: int = 50  # steps between metrics.jsonl lines

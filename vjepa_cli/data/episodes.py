@@ -46,6 +46,7 @@ class Episode:
     action_low: tuple[float, ...] = ()  # per-dimension action bounds
     action_high: tuple[float, ...] = ()
     goal: np.ndarray | None = None  # (H, W, 3) uint8 goal image
+    rewards: np.ndarray | None = None  # (T-1,) float32 reward after each action (Gymnasium's, or -distance)
     info: dict[str, Any] = field(default_factory=dict)  # extra JSON-able metadata (env, success, ...)
 
     @property
@@ -58,6 +59,8 @@ class Episode:
             raise ValueError(f"{len(self.frames)} frames but {T - 1} actions (need T-1)")
         if self.states is not None and len(self.states) != T:
             raise ValueError(f"{len(self.states)} states for {T} frames")
+        if self.rewards is not None and len(self.rewards) != T - 1:
+            raise ValueError(f"{len(self.rewards)} rewards for {T - 1} actions")
         for name, seq in (("action_names", self.action_names), ("action_low", self.action_low),
                           ("action_high", self.action_high)):
             if seq and len(seq) != A:
@@ -73,6 +76,8 @@ def write_episode(folder: str | Path, ep: Episode) -> Path:
     tensors = {"actions": torch.from_numpy(np.asarray(ep.actions, dtype=np.float32))}
     if ep.states is not None:
         tensors["states"] = torch.from_numpy(np.asarray(ep.states, dtype=np.float32))
+    if ep.rewards is not None:
+        tensors["rewards"] = torch.from_numpy(np.asarray(ep.rewards, dtype=np.float32))
     meta = {"format": "vjepa-episode/1", "fps": ep.fps, "action_names": list(ep.action_names),
             "state_names": list(ep.state_names), "action_low": list(ep.action_low),
             "action_high": list(ep.action_high), **ep.info}
@@ -98,7 +103,7 @@ def read_episode(folder: str | Path, frames: bool = True) -> Episode:
         fps=float(meta_json(meta, "fps", 10.0)),
         action_names=tuple(meta_json(meta, "action_names", [])), state_names=tuple(meta_json(meta, "state_names", [])),
         action_low=tuple(meta_json(meta, "action_low", [])), action_high=tuple(meta_json(meta, "action_high", [])),
-        info=info,
+        info=info, rewards=tensors["rewards"].numpy() if "rewards" in tensors else None,
     )
     if (folder / "goal.png").is_file() and frames:
         ep.goal = read_image(folder / "goal.png")

@@ -9,8 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
+from vjepa_cli.data.manifest import ManifestRow
+from vjepa_cli.data.manifest import write_manifest as write_video_manifest
 from vjepa_cli.envs.registry import make_env
 from vjepa_cli.errors import VjepaError
+
+# the episodes' videos as a video manifest: `vjepa pretrain --set "data.datasets=[DIR/videos.csv]"`
+VIDEOS = "videos.csv"
 
 
 @dataclass(frozen=True)
@@ -32,15 +37,23 @@ def policy_action(env, policy: str, rng: np.random.Generator, noise: float = 0.6
     raise VjepaError(f"unknown policy '{policy}'", "use random or noisy")
 
 
+def step_reward(env) -> float:
+    """The reward of the last step: the environment's own (Gymnasium), else minus the task distance."""
+    r = getattr(env, "reward", None)
+    return float(r) if r is not None else -float(env.distance())
+
+
 def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int = 24, size: int = 64,
-                   seed: int = 0, policy: str = "random",
+                   seed: int = 0, policy: str = "random", goal_steps: int = 0, goal_policy: str = "random",
                    on_episode: Callable[[int], None] | None = None) -> CollectResult:
-    """Record `episodes` episodes of `steps` actions (steps + 1 frames) into `out_dir`."""
+    """Record `episodes` episodes of `steps` actions (steps + 1 frames) into `out_dir`, with the rewards (the
+    Gymnasium environment's, or minus the task distance for the built-in simulators) and, where there is one,
+    the goal image (Gymnasium environments: after `goal_steps` actions of `goal_policy`, see `envs/gym.py`)."""
     if episodes < 1 or steps < 1:
         raise VjepaError("--episodes and --steps must be >= 1")
     if policy not in ("random", "noisy"):
         raise VjepaError(f"unknown policy '{policy}'", "use random or noisy")
-    env = make_env(env_name, size=size)
+    env = make_env(env_name, size=size, goal_steps=goal_steps, goal_policy=goal_policy)
     out_dir = Path(out_dir)
     if (out_dir / "manifest.csv").exists():
         raise VjepaError(f"{out_dir} already holds episodes", "choose a new -o folder")
@@ -50,15 +63,16 @@ def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int
         frames = [env.reset(rng)]
         goal = env.goal_image() if hasattr(env, "goal_image") else None
         states = [env.state()]
-        actions = []
+        actions, rewards = [], []
         for _ in range(steps):
             a = policy_action(env, policy, rng)
             frames.append(env.step(a))
             actions.append(a)
+            rewards.append(step_reward(env))
             states.append(env.state())
             if getattr(env, "done", False):
                 break
-        ok = bool(env.success()) if hasattr(env, "success") else False
+        ok = bool(env.success()) if goal is not None and hasattr(env, "success") else False
         solved += ok
         info = {"env": env.spec.name, "policy": policy, "seed": seed, "index": i, "success": ok}
         if hasattr(env, "target"):
@@ -68,12 +82,18 @@ def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int
             states=None if states[0] is None else np.stack(states).astype(np.float32), fps=env.spec.fps,
             action_names=env.spec.action_names, state_names=env.spec.state_names,
             action_low=env.spec.action_low, action_high=env.spec.action_high, goal=goal, info=info,
+            rewards=np.asarray(rewards, dtype=np.float32),
         )
         name = f"ep_{i:05d}"
         write_episode(out_dir / name, ep)
         total += len(frames)
         rows.append({"path": name, "num_frames": len(frames), "fps": env.spec.fps, "width": size, "height": size})
         write_manifest(out_dir, rows)  # after every episode: an interrupted run leaves a valid collection
+        write_video_manifest(out_dir / VIDEOS, [ManifestRow(str(out_dir / r["path"] / "frames.mp4"),
+                                                            num_frames=r["num_frames"], fps=r["fps"], width=size,
+                                                            height=size) for r in rows])
         if on_episode is not None:
             on_episode(i)
+    if hasattr(env, "close"):
+        env.close()
     return CollectResult(out_dir, len(rows), total, solved)

@@ -37,13 +37,16 @@ def env_names() -> list[str]:
     return list(ENVS)
 
 
-def make_env(name: str, size: int = 64) -> Env:
-    """A registered environment by name, or `gym:<id>` through the optional Gymnasium adapter."""
+def make_env(name: str, size: int = 64, goal_steps: int = 0, goal_policy: str = "random",
+             success_radius: float = 0.0) -> Env:
+    """A registered environment by name, or `gym:<id>` through the optional Gymnasium adapter (the goal
+    settings apply to Gymnasium environments without goals of their own, see `envs/gym.py`)."""
     if name.startswith(GYM_PREFIX):
         from vjepa_cli.envs.gym import make_gym_env
 
-        return make_gym_env(name[len(GYM_PREFIX):], size=size)
+        return make_gym_env(name[len(GYM_PREFIX):], size=size, goal_steps=goal_steps, goal_policy=goal_policy,
+                            success_radius=success_radius)
     if name not in ENVS:
         raise VjepaError(f"unknown environment '{name}'",
-                         f"registered: {', '.join(ENVS)}; or {GYM_PREFIX}<Gymnasium id> (pip install vjepa-cli[gym])")
+                         f"registered: {', '.join(ENVS)}; or {GYM_PREFIX}<Gymnasium id> (pip install vjepa-cli[sim])")
     return ENVS[name](size=size)

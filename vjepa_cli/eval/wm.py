@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,26 +16,17 @@ import torch
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMConfig, WMPlanConfig
 from vjepa_cli.data.media import read_image, write_png
-from vjepa_cli.envs.registry import ENVS, make_env
+from vjepa_cli.envs.registry import ENVS, GYM_PREFIX, make_env
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.eval.wm_methods import baselines as baseline_methods
+from vjepa_cli.eval.wm_methods import method_label, planned_method
+from vjepa_cli.eval.wm_stats import MethodStats, method_stats
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
-from vjepa_cli.plan.cem import CEMPlanner
-from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.mpc import EpisodeLog
+from vjepa_cli.plan.registry import make_planner
 from vjepa_cli.plot import image_grid
 from vjepa_cli.runtime import resolve_device
-
-WM_METHOD = "world model (CEM)"  # the planned method's row name; the baselines are "random" and "oracle"
-
-
-@dataclass(frozen=True)
-class MethodStats:
-    method: str  # "world model (CEM)", "random", "oracle"
-    success_rate: float  # fraction of episodes solved
-    final_distance: float  # mean task distance at the end
-    steps: float  # mean actions per episode (to success, or the limit)
-    plan_ms: float | None  # mean planning time per action, milliseconds (None for baselines)
-    confidence: float | None = None  # mean CEM confidence (world model only)
 
 
 @dataclass(frozen=True)
@@ -43,7 +34,7 @@ class WMEvalResult:
     env: str  # environment name
     episodes: int  # episodes per method
     max_steps: int  # actions allowed per episode
-    rows: list[MethodStats]  # one per method, the world model first
+    rows: list[MethodStats]  # one per method, the world model(s) first
     png: Path | None  # picture of a few world-model trajectories
     device: str  # where the model ran
     out_dir: Path  # folder holding eval.json and trajectories.png
@@ -67,50 +58,34 @@ def plan_settings(wm: WorldModel, sets: list[str] | tuple[str, ...] = ()) -> WMP
     return from_dict(WMPlanConfig, data["plan"], "plan settings")
 
 
-def _stats(name: str, logs: list[EpisodeLog], planned: bool) -> MethodStats:
-    secs = [s for lg in logs for s in lg.plan_seconds]
-    conf = [c for lg in logs for c in lg.confidences]
-    return MethodStats(name, float(np.mean([lg.success for lg in logs])), float(np.mean([lg.distances[-1] for lg in logs])),
-                       float(np.mean([lg.steps for lg in logs])), 1000 * float(np.mean(secs)) if planned and secs else None,
-                       float(np.mean(conf)) if planned and conf else None)
-
-
 def _strip(log: EpisodeLog, cols: int = 8) -> list[np.ndarray]:
     idx = np.linspace(0, len(log.frames) - 1, cols - 1).round().astype(int)
     return [log.frames[i] for i in idx] + [log.goal]
 
 
-def _methods(wm: WorldModel, plan: WMPlanConfig, seed: int, baselines: bool) -> dict[str, Callable[[Any], EpisodeLog]]:
-    """Method name -> run one episode on a reset environment: MPC with the world model, then the baselines."""
-    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
-    gen = torch.Generator(device=wm.device).manual_seed(seed)
-
-    def encode(frame: np.ndarray) -> torch.Tensor:
-        return wm.encode(frame[None])[0]  # (N, D)
-
-    def mpc(z_goal: torch.Tensor) -> MPC:
-        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight)
-
-    methods = {WM_METHOD: lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps)}
-    if baselines:
-        rng = np.random.default_rng(seed + 1)
-        low, high = np.asarray(wm.action_low), np.asarray(wm.action_high)
-        methods["random"] = lambda env: run_policy_episode(env, lambda e: rng.uniform(low, high), plan.max_steps)
-        methods["oracle"] = lambda env: run_policy_episode(env, lambda e: e.oracle_action(), plan.max_steps)
-    return methods
+def _goal_env(wm: WorldModel, env_name: str, goal_steps: int | None, goal_policy: str | None):
+    """The environment with the model's frame size and the recipe's goal settings (overridable)."""
+    data = wm.meta.get("wm_config", {}).get("data", {})
+    return make_env(env_name, size=data.get("size", 64),
+                    goal_steps=data.get("goal_steps", 25) if goal_steps is None else goal_steps,
+                    goal_policy=goal_policy or data.get("goal_policy", "random"),
+                    success_radius=data.get("success_radius", 0.0))
 
 
 def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed: int = 0,
                 sets: list[str] | tuple[str, ...] = (), device: str | None = None, baselines: bool = True,
-                out_dir: str | Path | None = None, show: int = 4,
+                out_dir: str | Path | None = None, show: int = 4, methods: Sequence[str] = (),
+                goal_steps: int | None = None, goal_policy: str | None = None,
                 on_episode: Callable[[str, int], None] | None = None) -> WMEvalResult:
-    """Run MPC with the world model on `episodes` seeded episodes (and the baselines on the same seeds).
+    """Run MPC with the world model for each method in `methods` (`<planner>[+prior][+reward|+reward-only]`,
+    see `eval/wm_methods.py`; default: the model's `plan.method`) on `episodes` seeded episodes, and the
+    baselines (random actions; the scripted or replayed-goal oracle where the environment has one; the learned
+    policy head where the model has one) on the same seeds, so the same starts and goals.
 
     Writes `out_dir/eval.json` (default folder: `eval-<env>` next to the model) and `out_dir/trajectories.png`
-    (the first `show` world-model episodes, frames left to right, the goal last)."""
-    if env_name not in ENVS:
-        raise VjepaError(f"wm eval needs a built-in environment with goal images, not '{env_name}'",
-                         "registered: " + ", ".join(ENVS))
+    (the first `show` episodes of the first method, frames left to right, the goal last)."""
+    if not env_name.startswith(GYM_PREFIX) and env_name not in ENVS:
+        raise VjepaError(f"unknown environment '{env_name}'", "registered: " + ", ".join(ENVS) + f", or {GYM_PREFIX}<id>")
     if episodes < 1:
         raise VjepaError("--episodes must be >= 1")
     wm = load_world_model(model_path, resolve_device(device))
@@ -118,19 +93,28 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
     trained_on = wm.meta.get("env") or ""
     if trained_on and trained_on != env_name:
         raise VjepaError(f"{model_path} was trained on {trained_on}, not {env_name}", f"use --env {trained_on}")
-    size = wm.meta.get("wm_config", {}).get("data", {}).get("size", 64)
+    runs = {method_label(m): planned_method(wm, plan, m, seed) for m in (methods or [plan.method])}
+    first = next(iter(runs))
+    env = _goal_env(wm, env_name, goal_steps, goal_policy)
+    if baselines:
+        runs.update(baseline_methods(wm, plan, seed, oracle=getattr(env, "has_oracle", True)))
     rows, shown = [], []
-    for name, run in _methods(wm, plan, seed, baselines).items():
-        logs = []
-        for i in range(episodes):
-            env = make_env(env_name, size=size)
-            env.reset(np.random.default_rng([seed, i]))
-            logs.append(run(env))
-            if on_episode:
-                on_episode(name, i)
-        rows.append(_stats(name, logs, planned=name == WM_METHOD))
-        shown = logs[:show] if name == WM_METHOD else shown
-    out_dir = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"eval-{env_name}"
+    try:
+        for name, run in runs.items():
+            logs = []
+            for i in range(episodes):
+                env.reset(np.random.default_rng([seed, i]))  # the same start and goal for every method
+                if env.goal_image() is None:
+                    raise VjepaError(f"{env_name} has no goal image", "use --goal-steps > 0")
+                logs.append(run(env))
+                if on_episode:
+                    on_episode(name, i)
+            rows.append(method_stats(name, logs, planned=name.startswith("world model")))
+            shown = logs[:show] if name == first else shown
+    finally:
+        if hasattr(env, "close"):
+            env.close()
+    out_dir = Path(out_dir) if out_dir is not None else Path(model_path).parent / f"eval-{env_name.replace(':', '-').replace('/', '-')}"
     png = write_png(out_dir / "trajectories.png", image_grid([im for lg in shown for im in _strip(lg)], ncols=8, pad=2))
     res = WMEvalResult(env_name, episodes, plan.max_steps, rows, png, str(wm.device), out_dir)
     write_text_atomic(res.json_path, json.dumps(res.record(), indent=2) + "\n")
@@ -156,7 +140,7 @@ def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, set
     if s_img.shape != g_img.shape:
         raise VjepaError(f"start and goal images differ in size: {s_img.shape[:2]} vs {g_img.shape[:2]}")
     z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
-    planner = CEMPlanner(wm.rollout, plan.cem_for(wm.action_low, wm.action_high))
+    planner = make_planner(plan.method, wm.rollout, plan.planner_for(wm.action_low, wm.action_high))
     t0 = time.perf_counter()
     res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
     return WMPlanResult(res.actions.cpu().tolist(), list(wm.action_names), res.energy,

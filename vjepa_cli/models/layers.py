@@ -273,3 +273,31 @@ def run_blocks(blocks, x: Tensor, rope: RopeTable | None = None, attn_mask: Tens
         if i in keep:
             hidden[i] = x
     return x, [hidden[i % len(blocks)] for i in (return_layers or [])]
+
+
+class TokenMLP(nn.Module):
+    """Frozen patch tokens -> a vector: LayerNorm, a per-token projection to `proj` channels, the tokens
+    flattened in grid order (so the position of what is seen survives, unlike mean pooling), then an Mlp.
+    (B, N, D) -> (B, out_dim)."""
+
+    def __init__(self, num_tokens: int, dim: int, out_dim: int, proj: int = 8, hidden: int = 128):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.proj = nn.Linear(dim, proj)
+        self.mlp = Mlp(num_tokens * proj, hidden, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.mlp(self.proj(self.norm(x)).flatten(1))  # (B, N * proj) -> (B, out_dim)
+
+
+def init_fan_in(module: nn.Module, generator: torch.Generator | None = None) -> None:
+    """Small heads: trunc_normal(1 / sqrt(fan_in)) Linear weights (unit-scale outputs from the start, where the
+    ViT's std 0.02 leaves a shallow head on a long plateau), zero biases, LayerNorm 1/0; from `generator`."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            std = m.in_features ** -0.5
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

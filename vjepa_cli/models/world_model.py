@@ -3,7 +3,8 @@
 One safetensors file: `encoder.*` (the frozen encoder the predictor was trained on) and `predictor.*`
 (the action-conditioned predictor), with JSON metadata: `format`, `encoder_config` (a ModelConfig),
 `encoder_source`, `predictor_config` (an ACPredictorConfig), `action_names`, `action_low`, `action_high`,
-`state_names`, `fps`, `stride`, `env`, `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
+`state_names`, `fps`, `stride`, `env`, optional heads (`reward.*` with `reward_config`, `policy.*` with
+`policy_config`), `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
 files written before hold the CEM settings flat, `{horizon, samples, ...}`, which still reads), `wm_config`
 and `step`.
 """
@@ -24,6 +25,8 @@ from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig
 from vjepa_cli.models.frozen import FrozenEncoder, encode_frames
+from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
+from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 
 FORMAT = "vjepa-wm/1"
 
@@ -39,6 +42,8 @@ class WorldModel:
     action_names: tuple[str, ...]
     plan: WMPlanConfig
     meta: dict[str, Any]
+    reward_head: RewardHead | None = None  # learned reward on features (wm train with heads.reward)
+    policy_head: PolicyHead | None = None  # goal-conditioned behaviour cloning (heads.policy)
 
     @property
     def device(self) -> torch.device:
@@ -48,19 +53,27 @@ class WorldModel:
         """uint8 [T, H, W, 3] -> layer-normed features [T, N, D]."""
         return encode_frames(self.encoder, frames)
 
-    @torch.no_grad()
     def rollout(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """CEM rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D]."""
+        """Planning rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D].
+        Differentiable in `actions` (the weights are frozen), for gradient planning; sampling planners call
+        it under `no_grad`."""
         ctx = z0.unsqueeze(0).unsqueeze(0).expand(actions.shape[0], 1, *z0.shape)  # (S, 1, N, D)
         return self.predictor.rollout(ctx, actions)
 
 
-def save_world_model(path: str | Path, enc: FrozenEncoder, predictor: ACPredictor, meta: dict[str, Any]) -> Path:
-    """Write the world-model file atomically (weights from the unwrapped modules)."""
+HEADS = {"reward": (RewardHead, RewardHeadConfig), "policy": (PolicyHead, PolicyHeadConfig)}  # optional
+
+
+def save_world_model(path: str | Path, enc: FrozenEncoder, predictor: ACPredictor, meta: dict[str, Any],
+                     heads: dict[str, torch.nn.Module] | None = None) -> Path:
+    """Write the world-model file atomically (weights from the unwrapped modules; `heads`: name -> head)."""
     tensors = {f"encoder.{k}": v for k, v in enc.module.state_dict().items()}
     tensors.update({f"predictor.{k}": v for k, v in predictor.state_dict().items()})
     full = {"format": FORMAT, "encoder_config": to_dict(enc.config), "encoder_source": enc.source,
             "predictor_config": to_dict(predictor.cfg), **meta}
+    for name, head in (heads or {}).items():
+        tensors.update({f"{name}.{k}": v for k, v in head.state_dict().items()})
+        full[f"{name}_config"] = to_dict(head.cfg)
     return save_tensors(path, tensors, full)
 
 
@@ -93,5 +106,18 @@ def load_world_model(path: str | Path, device: torch.device | str = "cpu") -> Wo
     predictor = predictor.to(device).eval().requires_grad_(False)
     plan = from_dict(WMPlanConfig, meta_json(meta, "plan", {}), f"{path} plan")
     info = {k: meta_json(meta, k) for k in meta}
+    heads = {name: _load_head(path, tensors, meta, name, device) for name in HEADS if f"{name}_config" in meta}
     return WorldModel(enc, predictor, tuple(meta_json(meta, "action_low")), tuple(meta_json(meta, "action_high")),
-                      tuple(meta_json(meta, "action_names", [])), plan, info)
+                      tuple(meta_json(meta, "action_names", [])), plan, info, heads.get("reward"), heads.get("policy"))
+
+
+def _load_head(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], name: str,
+               device: torch.device | str) -> torch.nn.Module:
+    cls, cfg_cls = HEADS[name]
+    head = cls(from_dict(cfg_cls, meta_json(meta, f"{name}_config"), f"{path} {name}_config"))
+    sd = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(f"{name}.")}
+    try:
+        head.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise VjepaError(f"{path}: {name} head weights do not match their config: {e}") from None
+    return head.to(device).eval().requires_grad_(False)

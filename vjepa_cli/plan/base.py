@@ -1,12 +1,14 @@
 """What every planner shares: the interface MPC calls, the result it returns, and the goal energy.
 
 A planner searches action sequences [H, A] within per-dimension bounds whose predicted outcome (a world
-model's rollout) is closest to goal features. CEM is the first (`plan/cem.py`); MPPI or gradient descent
-through the predictor slot in by implementing `Planner` with the same energy and batching (`rollout_energy`).
+model's rollout) is closest to goal features. CEM (`plan/cem.py`), MPPI (`plan/mppi.py`) and gradient descent
+through the predictor (`plan/gd.py`) implement `Planner` with the same energy, bounds and batching
+(`rollout_energy`, `bounds`, `start_mean`); `plan/registry.py` picks one by name.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -15,6 +17,8 @@ import torch
 
 # rollout_fn(z0, actions [S, H, A]) -> predicted features [S, H, *F] (one entry per horizon step)
 RolloutFn = Callable[[Any, torch.Tensor], torch.Tensor]
+# energy_fn(pred [S, H, *F], z_goal [*F]) -> [S]: replaces the L1 goal energy (e.g. blended with a learned reward)
+EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass
@@ -51,9 +55,44 @@ def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "
     return diff[:, -1] if mode == "final" else diff.sum(1)
 
 
+def score(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "sum"] = "final",
+          energy_fn: EnergyFn | None = None) -> torch.Tensor:
+    """Energy of predictions [S, H, *F] -> [S]: `energy_fn` when given, else the L1 goal energy."""
+    return energy_l1(pred, z_goal, mode) if energy_fn is None else energy_fn(pred, z_goal)
+
+
 def rollout_energy(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, actions: torch.Tensor,
-                   mode: Literal["final", "sum"] = "final", chunk: int = 0) -> torch.Tensor:
+                   mode: Literal["final", "sum"] = "final", chunk: int = 0,
+                   energy_fn: EnergyFn | None = None) -> torch.Tensor:
     """Energy of every candidate in `actions` [S, H, A] -> [S], rolled out `chunk` at a time (0 = all at once)."""
     step = chunk or actions.shape[0]
-    out = [energy_l1(rollout_fn(z0, a), z_goal, mode) for a in actions.split(step)]
+    out = [score(rollout_fn(z0, a), z_goal, mode, energy_fn) for a in actions.split(step)]
     return torch.cat(out)  # (S,)
+
+
+def bounds(low, high, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension bounds as tensors (A,) on `device`; empty bounds are a configuration error."""
+    if not low:
+        raise ValueError("the planner config has no action bounds: set low and high")
+    return (torch.tensor(low, dtype=torch.float32, device=device),
+            torch.tensor(high, dtype=torch.float32, device=device))
+
+
+def start_mean(low: torch.Tensor, high: torch.Tensor, horizon: int,
+               init_mean: torch.Tensor | None) -> torch.Tensor:
+    """The search's start [H, A]: the bounds' midpoint, or `init_mean` ([H, A] or [A], repeated) clipped."""
+    H, A = horizon, low.shape[0]
+    if init_mean is None:
+        return ((low + high) / 2).expand(H, A).clone()
+    if tuple(init_mean.shape) not in ((H, A), (A,)):
+        raise ValueError(f"init_mean must be [{H}, {A}] or [{A}], got {list(init_mean.shape)}")
+    mean = init_mean.to(low.device, torch.float32).expand(H, A).clone()
+    return torch.minimum(torch.maximum(mean, low), high)
+
+
+def confidence(energies: torch.Tensor) -> tuple[float, float]:
+    """(confidence, spread) of the best candidates' energies [K]: 1 / (1 + std / |mean|), 1 when they agree."""
+    spread = float(energies.std(unbiased=False)) if energies.numel() > 1 else 0.0
+    scale = float(energies.mean().abs())
+    conf = 1.0 / (1.0 + spread / scale) if scale > 0 and math.isfinite(spread) else 1.0
+    return conf, spread

@@ -12,19 +12,27 @@ come from the config.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from vjepa_cli.config.plan import CEMConfig
-from vjepa_cli.plan.base import PlanResult, RolloutFn, rollout_energy
+from vjepa_cli.plan.base import (
+    EnergyFn,
+    PlanResult,
+    RolloutFn,
+    bounds,
+    confidence,
+    rollout_energy,
+    start_mean,
+)
 
 
 @torch.no_grad()
 def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfig,
-             generator: torch.Generator, init_mean: torch.Tensor | None = None) -> PlanResult:
+             generator: torch.Generator, init_mean: torch.Tensor | None = None,
+             energy_fn: EnergyFn | None = None) -> PlanResult:
     """Plan `cfg.horizon` actions whose predicted outcome is closest (L1) to the goal features.
 
     Args:
@@ -35,19 +43,10 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         generator: the random source; its device is where samples are drawn.
         init_mean: optional `[H, A]` (or `[A]`, repeated) starting mean, e.g. from a policy prior.
     """
-    if not cfg.low:
-        raise ValueError("CEMConfig has no action bounds: set low and high")
     dev = z_goal.device
-    low = torch.tensor(cfg.low, dtype=torch.float32, device=dev)  # (A,)
-    high = torch.tensor(cfg.high, dtype=torch.float32, device=dev)
+    low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
     H, A = cfg.horizon, cfg.action_dim
-    if init_mean is None:
-        mean = ((low + high) / 2).expand(H, A).clone()  # (H, A)
-    else:
-        if tuple(init_mean.shape) not in ((H, A), (A,)):
-            raise ValueError(f"init_mean must be [{H}, {A}] or [{A}], got {list(init_mean.shape)}")
-        mean = init_mean.to(dev, torch.float32).expand(H, A).clone()
-        mean = torch.minimum(torch.maximum(mean, low), high)
+    mean = start_mean(low, high, H, init_mean)  # (H, A)
     span = high - low
     std0 = span / 2 if cfg.init_std is None else torch.tensor(cfg.init_std, dtype=torch.float32, device=dev)
     std = std0.expand(H, A).clone()
@@ -60,7 +59,7 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         if cfg.include_mean:
             cand[0] = mean
         cand = torch.minimum(torch.maximum(cand, low), high)
-        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk)  # (S,)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
         elite_e, idx = torch.topk(e, cfg.topk, largest=False)
         elites = cand[idx]  # (K, H, A)
         mean = cfg.momentum_mean * mean + (1 - cfg.momentum_mean) * elites.mean(0)
@@ -69,10 +68,8 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
                         "elite_std": float(elite_e.std(unbiased=False)), "action_std": float(std.mean())})
     plan = torch.minimum(torch.maximum(mean, low), high)
-    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk)[0])
-    spread = float(elite_e.std(unbiased=False))
-    scale = float(elite_e.mean().abs())
-    conf = 1.0 / (1.0 + spread / scale) if scale > 0 and math.isfinite(spread) else 1.0
+    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk, energy_fn)[0])
+    conf, spread = confidence(elite_e)
     return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
 
 
@@ -82,6 +79,7 @@ class CEMPlanner:
 
     rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
     cfg: CEMConfig  # CEM settings with the action bounds set
+    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
 
     @property
     def low(self) -> tuple[float, ...]:
@@ -93,4 +91,5 @@ class CEMPlanner:
 
     def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
              init_mean: torch.Tensor | None = None) -> PlanResult:
-        return cem_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean)
+        return cem_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
+                energy_fn=self.energy_fn)

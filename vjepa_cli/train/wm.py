@@ -34,6 +34,7 @@ from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
 from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
 from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
+from vjepa_cli.train.wm_heads import train_policy_head, train_reward_head
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -80,11 +81,16 @@ def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
 def recipe_hash(cfg: WMConfig) -> str:
     """`config_hash` of the recipe with the plan settings in their earlier flat spelling, so that checkpoints
     written before the CEM settings were nested under `plan.cem` still resume (plan settings do not change
-    training, and the CEM fields added since are not part of the hash, nor are the trackers)."""
+    training, and the CEM fields added since are not part of the hash); nor are the later settings that do
+    not change the predictor's training (other planners, heads, evaluation goals, trackers)."""
     d = to_dict(cfg)
     d.pop("log_with")  # where the metrics also go does not change training
     cem = d["plan"].pop("cem")
-    d["plan"] = {**{k: cem[k] for k in WMPlanConfig.ALIASES}, **d["plan"]}
+    legacy = ("max_steps", "prior_weight")  # the other plan fields of the first release
+    d["plan"] = {**{k: cem[k] for k in WMPlanConfig.ALIASES}, **{k: d["plan"][k] for k in legacy}}
+    d.pop("heads")  # trained after the predictor, from the same features: no effect on its training
+    for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
+        d["data"].pop(k)
     return stable_hash(d, 12)
 
 
@@ -94,6 +100,18 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
                                    max_frames=max(16, cfg.data.num_frames))
     return ACPredictor(pcfg, generator=torch.Generator().manual_seed(cfg.seed))
 
+
+
+def train_heads(cfg: WMConfig, data: WMData) -> dict[str, tuple[torch.nn.Module, float]]:
+    """The optional heads of the recipe (`heads.reward`, `heads.policy`) -> name: (head, final mean loss)."""
+    out = {}
+    for name, wanted, fit in (("reward", cfg.heads.reward, train_reward_head),
+                              ("policy", cfg.heads.policy, train_policy_head)):
+        if wanted:
+            head, losses = fit(data, cfg.heads, cfg.seed)
+            out[name] = (head, float(np.mean(losses[-max(1, len(losses) // 10):])))
+            log.info("%s head: final loss %.4f", name, out[name][1])
+    return out
 
 
 class WMTrainer(Trainer):
@@ -173,8 +191,11 @@ class WMTrainer(Trainer):
                 "plan": to_dict(self.cfg.plan), "wm_config": to_dict(self.cfg), "step": self.step}
         path = self.folder.path / "wm.safetensors"
         if self.acc.is_main_process:
+            heads = train_heads(self.cfg, d)
+            meta["heads_loss"] = {k: v[1] for k, v in heads.items()}
             with disk_full_is_clear(path, self.last_checkpoint):
-                save_world_model(path, d.encoder, self.acc.unwrap_model(self.model).eval(), meta)
+                save_world_model(path, d.encoder, self.acc.unwrap_model(self.model).eval(), meta,
+                                 {k: v[0] for k, v in heads.items()})
         self.acc.wait_for_everyone()
         return path
 

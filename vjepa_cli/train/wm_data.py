@@ -50,6 +50,7 @@ class WMData:
     features: list[torch.Tensor]  # per episode (T_i, N, D), CPU
     actions: list[np.ndarray]  # per episode (T_i - 1, A)
     states: list[np.ndarray | None]  # per episode (T_i, S) or None
+    rewards: list[np.ndarray | None]  # per episode (T_i - 1,) or None (episodes recorded before rewards)
     action_names: list[str]
     action_low: list[float]
     action_high: list[float]
@@ -98,7 +99,7 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
         on_phase("features", len(dirs))
     paths = cache_features(encoder, dirs, cache, cfg.encoder.batch_size,
                            on_episode=(lambda i: on_step(i, {})) if on_step else None)
-    feats, acts, states = [], [], []
+    feats, acts, states, rewards = [], [], [], []
     for ep_dir, path in zip(dirs, paths, strict=True):
         ep = read_episode(ep_dir, frames=False)
         if ep.actions.shape[1] != first.actions.shape[1]:
@@ -110,11 +111,12 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
         feats.append(load_cached(path))
         acts.append(ep.actions)
         states.append(ep.states)
+        rewards.append(ep.rewards)
     if not feats:
         raise VjepaError(f"no episode in {root} has {need} frames", "lower data.num_frames or collect longer episodes")
     low = list(first.action_low) or [float(x) for x in np.min([a.min(0) for a in acts], 0)]
     high = list(first.action_high) or [float(x) for x in np.max([a.max(0) for a in acts], 0)]
-    return WMData(encoder, feats, acts, states, list(first.action_names), low, high, list(first.state_names),
+    return WMData(encoder, feats, acts, states, rewards, list(first.action_names), low, high, list(first.state_names),
                   first.fps, stride, str(first.info.get("env", "")))
 
 

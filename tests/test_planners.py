@@ -1,0 +1,128 @@
+"""CEM, MPPI and gradient planning behind one interface: each finds the closed-form optimum of linear dynamics
+with a quadratic energy, stays within the bounds, starts from the prior, and is picked by `plan.method`."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig
+from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.plan import PLANNERS, CEMPlanner, GDPlanner, MPPIPlanner, make_planner
+from vjepa_cli.plan.mppi import mppi_weights
+
+B = torch.tensor([[1.0, 0.5], [-0.3, 0.8]])  # (D, A) invertible action matrix
+Z0, GOAL = torch.tensor([0.2, -0.1]), torch.tensor([0.5, 0.3])
+
+
+def linear_quadratic(z0, actions):
+    """z_h = z0 + sum_{k<=h} B a_k; features (z_h - goal)^2 so that the L1 energy against 0 is quadratic.
+    (S, H, A) -> (S, H, D). With the "sum" energy the unique optimum puts z_1 on the goal and then stays:
+    a_0 = B^-1 (goal - z0), a_h = 0 for h > 0."""
+    z = z0 + (actions @ B.T).cumsum(1)  # (S, H, D)
+    return (z - GOAL) ** 2
+
+
+def optimum(horizon: int) -> torch.Tensor:
+    a = torch.zeros(horizon, 2)
+    a[0] = torch.linalg.solve(B, GOAL - Z0)
+    return a
+
+
+CFGS = {
+    "cem": CEMConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=256, topk=16, iterations=25,
+                     energy="sum", min_std=1e-4),
+    "mppi": MPPIConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=256, topk=32, iterations=25,
+                       energy="sum", min_std=1e-4),
+    "gd": GDConfig(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=2, iterations=150, lr=0.03,
+                   energy="sum"),
+}
+
+
+@pytest.mark.parametrize("method", list(PLANNERS))
+def test_each_planner_finds_the_closed_form_optimum(method):
+    a_star = optimum(3)
+    assert (a_star.abs() < 1).all()  # the optimum is inside the bounds
+    planner = make_planner(method, linear_quadratic, CFGS[method])
+    res = planner.plan(Z0, torch.zeros(2), torch.Generator().manual_seed(0))
+    assert res.actions.shape == (3, 2)
+    assert torch.allclose(res.actions, a_star, atol=0.03), (method, res.actions)
+    assert res.energy < 1e-3
+    assert 0 < res.confidence <= 1
+    assert res.history[-1]["best"] <= res.history[0]["best"]
+
+
+@pytest.mark.parametrize("method", list(PLANNERS))
+def test_each_planner_stays_within_the_bounds(method):
+    seen: list[torch.Tensor] = []
+    far = torch.tensor([[2.0, -3.0]])  # the optimum lies outside the box: the answer is the corner
+
+    def rollout(z0, a):
+        seen.append(a.detach().clone())
+        return (a - far) ** 2
+
+    low, high = (-0.5, -0.1), (0.5, 0.2)
+    base = {"cem": CEMConfig, "mppi": MPPIConfig, "gd": GDConfig}[method]
+    kw = {"gd": {"iterations": 60, "lr": 0.1}}.get(method, {"init_std": (5.0, 5.0)})
+    cfg = base(low=low, high=high, horizon=1, energy="sum", **kw)
+    res = make_planner(method, rollout, cfg).plan(None, torch.zeros(2), torch.Generator().manual_seed(0))
+    allx = torch.cat(seen)
+    assert (allx[..., 0] >= -0.5).all() and (allx[..., 0] <= 0.5).all()
+    assert (allx[..., 1] >= -0.1).all() and (allx[..., 1] <= 0.2).all()
+    assert torch.allclose(res.actions, torch.tensor([[0.5, -0.1]]), atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["mppi", "gd"])
+def test_init_mean_is_where_the_search_starts_and_runs_repeat(method):
+    target = torch.tensor([[0.6]])
+    rollout = lambda z, a: (a - target) ** 2  # noqa: E731
+    if method == "mppi":
+        cfg = MPPIConfig(low=(-1.0,), high=(1.0,), horizon=1, samples=16, topk=4, iterations=1,
+                         init_std=(1e-4,), min_std=0.0, momentum_mean=0.0, energy="sum")
+    else:
+        cfg = GDConfig(low=(-1.0,), high=(1.0,), horizon=1, samples=1, iterations=1, lr=1e-4, energy="sum")
+    planner = make_planner(method, rollout, cfg)
+    res = planner.plan(None, torch.zeros(1), torch.Generator().manual_seed(0), init_mean=torch.tensor([-0.7]))
+    assert res.actions.item() == pytest.approx(-0.7, abs=1e-3)
+    a = planner.plan(None, torch.zeros(1), torch.Generator().manual_seed(3))
+    b = planner.plan(None, torch.zeros(1), torch.Generator().manual_seed(3))
+    assert torch.equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="init_mean"):
+        planner.plan(None, torch.zeros(1), torch.Generator(), init_mean=torch.zeros(3, 2))
+
+
+def test_gd_chunks_give_the_same_plan():
+    cfg = CFGS["gd"]
+    from dataclasses import replace
+
+    a = GDPlanner(linear_quadratic, replace(cfg, iterations=20)).plan(Z0, torch.zeros(2), torch.Generator().manual_seed(1))
+    b = GDPlanner(linear_quadratic, replace(cfg, iterations=20, chunk=1)).plan(Z0, torch.zeros(2),
+                                                                             torch.Generator().manual_seed(1))
+    assert torch.allclose(a.actions, b.actions, atol=1e-6)
+
+
+def test_mppi_weights_closed_form():
+    e = torch.tensor([1.0, 2.0, 3.0])  # min 1, mean 2: gap 1; T = 0.5 -> exp(-(0, 2, 4))
+    w = mppi_weights(e, 0.5)
+    ref = torch.exp(-torch.tensor([0.0, 2.0, 4.0]))
+    assert torch.allclose(w, ref / ref.sum())
+    assert torch.allclose(mppi_weights(e * 100 + 7, 0.5), w, atol=1e-6)  # scale- and shift-free
+
+
+def test_plan_method_selects_the_planner_and_bounds_come_from_the_model():
+    for method, cls in (("cem", CEMPlanner), ("mppi", MPPIPlanner), ("gd", GDPlanner)):
+        cfg = WMPlanConfig(method=method).planner_for((-0.1, -0.2), (0.1, 0.2))
+        assert cfg.low == (-0.1, -0.2) and cfg.high == (0.1, 0.2)
+        assert isinstance(make_planner(method, linear_quadratic, cfg), cls)
+    with pytest.raises(ValueError, match="unknown planner"):
+        make_planner("rrt", linear_quadratic, CFGS["cem"])
+    with pytest.raises(TypeError, match="MPPIConfig"):
+        make_planner("mppi", linear_quadratic, CFGS["cem"])
+    with pytest.raises(ValueError, match="action bounds recorded"):
+        WMPlanConfig(mppi=MPPIConfig(low=(-1.0,), high=(1.0,)))
+    with pytest.raises(ValueError):
+        MPPIConfig(temperature=0.0)
+    with pytest.raises(ValueError):
+        GDConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="bounds"):
+        make_planner("gd", linear_quadratic, GDConfig()).plan(Z0, torch.zeros(2), torch.Generator())

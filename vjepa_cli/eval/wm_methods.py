@@ -1,0 +1,104 @@
+"""The methods `vjepa wm eval` compares, each a function that runs one episode on a reset environment.
+
+A planned method is named `<planner>[+prior][+reward|+reward-only]`: the planner (`cem`, `mppi`, `gd`), seeded
+by the learned policy head (`+prior`: the plan starts from its action, which blends into the executed action by
+`plan.prior_weight`), with the learned reward added to the goal-image energy (`+reward`) or alone
+(`+reward-only`). Baselines: random actions, the oracle (the scripted expert, or the replayed goal actions),
+and `policy`, the learned policy head on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from vjepa_cli.config.wm import WMPlanConfig
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.world_model import WorldModel
+from vjepa_cli.plan.base import EnergyFn, energy_l1
+from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
+from vjepa_cli.plan.registry import PLANNERS, make_planner
+
+MODIFIERS = ("prior", "reward", "reward-only")
+Runner = Callable[[Any], EpisodeLog]  # reset environment -> episode log
+
+
+def method_label(spec: str) -> str:
+    """`cem+prior` -> `world model (CEM+prior)`: the row name of a planned method."""
+    planner, *mods = spec.split("+")
+    return f"world model ({'+'.join([planner.upper(), *mods])})"
+
+
+class LearnedPrior:
+    """The policy head as a `PolicyPrior`: (frame, goal image) -> action [A]; the goal is encoded once."""
+
+    def __init__(self, wm: WorldModel):
+        if wm.policy_head is None:
+            raise VjepaError("this world model has no policy head", "train it with --set heads.policy=true")
+        self.wm, self._goal_key, self._z_goal = wm, None, None
+
+    @torch.no_grad()
+    def __call__(self, frame: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        if self._goal_key is None or not np.array_equal(self._goal_key, goal):
+            self._goal_key, self._z_goal = goal.copy(), self.wm.encode(goal[None])  # (1, N, D)
+        z = self.wm.encode(frame[None])  # (1, N, D)
+        return self.wm.policy_head(z, self._z_goal)[0].cpu().numpy()
+
+
+def reward_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float) -> EnergyFn:
+    """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)."""
+    if wm.reward_head is None:
+        raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
+    head = wm.reward_head
+
+    def energy(pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
+        e = -reward_weight * head(pred).sum(1)
+        return e + goal_weight * energy_l1(pred, z_goal, mode) if goal_weight else e
+
+    return energy
+
+
+def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> Runner:
+    """MPC with the world model for a method spec (see the module docstring)."""
+    method, *mods = spec.split("+")
+    if method not in PLANNERS or any(m not in MODIFIERS for m in mods):
+        raise VjepaError(f"unknown planning method '{spec}'",
+                         f"use <{'|'.join(PLANNERS)}>[+prior][+reward|+reward-only], e.g. cem+prior")
+    plan = replace(plan, method=method)
+    cfg = plan.planner_for(wm.action_low, wm.action_high)
+    goal_w, reward_w = plan.goal_weight, plan.reward_weight
+    if "reward" in mods or "reward-only" in mods:
+        reward_w = reward_w or 1.0
+        goal_w = 0.0 if "reward-only" in mods else goal_w
+    energy_fn = reward_energy(wm, cfg.energy, goal_w, reward_w) if reward_w else None
+    if energy_fn is None and goal_w != 1.0:
+        energy_fn = lambda pred, z_goal: goal_w * energy_l1(pred, z_goal, cfg.energy)  # noqa: E731
+    planner = make_planner(method, wm.rollout, cfg, energy_fn)
+    prior = LearnedPrior(wm) if ("prior" in mods or plan.prior) else None
+    gen = torch.Generator(device=wm.device).manual_seed(seed)
+
+    def encode(frame: np.ndarray) -> torch.Tensor:
+        return wm.encode(frame[None])[0]  # (N, D)
+
+    def mpc(z_goal: torch.Tensor) -> MPC:
+        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight)
+
+    return lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps, prior=prior)
+
+
+def baselines(wm: WorldModel, plan: WMPlanConfig, seed: int, oracle: bool) -> dict[str, Runner]:
+    """random, oracle (when the environment has one) and policy (when the model has a policy head)."""
+    rng = np.random.default_rng(seed + 1)
+    low, high = np.asarray(wm.action_low), np.asarray(wm.action_high)
+    out = {"random": lambda env: run_policy_episode(env, lambda e: rng.uniform(low, high), plan.max_steps)}
+    if oracle:
+        out["oracle"] = lambda env: run_policy_episode(env, lambda e: e.oracle_action(), plan.max_steps)
+    if wm.policy_head is not None:
+        prior = LearnedPrior(wm)
+        out["policy"] = lambda env: run_policy_episode(env, lambda e: prior(e.render(), e.goal_image()),
+                                                       plan.max_steps)
+    return out

@@ -1,0 +1,82 @@
+"""Heads on frozen world-model features, trained after the predictor from the same cached features:
+
+- reward: regression (MSE) of the recorded reward r_t on the features of the frame the action led to, z_{t+1};
+- policy: goal-conditioned behaviour cloning with hindsight goals: from (z_t, z_{t+k}), k uniform in
+  1..goal_horizon (clipped to the episode), regress (MSE) the action a_t that was taken.
+
+Both draw every batch from a torch.Generator seeded with the recipe's seed, so the heads are reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from vjepa_cli.config.wm import WMHeadsConfig
+from vjepa_cli.errors import VjepaError
+from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
+from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
+from vjepa_cli.train.wm_data import WMData
+
+
+def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], cfg: WMHeadsConfig,
+         gen: torch.Generator) -> list[float]:
+    """AdamW at a constant lr for `cfg.steps` steps; -> the loss of every step."""
+    opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    module.train()
+    losses = []
+    for _ in range(cfg.steps):
+        loss = loss_fn(gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    module.eval().requires_grad_(False)
+    return losses
+
+
+def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[RewardHead, list[float]]:
+    """Fit r_t ~ R(z_{t+1}) on every recorded transition."""
+    if any(r is None for r in data.rewards):
+        raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
+    z = torch.cat([f[1:] for f in data.features]).float()  # (M, N, D): the frame after each action
+    r = torch.cat([torch.as_tensor(x, dtype=torch.float32) for x in data.rewards])  # (M,)
+    mu, sd = float(r.mean()), float(r.std()) + 1e-6
+    gen = torch.Generator().manual_seed(seed)
+    head = RewardHead(RewardHeadConfig(z.shape[1], z.shape[2], cfg.proj, cfg.hidden), generator=gen)
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        i = torch.randint(len(z), (cfg.batch_size,), generator=g)
+        return ((head(z[i]) - (r[i] - mu) / sd) ** 2).mean()  # standardised targets
+
+    losses = _fit(head, loss, cfg, gen)
+    with torch.no_grad():  # fold the standardisation into the last layer: the head outputs rewards
+        fc2 = head.body.mlp.fc2
+        fc2.weight.mul_(sd)
+        fc2.bias.mul_(sd).add_(mu)
+    return head, losses
+
+
+def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[PolicyHead, list[float]]:
+    """Fit a_t ~ pi(z_t, z_{t+k}) with hindsight goals k in 1..goal_horizon."""
+    lengths = torch.tensor([len(a) for a in data.actions])  # actions per episode
+    offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths + 1]), 0)  # frame offsets
+    z = torch.cat(list(data.features)).float()  # (sum T_i, N, D)
+    acts = torch.cat([torch.as_tensor(a, dtype=torch.float32) for a in data.actions])  # (sum T_i - 1, A)
+    ep_of = torch.repeat_interleave(torch.arange(len(lengths)), lengths)  # episode of each transition
+    t_of = torch.cat([torch.arange(n) for n in lengths.tolist()])  # its time index
+    low, high = torch.tensor(data.action_low), torch.tensor(data.action_high)
+    gen = torch.Generator().manual_seed(seed + 1)
+    head = PolicyHead(PolicyHeadConfig(z.shape[1], z.shape[2], tuple(data.action_low), tuple(data.action_high),
+                                       cfg.proj, cfg.hidden), generator=gen)
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        i = torch.randint(len(acts), (cfg.batch_size,), generator=g)  # transitions
+        e, t = ep_of[i], t_of[i]
+        k = torch.randint(1, cfg.goal_horizon + 1, (cfg.batch_size,), generator=g)
+        goal_t = torch.minimum(t + k, lengths[e])  # a later frame of the same episode
+        pred = head(z[offsets[e] + t], z[offsets[e] + goal_t])  # (B, A)
+        return (((pred - acts[i]) / (high - low)) ** 2).mean()  # in units of the bound range
+
+    return head, _fit(head, loss, cfg, gen)
