@@ -15,7 +15,7 @@ the built-in motion and *possible* physics videos, causal "future" masks), for t
 Random init = the encoder both arms start from (with the V-JEPA 1 predictor for surprise).
 Each model is scored with the library's own evaluations: `run_seg_probe` (synth-seg, linear per-token head, mIoU),
 `run_probe` (probe/synth-motion, val top-1) and `score_pairs` (matched possible / impossible physics videos, as
-`vjepa demo` scores them; a 2.1 model is scored on its deepest level, as the V-JEPA 1 one). Prints a table (mean
+`vjepa demo` scores them; a 4-level 2.1 model over its four per-level-normed levels, as `vjepa surprise` does). Prints a table (mean
 and std over seeds) and one JSON line.
 """
 
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from vjepa_cli.config._load import load_recipe
 from vjepa_cli.config.extract import SurpriseConfig
@@ -67,32 +66,8 @@ def pretrain_sets(args, arm: str, seed: int) -> list[str]:
     return sets + (V1_OFF if arm == "v1" else [])
 
 
-class _LastLevel(nn.Module):
-    """A 4-level 2.1 predictor seen through its deepest level only, so surprise compares what the V-JEPA 1 model
-    predicts (the target encoder's default output is that level)."""
-
-    def __init__(self, predictor: nn.Module, width: int):
-        super().__init__()
-        self.predictor, self.width = predictor, width
-
-    def forward(self, *a, **k):
-        return self.predictor(*a, **k)[..., -self.width:]  # (B, Kt, D)
-
-
-class _Hierarchical(nn.Module):
-    def __init__(self, encoder: nn.Module):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, x, masks=None):
-        return self.encoder(x, masks=masks, hierarchical=True)  # (B, Kc, L*D): what the predictor reads
-
-
 def surprise(pairs, scfg: SurpriseConfig, model: Path, context: Path | None) -> dict:
-    m, _, _ = open_model(model, scfg, context)
-    if m.config.pred_levels > 1:
-        m.context_encoder = _Hierarchical(getattr(m, "context_encoder", None) or m.encoder)
-        m.predictor = _LastLevel(m.predictor, m.encoder.embed_dim)
+    m, _, _ = open_model(model, scfg, context)  # a 4-level model: surprise over its levels, as `vjepa surprise`
     res = score_pairs(pairs, scfg, model=m)
     return {k: res[k] for k in ("auroc_max", "auroc_peak", "pairwise_acc_max")}
 
