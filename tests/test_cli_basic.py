@@ -119,8 +119,11 @@ def test_one_option_vocabulary(run_cli, tmp_path):
     assert run_cli("synth").code == 1 and "no output folder" in run_cli("synth").err
     for cmd, shown, hidden in (("preprocess", ["--jobs", "--reencode-dir"], ["--workers", "--out-dir"]),
                                ("synth", ["--output", "--jobs"], ["--workers"]),
-                               ("probe", ["--output", "--dtype"], ["--output-dir"])):
-        text = run_cli(cmd, "--help").out
+                               ("probe", ["--output", "--dtype"], ["--output-dir"]),
+                               ("wm collect", ["--output", "[sim]"], ["--output-dir", "(needs )"]),
+                               ("wm train", ["--output", "--device", "Examples:"], ["--output-dir", "Example:\n"]),
+                               ("export", ["--no-predictor"], ["--with-predictor"])):
+        text = run_cli(*cmd.split(), "--help").out
         assert all(s in text for s in shown) and not any(h in text for h in hidden), cmd
 
 

@@ -33,4 +33,7 @@ def test_dependencies_have_no_upper_pins_and_decord_has_a_platform_marker():
 def test_package_ships_its_types_marker_and_recipes():
     data = _project()["tool"]["setuptools"]["package-data"]["vjepa_cli"]
     assert "py.typed" in data and (ROOT / "vjepa_cli" / "py.typed").is_file()
-    assert (ROOT / "vjepa_cli" / "recipes" / "tiny-cpu.yaml").is_file()
+    recipes = ROOT / "vjepa_cli" / "recipes"
+    assert recipes.is_dir() and not recipes.is_symlink() and (recipes / "tiny-cpu.yaml").is_file()
+    # the checkout's top-level recipes/ (what `vjepa pretrain recipes/vitb.yaml` names) is the same folder
+    assert (ROOT / "recipes").resolve() == recipes.resolve()

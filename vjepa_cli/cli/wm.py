@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, JsonOpt, OutDirOpt, RenderOpt, SetOpt
+from vjepa_cli.cli._options import (
+    DecoderOpt,
+    DeviceOpt,
+    JsonOpt,
+    OldOutputDirOpt,
+    OutDirOpt,
+    RenderOpt,
+    SetOpt,
+    either,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -25,8 +34,11 @@ GoalPolicyOpt = Annotated[str | None, typer.Option(
 @app.command(help="Record episodes from a simulated environment (reach2d, push2d, or gym:<id>).",
              epilog="Example:\n\n  vjepa wm collect --env reach2d --episodes 200 -o episodes/reach2d")
 def collect(
-    out: Annotated[Path, typer.Option("--output-dir", "-o", help="New folder for manifest.csv and episodes.")],
-    env: Annotated[str, typer.Option("--env", help="reach2d, push2d, or gym:<Gymnasium id> (needs [sim]).")] = "reach2d",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="New folder for manifest.csv and episodes "
+                                                                    "(required).", show_default=False)] = None,
+    out_old: OldOutputDirOpt = None,
+    env: Annotated[str, typer.Option("--env", help="reach2d, push2d, or gym:<Gymnasium id> (needs the sim extra: "
+                                                   "pip install 'vjepa-cli\\[sim]').")] = "reach2d",
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes to record.")] = 100,
     steps: Annotated[int, typer.Option("--steps", help="Actions per episode (frames = steps + 1).")] = 24,
     size: Annotated[int, typer.Option("--size", help="Frame side in pixels.")] = 64,
@@ -37,8 +49,12 @@ def collect(
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.envs.collect import run_wm_collect
+    from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, progress
 
+    out = either(out, out_old, "--output", "--output-dir")
+    if out is None:
+        raise VjepaError("no output folder given", hint="add -o FOLDER (a new folder for the episodes)")
     with progress() as bar:
         task = bar.add_task(f"collect {env}", total=episodes, info="")
         res = run_wm_collect(env, episodes, out, steps=steps, size=size, seed=seed, policy=policy,
@@ -51,12 +67,16 @@ def collect(
 
 
 @app.command(help="Train an action-conditioned predictor on episodes (collects them first if the recipe says so).",
-             epilog="Example:\n\n  vjepa wm train recipes/wm/reach2d.yaml -o runs/reach2d\n\n"
+             epilog="Examples:\n\n  vjepa wm train recipes/wm/reach2d.yaml -o runs/reach2d\n\n"
                     "  vjepa wm train recipes/wm/reach2d.yaml -o runs/reach2d --resume")
 def train(
-    recipe: Annotated[Path, typer.Argument(metavar="RECIPE", help="YAML recipe, e.g. recipes/wm/reach2d.yaml.")],
+    recipe: Annotated[str, typer.Argument(metavar="RECIPE", help="Recipe YAML file, or a built-in recipe name "
+                                                                 "(wm/reach2d, wm/push2d, wm/reacher, wm/pusht).")],
     sets: SetOpt = None,
     out: OutDirOpt = None,
+    out_old: OldOutputDirOpt = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (the recipe's `device`; "
+                                                                "auto: cuda when available).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output folder.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -66,7 +86,8 @@ def train(
     from vjepa_cli.train.sharding import end_process_group, leave_if_distributed
     from vjepa_cli.train.wm import run_wm_train
 
-    cfg = load_recipe(WMConfig, recipe, sets or [])
+    out = either(out, out_old, "--output", "--output-dir")
+    cfg = load_recipe(WMConfig, recipe, ([f"device={device}"] if device is not None else []) + list(sets or []))
     out = out or Path("runs") / Path(recipe).stem
     with progress() as bar:
         state = {"task": None}
@@ -162,6 +183,7 @@ def eval_(
     sets: SetOpt = None,
     seed: SeedOpt = 0,
     out: OutDirOpt = None,
+    out_old: OldOutputDirOpt = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run random actions and the scripted oracle.")] = True,
     device: DeviceOpt = None,
     decoder: Annotated[Path | None, typer.Option("--decoder", help="Decoder file trained on this world model "
@@ -175,6 +197,7 @@ def eval_(
     from vjepa_cli.eval.wm import run_wm_eval
     from vjepa_cli.log import console, progress
 
+    out = either(out, out_old, "--output", "--output-dir")
     _, wm = _decoder_check(model, decoder, None, Path("x.png"), device)
     names = [m.strip() for m in methods.split(",") if m.strip()]
     total = episodes * (max(len(names), 1) + (2 if baselines else 0))
