@@ -142,3 +142,16 @@ def test_pretrain_takes_device_dtype_and_both_output_spellings(run_cli, tmp_path
     assert r.code == 0, r
     cfg = read_yaml(tmp_path / "o" / "config.yaml")
     assert (cfg["device"], cfg["dtype"]) == ("cpu", "fp32")  # the recipe says auto / auto
+
+
+def test_context_has_one_form_and_surprise_writes_only_when_asked(run_cli, tmp_path):
+    """predict and surprise read --context alike (frame counts, comma separated); predict takes one; surprise
+    on videos needs -o (no folder appears in the current directory)."""
+    r = run_cli("predict", tmp_path / "v.mp4", "-o", tmp_path / "p.safetensors", "--context", "2,4")
+    assert r.code == 1 and "takes one context length" in r.err
+    r = run_cli("surprise", tmp_path / "v.mp4", "--context", "2,x", "-o", tmp_path / "s")
+    assert r.code == 1 and "bad --context '2,x'" in r.err
+    r = run_cli("surprise", tmp_path / "v.mp4")
+    assert r.code == 1 and "no output folder" in r.err
+    r = run_cli("surprise", tmp_path / "v.mp4", "-o", tmp_path / "s", "--combine", "median")
+    assert r.code == 2 and "median" in r.err  # a choice

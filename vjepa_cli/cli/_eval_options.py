@@ -67,3 +67,23 @@ def surprise_config(frames, frame_step, fps, stride, size, resize, context, comb
                               workers=workers)
     except ValueError as e:
         raise VjepaError(f"bad option: {e}") from None
+
+
+ContextOpt = Annotated[str | None, typer.Option(
+    "--context", help="Context length(s) in frames, comma separated, e.g. 8 or 2,4,6 (predict takes one).",
+    show_default=False)]
+
+
+def parse_contexts(text: str | None, default: list[int]) -> list[int]:
+    """`--context` as `predict` and `surprise` both read it: frame counts, comma separated."""
+    from vjepa_cli.errors import VjepaError
+
+    if text is None or not text.strip():
+        return list(default)
+    try:
+        values = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise VjepaError(f"bad --context '{text}'", hint="frame counts, comma separated: e.g. --context 2,4,6") from None
+    if not values or any(v < 1 for v in values):
+        raise VjepaError(f"bad --context '{text}'", hint="frame counts >= 1, e.g. --context 8")
+    return values

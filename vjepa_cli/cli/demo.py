@@ -22,7 +22,8 @@ Examples:\n\n
 
 
 def command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
+    out: Annotated[Path, typer.Option("--output", "-o", help="Output folder (must be new or empty).")] = Path("vjepa-demo"),
+    out_old: Annotated[Path | None, typer.Option("--out", hidden=True)] = None,
     minutes: Annotated[float | None, typer.Option("--minutes", help="Fit the motion pretraining into about half of N minutes, from a measured step time (default: the recipe's fixed step count, so results do not depend on machine load).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="Pretraining steps (overrides --minutes and the recipe).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
@@ -30,9 +31,12 @@ def command(
     device: DeviceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
+    from vjepa_cli.cli._options import either
     from vjepa_cli.demo import DemoConfig, run_demo
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import console, progress
+
+    out = either(None, out_old, "--output", "--out") or out
 
     if minutes is not None and minutes <= 0:
         raise VjepaError("--minutes must be > 0")

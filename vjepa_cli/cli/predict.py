@@ -10,6 +10,7 @@ import typer
 
 from vjepa_cli.cli._eval_options import (
     BatchOpt,
+    ContextOpt,
     FpsOpt,
     FramesOpt,
     MaskIndexOpt,
@@ -18,11 +19,12 @@ from vjepa_cli.cli._eval_options import (
     ResizeOpt,
     SizeOpt,
     WorkersOpt,
+    parse_contexts,
 )
 from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, RenderOpt
 
 HELP = "Predict the features of the last frames of each window from its first --context frames."
-EXAMPLES = """Example:\n\n  vjepa predict video.mp4 --model model.safetensors -o pred.safetensors --frames 16 --context 8"""
+EXAMPLES = """Examples:\n\n  vjepa predict video.mp4 --model model.safetensors -o pred.safetensors --frames 16 --context 8\n\n  vjepa predict video.mp4 -m model.safetensors -o pred.safetensors --decoder dec.safetensors --render pred.png"""
 
 
 def command(
@@ -32,7 +34,7 @@ def command(
     context_model: Annotated[
         Path | None, typer.Option("--context-model", help="Encode the context with this file's encoder instead.")
     ] = None,
-    context: Annotated[int | None, typer.Option("--context", help="Context frames (default: half the window).")] = None,
+    context: ContextOpt = None,
     frames: FramesOpt = 16,
     frame_step: ProtocolFrameStepOpt = None,
     fps: FpsOpt = None,
@@ -53,7 +55,13 @@ def command(
     from vjepa_cli.infer.predict import run_predict
     from vjepa_cli.log import console, err_console, progress
 
-    cfg = surprise_config(frames, frame_step, fps, stride, size, resize, [context or frames // 2],
+    ctx = parse_contexts(context, [frames // 2])  # default: half the window
+    if len(ctx) != 1:
+        from vjepa_cli.errors import VjepaError
+
+        raise VjepaError(f"vjepa predict takes one context length, got {context}",
+                         hint="give one, e.g. --context 8; `vjepa surprise` compares several")
+    cfg = surprise_config(frames, frame_step, fps, stride, size, resize, ctx,
                           "min", mask_index, batch_size, device, dtype, workers)
     render = check_render(decoder, render, output.with_suffix(".png"))
     loaded = None

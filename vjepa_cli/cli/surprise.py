@@ -6,12 +6,13 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from vjepa_cli.cli._eval_options import (
     BatchOpt,
+    ContextOpt,
     FpsOpt,
     FramesOpt,
     MaskIndexOpt,
@@ -20,6 +21,7 @@ from vjepa_cli.cli._eval_options import (
     ResizeOpt,
     SizeOpt,
     WorkersOpt,
+    parse_contexts,
 )
 from vjepa_cli.cli._options import DecoderOpt, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, print_json
 
@@ -27,7 +29,9 @@ HELP = "Score per-window surprise of videos (and possible/impossible pairs)."
 EXAMPLES = """Examples:\n\n  vjepa surprise video.mp4 --model model.safetensors -o surprise/\n\n  vjepa surprise --pairs physics_eval/ --model model.safetensors --frames 8 --frame-step 1 --context 2,4,6 --json"""
 
 InputsArg = Annotated[list[str] | None, typer.Argument(help="Videos, folders, manifests, or - for paths on stdin.")]
-OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Folder for <video>.csv/.png (or one .csv).")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Folder for <video>.csv/.png (or one .csv); "
+                                                                       "needed for videos, not for --pairs.",
+                                                show_default=False)]
 ContextModelOpt = Annotated[
     Path | None,
     typer.Option("--context-model", help="Encode the context with this file's encoder (e.g. `vjepa export RUN "
@@ -40,8 +44,8 @@ PairsOpt = Annotated[
                                  "Prints pairwise accuracy, AUROC and AUPRC with each curve's max, mean and "
                                  "peak (max / mean)."),
 ]
-ContextOpt = Annotated[str, typer.Option("--context", help="Context lengths in frames, comma separated.")]
-CombineOpt = Annotated[str, typer.Option("--combine", help="Curve over context lengths: min (published) or mean.")]
+CombineOpt = Annotated[Literal["min", "mean"], typer.Option("--combine", help="Curve over context lengths: min "
+                                                                             "(published) or mean.")]
 NoPlotOpt = Annotated[bool, typer.Option("--no-plot", help="Write the CSV only.")]
 PAIR_METRICS = ("pairwise_acc_max", "pairwise_acc_mean", "pairwise_acc_peak", "auroc_max", "auroc_mean",
                 "auroc_peak", "auprc_max", "auprc_mean", "auprc_peak")
@@ -49,11 +53,11 @@ PAIR_METRICS = ("pairwise_acc_max", "pairwise_acc_mean", "pairwise_acc_peak", "a
 
 def command(
     inputs: InputsArg = None,
-    output: OutputOpt = Path("surprise"),
+    output: OutputOpt = None,
     model: ModelOpt = None,
     context_model: ContextModelOpt = None,
     pairs: PairsOpt = None,
-    context: ContextOpt = "2,4,6,8,10",
+    context: ContextOpt = None,
     combine: CombineOpt = "min",
     frames: FramesOpt = 16,
     frame_step: ProtocolFrameStepOpt = None,
@@ -79,11 +83,13 @@ def command(
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.infer.surprise import read_pairs, run_surprise, score_pairs
 
-    ctx = _contexts(context)
+    ctx = parse_contexts(context, [2, 4, 6, 8, 10])
     cfg = surprise_config(frames, frame_step, fps, stride, size, resize, ctx, combine, mask_index,
                           batch_size, device, dtype, workers)
     if pairs is None and not inputs:
         raise VjepaError("nothing to score", hint="give videos, or --pairs for a possible/impossible set")
+    if pairs is None and output is None:
+        raise VjepaError("no output folder for the surprise curves", hint="add -o FOLDER (one .csv/.png per video)")
     loaded = _decoder_model(decoder, render, pairs, model, cfg, context_model)
     with _windows_bar() as tick:
         if pairs is not None:
@@ -119,15 +125,6 @@ def _decoder_model(decoder, render, pairs, model, cfg, context_model):
     from vjepa_cli.infer.render_prediction import open_model_with_decoder
 
     return open_model_with_decoder(model, cfg, context_model, decoder)[0]
-
-
-def _contexts(text: str) -> list[int]:
-    from vjepa_cli.errors import VjepaError
-
-    try:
-        return [int(c) for c in text.split(",") if c.strip()]
-    except ValueError:
-        raise VjepaError(f"bad --context '{text}'", hint="e.g. --context 2,4,6") from None
 
 
 @contextlib.contextmanager
