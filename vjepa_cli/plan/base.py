@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 
@@ -96,3 +96,38 @@ def confidence(energies: torch.Tensor) -> tuple[float, float]:
     scale = float(energies.mean().abs())
     conf = 1.0 / (1.0 + spread / scale) if scale > 0 and math.isfinite(spread) else 1.0
     return conf, spread
+
+
+def finish_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, mean: torch.Tensor, low: torch.Tensor,
+                high: torch.Tensor, cfg: Any, energy_fn: EnergyFn | None, elite_e: torch.Tensor,
+                history: list[dict[str, float]]) -> PlanResult:
+    """The last step every sampling planner shares: clip the final mean to the bounds, score it, and rate the
+    confidence from the last elites' energies."""
+    plan = torch.minimum(torch.maximum(mean, low), high)  # (H, A)
+    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk, energy_fn)[0])
+    conf, spread = confidence(elite_e)
+    return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
+
+
+@dataclass(frozen=True)
+class BoundedPlanner:
+    """A plan function behind the `Planner` interface: a rollout function, the planner's settings (bounds
+    included) and an optional energy. Subclasses name their function in `plan_fn`."""
+
+    rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
+    cfg: Any  # the planner's settings, with the action bounds set
+    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
+    plan_fn: ClassVar[Callable[..., PlanResult]]
+
+    @property
+    def low(self) -> tuple[float, ...]:
+        return self.cfg.low
+
+    @property
+    def high(self) -> tuple[float, ...]:
+        return self.cfg.high
+
+    def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
+             init_mean: torch.Tensor | None = None) -> PlanResult:
+        return type(self).plan_fn(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
+                                  energy_fn=self.energy_fn)

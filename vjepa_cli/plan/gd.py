@@ -16,6 +16,7 @@ import torch
 
 from vjepa_cli.config.plan import GDConfig
 from vjepa_cli.plan.base import (
+    BoundedPlanner,
     EnergyFn,
     PlanResult,
     RolloutFn,
@@ -66,22 +67,8 @@ def gd_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: GDConfig,
 
 
 @dataclass(frozen=True)
-class GDPlanner:
-    """`gd_plan` behind the `Planner` interface."""
+class GDPlanner(BoundedPlanner):
+    """`gd_plan` behind the `Planner` interface (needs a differentiable rollout)."""
 
-    rollout_fn: RolloutFn  # differentiable rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
     cfg: GDConfig  # settings with the action bounds set
-    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
-
-    @property
-    def low(self) -> tuple[float, ...]:
-        return self.cfg.low
-
-    @property
-    def high(self) -> tuple[float, ...]:
-        return self.cfg.high
-
-    def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
-             init_mean: torch.Tensor | None = None) -> PlanResult:
-        return gd_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
-               energy_fn=self.energy_fn)
+    plan_fn = staticmethod(gd_plan)

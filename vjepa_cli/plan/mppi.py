@@ -15,11 +15,12 @@ import torch
 
 from vjepa_cli.config.plan import MPPIConfig
 from vjepa_cli.plan.base import (
+    BoundedPlanner,
     EnergyFn,
     PlanResult,
     RolloutFn,
     bounds,
-    confidence,
+    finish_plan,
     rollout_energy,
     start_mean,
 )
@@ -63,29 +64,12 @@ def mppi_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: MPPICon
         history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
                         "elite_std": float(elite_e.std(unbiased=False)) if cfg.topk > 1 else 0.0,
                         "action_std": float(std.mean())})
-    plan = torch.minimum(torch.maximum(mean, low), high)
-    energy = float(rollout_energy(rollout_fn, z0, z_goal, plan.unsqueeze(0), cfg.energy, cfg.chunk, energy_fn)[0])
-    conf, spread = confidence(elite_e)
-    return PlanResult(actions=plan, energy=energy, confidence=conf, elite_spread=spread, history=history)
+    return finish_plan(rollout_fn, z0, z_goal, mean, low, high, cfg, energy_fn, elite_e, history)
 
 
 @dataclass(frozen=True)
-class MPPIPlanner:
+class MPPIPlanner(BoundedPlanner):
     """`mppi_plan` behind the `Planner` interface."""
 
-    rollout_fn: RolloutFn  # rollout_fn(z0, actions [S, H, A]) -> [S, H, *F]
-    cfg: MPPIConfig  # MPPI settings with the action bounds set
-    energy_fn: EnergyFn | None = None  # replaces the L1 goal energy (None = L1)
-
-    @property
-    def low(self) -> tuple[float, ...]:
-        return self.cfg.low
-
-    @property
-    def high(self) -> tuple[float, ...]:
-        return self.cfg.high
-
-    def plan(self, z0: Any, z_goal: torch.Tensor, generator: torch.Generator,
-             init_mean: torch.Tensor | None = None) -> PlanResult:
-        return mppi_plan(self.rollout_fn, z0, z_goal, self.cfg, generator, init_mean=init_mean,
-                 energy_fn=self.energy_fn)
+    cfg: MPPIConfig  # settings with the action bounds set
+    plan_fn = staticmethod(mppi_plan)
