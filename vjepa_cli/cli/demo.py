@@ -16,8 +16,8 @@ extracts features, probes synth-motion with the pretrained and the random-initia
 surprise on possible vs impossible physics videos, and writes DIR/report.md with a results table and pictures.
 About 12 minutes on 2 CPU cores (7 of them pretraining); --quick takes under a minute.\n\n
 Examples:\n\n
-  vjepa demo --out demo-run\n\n
-  vjepa demo --out demo-run --minutes 30\n\n
+  vjepa demo -o demo-run\n\n
+  vjepa demo -o demo-run --minutes 30\n\n
   vjepa demo --quick --out /tmp/demo --json"""
 
 

@@ -137,7 +137,7 @@ def _no_stage(name: str, done: int, total: int) -> None:
 def _empty_folder(out: Path) -> Path:
     """`out`, created; refused when it holds anything (the demo never mixes its files with others)."""
     if out.exists() and any(out.iterdir()):
-        raise VjepaError(f"{out} is not empty", hint="choose a new --out folder, or delete this one")
+        raise VjepaError(f"{out} is not empty", hint="choose a new -o/--output folder, or delete this one")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
