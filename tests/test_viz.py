@@ -77,6 +77,8 @@ def test_viz_cli_mp4_and_png(media, run_cli, tmp_path):
     assert read_image(tmp_path / "v.png").ndim == 3
     r = run_cli("viz", d / "a.mp4", "-o", tmp_path / "v.gif", *args)
     assert r.code == 1 and ".mp4 or .png" in r.err
+    r = run_cli("viz", d / "a.mp4", "-o", tmp_path / "b.png", *args, "--max-windows", "2", "--dtype", "bf16")
+    assert r.code == 0 and read_image(tmp_path / "b.png").shape == read_image(tmp_path / "v.png").shape, r
 
 
 def test_viz_masks_cli(run_cli, tmp_path):

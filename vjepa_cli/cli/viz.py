@@ -16,7 +16,7 @@ from vjepa_cli.cli._eval_options import (
     StrideOpt,
     window_config,
 )
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, print_json
+from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, print_json
 
 HELP = "Colour patch features by their first 3 principal components (one row per level for V-JEPA 2.1 models)."
 EXAMPLES = """Examples:\n\n  vjepa viz video.mp4 --model encoder.safetensors -o pca.mp4\n\n  vjepa viz video.mp4 --model encoder.safetensors -o pca.png --max-windows 2\n\n  vjepa viz photo.jpg --model vjepa2_1_vitb.safetensors -o levels.png --levels 0,3"""
@@ -35,6 +35,7 @@ def command(
     max_windows: Annotated[int | None, typer.Option("--max-windows", help="Stop after this many windows.")] = None,
     levels: Annotated[str | None, typer.Option("--levels", help="V-JEPA 2.1 models: 'all' (default) or levels like 0,3, one PCA row each.")] = None,
     device: DeviceOpt = None,
+    dtype: DtypeOpt = "fp32",
     json_out: JsonOpt = False,
 ) -> None:
     """Colour patch features by their first 3 principal components, beside the frames."""
@@ -43,7 +44,7 @@ def command(
     from vjepa_cli.log import err_console
 
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, 1)
-    res = run_viz(video, output, wcfg, model_path=model, device=device, max_windows=max_windows,
+    res = run_viz(video, output, wcfg, model_path=model, device=device, dtype=dtype, max_windows=max_windows,
                   levels=None if levels is None else parse_levels(levels))
     if json_out:
         print_json(res)

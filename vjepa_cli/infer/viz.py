@@ -68,7 +68,7 @@ def level_colors(z: torch.Tensor, grid: tuple[int, int, int], n_levels: int) -> 
 
 def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_path: str | Path | None = None,
             device: str | None = None, max_windows: int | None = None, model: Any = None, batch_size: int = 4,
-            levels: Levels | None = None) -> dict:
+            levels: Levels | None = None, dtype: str = "fp32") -> dict:
     """Encode `video` (or an image) window by window and write frames | PCA colours as mp4 (every frame) or png
     (a strip). `levels` (V-JEPA 2.1): one PCA per level, a row each in the png, a panel each in the mp4;
     None: every level of a 2.1 model, else the default output."""
@@ -81,7 +81,7 @@ def run_viz(video: str | Path, output: str | Path, wcfg: WindowConfig, model_pat
     if output.suffix.lower() not in (".mp4", ".png"):
         raise VjepaError(f"cannot write {output.name}", hint="-o must end in .mp4 or .png")
     dev = resolve_device(device)
-    model = model or load_eval_model(model_path, dev)
+    model = model or load_eval_model(model_path, dev, dtype)
     check_window(model, wcfg)
     enc = model.encoder
     lv = resolve_levels(enc, ("all" if getattr(enc, "levels", ()) else ()) if levels is None else levels)
@@ -138,7 +138,8 @@ def _encode_windows(model: Any, video: Path, output: Path, wcfg: WindowConfig, d
                     raise VjepaError(error)
                 case WindowBatch(_, windows):
                     clips = np.stack([w.frames[0] for w in windows])  # (B, T, S, S, 3)
-                    x = normalize_clips(torch.from_numpy(clips).to(dev), channels_last=True)  # (B, 3, T, S, S)
+                    x = normalize_clips(torch.from_numpy(clips).to(dev), channels_last=True,
+                                        dtype=next(enc.parameters()).dtype)  # (B, 3, T, S, S)
                     grid = enc.token_grid(x)
                     tokens.append(encode_levels(enc, x, levels).float().cpu())  # (B, N, k*D)
                     frames.append(clips)
