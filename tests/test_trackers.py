@@ -4,22 +4,12 @@ exactly the scalars metrics.jsonl holds."""
 from __future__ import annotations
 
 import pytest
-import torch
 
-from tests.test_pretrain import tiny
+from tests.test_pretrain import _cache, tiny  # noqa: F401  (_cache: the synth cache and one thread, autouse)
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.train.metrics import read_metrics
 from vjepa_cli.train.pretrain import run_pretrain
 from vjepa_cli.train.trackers import Trackers, check_trackers
-
-
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("VJEPA_CACHE", str(tmp_path_factory.getbasetemp() / "synth-cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_unknown_or_missing_tracker_fails_before_any_work(tmp_path, monkeypatch):
