@@ -98,6 +98,40 @@ def confidence(energies: torch.Tensor) -> tuple[float, float]:
     return conf, spread
 
 
+Refit = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+                 tuple[torch.Tensor, torch.Tensor]]
+
+
+def sampling_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: Any, generator: torch.Generator,
+                  init_mean: torch.Tensor | None, energy_fn: EnergyFn | None, refit: Refit) -> PlanResult:
+    """The loop CEM and MPPI share: sample `cfg.samples` action sequences around (mean, std) within the bounds,
+    score them, keep the `cfg.topk` best, and let `refit(mean, std, elites [K, H, A], elite_e [K], floor)` give the
+    next (mean, std); `cfg.iterations` times, then `finish_plan`."""
+    dev = z_goal.device
+    low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
+    H, A = cfg.horizon, cfg.action_dim
+    mean = start_mean(low, high, H, init_mean)  # (H, A)
+    span = high - low
+    std0 = span / 2 if cfg.init_std is None else torch.tensor(cfg.init_std, dtype=torch.float32, device=dev)
+    std = std0.expand(H, A).clone()
+    floor = cfg.min_std * span
+    history: list[dict[str, float]] = []
+    elite_e = torch.zeros(1, device=dev)
+    for _ in range(cfg.iterations):
+        noise = torch.randn((cfg.samples, H, A), generator=generator, device=generator.device).to(dev)
+        cand = mean + std * noise  # (S, H, A)
+        if cfg.include_mean:
+            cand[0] = mean
+        cand = torch.minimum(torch.maximum(cand, low), high)
+        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
+        elite_e, idx = torch.topk(e, cfg.topk, largest=False)
+        mean, std = refit(mean, std, cand[idx], elite_e, floor)
+        history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
+                        "elite_std": float(elite_e.std(unbiased=False)) if len(elite_e) > 1 else 0.0,
+                        "action_std": float(std.mean())})
+    return finish_plan(rollout_fn, z0, z_goal, mean, low, high, cfg, energy_fn, elite_e, history)
+
+
 def finish_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, mean: torch.Tensor, low: torch.Tensor,
                 high: torch.Tensor, cfg: Any, energy_fn: EnergyFn | None, elite_e: torch.Tensor,
                 history: list[dict[str, float]]) -> PlanResult:

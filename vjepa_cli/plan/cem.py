@@ -23,10 +23,7 @@ from vjepa_cli.plan.base import (
     EnergyFn,
     PlanResult,
     RolloutFn,
-    bounds,
-    finish_plan,
-    rollout_energy,
-    start_mean,
+    sampling_plan,
 )
 
 
@@ -44,31 +41,13 @@ def cem_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: CEMConfi
         generator: the random source; its device is where samples are drawn.
         init_mean: optional `[H, A]` (or `[A]`, repeated) starting mean, e.g. from a policy prior.
     """
-    dev = z_goal.device
-    low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
-    H, A = cfg.horizon, cfg.action_dim
-    mean = start_mean(low, high, H, init_mean)  # (H, A)
-    span = high - low
-    std0 = span / 2 if cfg.init_std is None else torch.tensor(cfg.init_std, dtype=torch.float32, device=dev)
-    std = std0.expand(H, A).clone()
-    floor = cfg.min_std * span
-    history: list[dict[str, float]] = []
-    elite_e = torch.zeros(1, device=dev)
-    for _ in range(cfg.iterations):
-        noise = torch.randn((cfg.samples, H, A), generator=generator, device=generator.device).to(dev)
-        cand = mean + std * noise  # (S, H, A)
-        if cfg.include_mean:
-            cand[0] = mean
-        cand = torch.minimum(torch.maximum(cand, low), high)
-        e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
-        elite_e, idx = torch.topk(e, cfg.topk, largest=False)
-        elites = cand[idx]  # (K, H, A)
+
+    def refit(mean, std, elites, elite_e, floor):  # elites (K, H, A): moment matching with momentum
         mean = cfg.momentum_mean * mean + (1 - cfg.momentum_mean) * elites.mean(0)
         e_std = elites.std(0, unbiased=False) if cfg.topk > 1 else torch.zeros_like(std)
-        std = torch.maximum(cfg.momentum_std * std + (1 - cfg.momentum_std) * e_std, floor)
-        history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
-                        "elite_std": float(elite_e.std(unbiased=False)), "action_std": float(std.mean())})
-    return finish_plan(rollout_fn, z0, z_goal, mean, low, high, cfg, energy_fn, elite_e, history)
+        return mean, torch.maximum(cfg.momentum_std * std + (1 - cfg.momentum_std) * e_std, floor)
+
+    return sampling_plan(rollout_fn, z0, z_goal, cfg, generator, init_mean, energy_fn, refit)
 
 
 @dataclass(frozen=True)
