@@ -74,10 +74,8 @@ def _run(loaded: Any, name: str, paths: list[Path], cfg: ExtractConfig) -> list[
     from vjepa_cli.io.tensors import load_tensors, meta_json
 
     with tempfile.TemporaryDirectory(prefix="vjepa-features-") as tmp:
-        listed = Path(tmp) / "inputs.txt"
-        listed.write_text("".join(f"{p.resolve()}\n" for p in paths))
         result = run_extract(["-"], Path(tmp) / "out", cfg, model_path=name, model=loaded,
-                             stdin_lines=listed.read_text().splitlines())
+                             stdin_lines=[str(p.resolve()) for p in paths])  # "-": paths as given, in order
         if result.failed:
             bad = result.failed[0]
             raise VjepaError(f"{bad.path}: {bad.error}")
