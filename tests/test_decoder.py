@@ -165,9 +165,11 @@ def test_cli_train_predict_surprise_render(shapes, tmp_path, run_cli):
     d, model = shapes
     out = tmp_path / "dec.safetensors"
     r = run_cli("decoder", "train", "--model", model, "--data", d / "shapes", "-o", out, "--steps", "2",
-                "--kind", "generative", *[x for s in SMALL for x in ("--set", s)], "--device", "cpu", "--json")
+                "--kind", "generative", *[x for s in SMALL for x in ("--set", s)], "--device", "cpu", "--dtype", "bf16",
+                "--json")
     assert r.code == 0, r
     assert json.loads(r.out.strip().splitlines()[-1])["steps"] == 2
+    assert "mixed_precision: bf16" in (tmp_path / "dec.run" / "config.yaml").read_text()  # trained under autocast
     video = read_manifest(d / "shapes" / "val.csv")[0].path
     args = ["--model", model, "--frames", "4", "--frame-step", "1", "--context", "2"]
     r = run_cli("predict", video, "-o", tmp_path / "p.safetensors", *args, "--decoder", out, "--render",

@@ -75,6 +75,36 @@ def test_train_outputs_and_determinism(trained, recipe, tmp_path, run_cli):
     assert r.code == 1 and "different recipe" in r.err
 
 
+def test_dtype_options_change_the_arithmetic(trained, recipe, tmp_path, run_cli):
+    """`wm train --dtype bf16` trains under bf16 autocast (recorded in config.yaml; the weights differ from the
+    fp32 run's, which the same data and seed reproduce exactly); `--dtype fp32` is that fp32 run; `wm plan --dtype
+    bf16` encodes and plans under autocast (features close to, but not equal to, fp32's)."""
+    from vjepa_cli.io.tensors import load_tensors
+
+    eps = f"data.episodes={trained.out_dir / 'episodes'}"
+    tb, _ = load_tensors(trained.model_path)
+    for dtype, same in (("fp32", True), ("bf16", False)):
+        r = run_cli("wm", "train", recipe, "-o", tmp_path / dtype, *_sets(), "--set", eps, "--dtype", dtype)
+        assert r.code == 0, r
+        assert f"mixed_precision: {dtype}" in (tmp_path / dtype / "config.yaml").read_text()
+        ta, _ = load_tensors(tmp_path / dtype / "wm.safetensors")
+        assert all(torch.equal(ta[k], tb[k]) for k in ta) == same
+    env = Reach2D(size=32)
+    env.reset(np.random.default_rng(0))
+    write_png(tmp_path / "s.png", env.render())
+    write_png(tmp_path / "g.png", env.goal_image())
+    energies = {}
+    for dtype in ("fp32", "bf16"):
+        r = run_cli("wm", "plan", "--model", trained.model_path, "--start", tmp_path / "s.png",
+                    "--goal", tmp_path / "g.png", "--json", "--dtype", dtype)
+        assert r.code == 0, r
+        energies[dtype] = json.loads(r.out)["start_energy"]
+    assert energies["bf16"] != energies["fp32"]
+    assert energies["bf16"] == pytest.approx(energies["fp32"], rel=0.05)
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--episodes", "1", "--dtype", "fp64")
+    assert r.code == 2 and "fp64" in r.err
+
+
 def _as_written_before_the_trainer(path):
     """Rewrite a checkpoint as `vjepa wm train` wrote them before the Trainer: predictor and optimizer tensors,
     metadata kind, step, config_hash and `param_groups` (no RNG, scaler or run log)."""

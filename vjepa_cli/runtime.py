@@ -3,6 +3,7 @@ file extensions. A leaf module: it imports nothing of the package but `errors`."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -47,6 +48,21 @@ def torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if name not in DTYPES:
         raise VjepaError(f"unknown dtype '{dtype}'", hint="use fp32, bf16 or fp16")
     return DTYPES[name]
+
+
+def mixed_precision(setting: str, device: torch.device) -> str:
+    """A recipe's autocast setting for Accelerate: "auto" is bf16 on CUDA and "no" elsewhere; "fp32" means "no"."""
+    if setting == "auto":
+        return "bf16" if device.type == "cuda" else "no"
+    return "no" if setting == "fp32" else setting
+
+
+def autocast(device: torch.device, dtype: str | torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to `dtype` on `device` (weights stay as they are); fp32 or None: no autocast."""
+    dt = torch_dtype(dtype)
+    if dt is None or dt == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dt)
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:

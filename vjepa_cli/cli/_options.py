@@ -36,6 +36,12 @@ RevisionOpt = Annotated[str | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as one JSON object per line.")]
 Dtype = Literal["fp32", "bf16", "fp16"]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Precision of the weights (and of the compute).")]
+TrainDtype = Literal["auto", "fp32", "bf16", "fp16"]
+TrainDtypeOpt = Annotated[TrainDtype | None, typer.Option(
+    "--dtype", help="Autocast precision of training (the recipe's setting; auto: bf16 on CUDA, fp32 on CPU).",
+    show_default=False)]
+ComputeDtypeOpt = Annotated[Dtype, typer.Option(
+    "--dtype", help="Precision of the compute (autocast; the weights stay fp32).")]
 
 
 def either(new, old, name: str, old_name: str):

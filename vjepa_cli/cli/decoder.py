@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, ModelOpt, SetOpt, TrainDtypeOpt
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -40,6 +40,7 @@ def train(
                                                                    "plus .run).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the run folder.")] = False,
     device: DeviceOpt = None,
+    dtype: TrainDtypeOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.config._load import load_recipe
@@ -49,7 +50,8 @@ def train(
     from vjepa_cli.train.decoder import run_decoder_train
 
     extra = [f"{k}={v}" for k, v in (("model", model), ("data.source", data), ("decoder.kind", kind),
-                                      ("optim.steps", steps), ("device", device)) if v is not None]
+                                      ("optim.steps", steps), ("device", device),
+                                      ("optim.mixed_precision", dtype)) if v is not None]
     cfg = load_recipe(DecoderTrainConfig, recipe, [*(sets or []), *extra])
     if not cfg.model:
         raise VjepaError("no model given", hint="pass --model model.safetensors (or set $VJEPA_MODEL)")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from vjepa_cli.cli._options import (
+    ComputeDtypeOpt,
     DecoderOpt,
     DeviceOpt,
     JsonOpt,
@@ -17,6 +18,7 @@ from vjepa_cli.cli._options import (
     OutDirOpt,
     RenderOpt,
     SetOpt,
+    TrainDtypeOpt,
     either,
 )
 
@@ -77,6 +79,7 @@ def train(
     out_old: OldOutputDirOpt = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N (the recipe's `device`; "
                                                                 "auto: cuda when available).", show_default=False)] = None,
+    dtype: TrainDtypeOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in the output folder.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -87,7 +90,8 @@ def train(
     from vjepa_cli.train.wm import run_wm_train
 
     out = either(out, out_old, "--output", "--output-dir")
-    cfg = load_recipe(WMConfig, recipe, ([f"device={device}"] if device is not None else []) + list(sets or []))
+    flags = [f"{k}={v}" for k, v in (("device", device), ("optim.mixed_precision", dtype)) if v is not None]
+    cfg = load_recipe(WMConfig, recipe, flags + list(sets or []))
     out = out or Path("runs") / Path(recipe).stem
     with progress() as bar:
         state = {"task": None}
@@ -123,6 +127,7 @@ def plan(
     sets: SetOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = None,
+    dtype: ComputeDtypeOpt = "fp32",
     decoder: DecoderOpt = None,
     render: RenderOpt = None,
     json_out: JsonOpt = False,
@@ -133,7 +138,7 @@ def plan(
     from vjepa_cli.log import console
 
     render, wm = _decoder_check(model, decoder, render, start.with_name(start.stem + ".imagined.png"), device)
-    res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=device)
+    res = run_wm_plan(model, start, goal, sets=sets or [], seed=seed, device=device, dtype=dtype)
     if decoder is not None:
         from vjepa_cli.data.media import read_image
         from vjepa_cli.eval.wm_decoded import run_plan_picture
@@ -186,6 +191,7 @@ def eval_(
     out_old: OldOutputDirOpt = None,
     baselines: Annotated[bool, typer.Option("--baselines/--no-baselines", help="Also run random actions and the scripted oracle.")] = True,
     device: DeviceOpt = None,
+    dtype: ComputeDtypeOpt = "fp32",
     decoder: Annotated[Path | None, typer.Option("--decoder", help="Decoder file trained on this world model "
                                                                    "(`vjepa decoder train --model WM`): also write "
                                                                    "OUT/imagined.png, the first episode's plan "
@@ -203,7 +209,7 @@ def eval_(
     total = episodes * (max(len(names), 1) + (2 if baselines else 0))
     with progress() as bar:
         task = bar.add_task("eval", total=total, info="")
-        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device, baselines=baselines,
+        res = run_wm_eval(model, env, episodes, seed=seed, sets=sets or [], device=device, dtype=dtype, baselines=baselines,
                           out_dir=out, methods=names, goal_steps=goal_steps, goal_policy=goal_policy,
                           on_episode=lambda name, i: bar.update(task, advance=1, info=name))
     imagined = None

@@ -66,7 +66,7 @@ class DecoderOptimConfig:
     warmup_steps: int = 30  # linear warmup from lr / 10
     weight_decay: float = 0.01  # AdamW weight decay
     grad_clip: float = 1.0  # max gradient norm (0 = none)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # Accelerate's autocast on GPU
+    mixed_precision: Literal["no", "auto", "fp32", "bf16", "fp16"] = "no"  # autocast; auto = bf16 on CUDA; fp32 = no
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1 or self.warmup_steps < 0:

@@ -113,7 +113,7 @@ class WMOptimConfig:
     weight_decay: float = 0.04  # AdamW weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float = 1.0  # max grad norm (0 = off)
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # Accelerate mixed precision
+    mixed_precision: Literal["no", "auto", "fp32", "bf16", "fp16"] = "no"  # autocast; auto = bf16 on CUDA; fp32 = no
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:

@@ -26,7 +26,7 @@ from vjepa_cli.models.world_model import WorldModel, load_world_model
 from vjepa_cli.plan.mpc import EpisodeLog
 from vjepa_cli.plan.registry import make_planner
 from vjepa_cli.plot import image_grid
-from vjepa_cli.runtime import resolve_device
+from vjepa_cli.runtime import autocast, resolve_device
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def _goal_env(wm: WorldModel, env_name: str, goal_steps: int | None, goal_policy
 
 
 def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed: int = 0,
-                sets: list[str] | tuple[str, ...] = (), device: str | None = None, baselines: bool = True,
+                sets: list[str] | tuple[str, ...] = (), device: str | None = None, dtype: str = "fp32",
+                baselines: bool = True,
                 out_dir: str | Path | None = None, show: int = 4, methods: Sequence[str] = (),
                 goal_steps: int | None = None, goal_policy: str | None = None,
                 on_episode: Callable[[str, int], None] | None = None) -> WMEvalResult:
@@ -83,7 +84,8 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
     policy head where the model has one) on the same seeds, so the same starts and goals.
 
     Writes `out_dir/eval.json` (default folder: `eval-<env>` next to the model) and `out_dir/trajectories.png`
-    (the first `show` episodes of the first method, frames left to right, the goal last)."""
+    (the first `show` episodes of the first method, frames left to right, the goal last). `dtype`: autocast
+    precision of encoding and planning (bf16/fp16; fp32 = none)."""
     if not env_name.startswith(GYM_PREFIX) and env_name not in ENVS:
         raise VjepaError(f"unknown environment '{env_name}'", "registered: " + ", ".join(ENVS) + f", or {GYM_PREFIX}<id>")
     if episodes < 1:
@@ -106,7 +108,8 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
                 env.reset(np.random.default_rng([seed, i]))  # the same start and goal for every method
                 if env.goal_image() is None:
                     raise VjepaError(f"{env_name} has no goal image", "use --goal-steps > 0")
-                logs.append(run(env))
+                with autocast(wm.device, dtype):
+                    logs.append(run(env))
                 if on_episode:
                     on_episode(name, i)
             rows.append(method_stats(name, logs, planned=name.startswith("world model")))
@@ -132,16 +135,18 @@ class WMPlanResult:
 
 
 def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, sets: list[str] | tuple[str, ...] = (),
-                seed: int = 0, device: str | None = None) -> WMPlanResult:
-    """Plan a sequence of actions from a start image toward a goal image (open loop)."""
+                seed: int = 0, device: str | None = None, dtype: str = "fp32") -> WMPlanResult:
+    """Plan a sequence of actions from a start image toward a goal image (open loop); `dtype`: autocast
+    precision of encoding and planning (bf16/fp16; fp32 = none)."""
     wm = load_world_model(model_path, resolve_device(device))
     plan = plan_settings(wm, sets)
     s_img, g_img = read_image(start), read_image(goal)
     if s_img.shape != g_img.shape:
         raise VjepaError(f"start and goal images differ in size: {s_img.shape[:2]} vs {g_img.shape[:2]}")
-    z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
-    planner = make_planner(plan.method, wm.rollout, plan.planner_for(wm.action_low, wm.action_high))
-    t0 = time.perf_counter()
-    res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
+    with autocast(wm.device, dtype):
+        z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
+        planner = make_planner(plan.method, wm.rollout, plan.planner_for(wm.action_low, wm.action_high))
+        t0 = time.perf_counter()
+        res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
     return WMPlanResult(res.actions.cpu().tolist(), list(wm.action_names), res.energy,
                         float((z[0] - z[1]).abs().mean()), res.confidence, time.perf_counter() - t0)

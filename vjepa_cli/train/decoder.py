@@ -23,7 +23,8 @@ from vjepa_cli.config.decoder import DecoderTrainConfig, FeatureDecoderConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import SingleCheckpoint
 from vjepa_cli.models.decoder import FeatureDecoder, save_decoder
-from vjepa_cli.runtime import resolve_device, stable_hash
+from vjepa_cli.runtime import mixed_precision, resolve_device, stable_hash
+from vjepa_cli.train.accel import make_accelerator
 from vjepa_cli.train.decoder_data import DecoderData, Encoder, open_encoder, prepare_data
 from vjepa_cli.train.rundir import RunDir, disk_full_is_clear, resume_point
 from vjepa_cli.train.runlog import RunLog
@@ -161,8 +162,6 @@ def run_decoder_train(cfg: DecoderTrainConfig, output: str | Path, run_dir: str 
     `on_phase(name, total)` announces "features" and "train"; `on_step(i, info)` follows each unit of the
     phase (the CLI's progress bar). A run that fails before its first step leaves its folder as it found it.
     """
-    from accelerate import Accelerator
-
     output = Path(output)
     if output.suffix != ".safetensors":
         raise VjepaError(f"cannot write a decoder to {output.name}", hint="-o must end in .safetensors")
@@ -170,7 +169,7 @@ def run_decoder_train(cfg: DecoderTrainConfig, output: str | Path, run_dir: str 
         raise VjepaError("no model given", hint="pass --model model.safetensors")
     run_dir = Path(run_dir) if run_dir else default_run_dir(output)
     device = resolve_device(cfg.device or None, hint="use --set device=cpu")
-    accel = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.optim.mixed_precision)
+    accel = make_accelerator(device, mixed_precision(cfg.optim.mixed_precision, device))
     enc = open_encoder(cfg.model, accel.device)
     with RunDir(run_dir, main=accel.is_main_process) as folder:
         store = SingleCheckpoint(run_dir / "checkpoint.safetensors")

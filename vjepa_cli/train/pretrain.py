@@ -21,6 +21,7 @@ import torch
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import StepCheckpoints
+from vjepa_cli.train.accel import make_accelerator
 from vjepa_cli.train.pretrainer import PretrainTrainer
 from vjepa_cli.train.pretrainer21 import Pretrain21Trainer
 from vjepa_cli.train.rundir import RunDir, resume_point
@@ -59,7 +60,7 @@ class PretrainResult:
 
 
 def _accelerator(cfg: PretrainConfig):
-    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate import DistributedDataParallelKwargs
 
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
@@ -70,7 +71,8 @@ def _accelerator(cfg: PretrainConfig):
     unused = cfg.mask.num_masks < cfg.model.pred_num_mask_tokens  # some mask tokens get no gradient
     unused = unused or cfg.objective.images is not None  # each rank reads one modality: the other's embedder idles
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=unused)]
-    return Accelerator(cpu=cpu, mixed_precision=mp, kwargs_handlers=kwargs), dtype
+    device = torch.device("cpu" if cpu else "cuda")
+    return make_accelerator(device, mp, kwargs_handlers=kwargs), dtype
 
 
 def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resume: bool = False,

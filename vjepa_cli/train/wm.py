@@ -28,7 +28,8 @@ from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import SingleCheckpoint
 from vjepa_cli.models.ac_predictor import ACPredictor, autoregress
 from vjepa_cli.models.world_model import save_world_model
-from vjepa_cli.runtime import resolve_device, stable_hash
+from vjepa_cli.runtime import mixed_precision, resolve_device, stable_hash
+from vjepa_cli.train.accel import make_accelerator
 from vjepa_cli.train.rundir import RunDir, disk_full_is_clear, resume_point
 from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
@@ -210,11 +211,9 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
     end the run after the step and a checkpoint (`interrupted`); a run that fails before its first step
     leaves its folder as it found it.
     """
-    from accelerate import Accelerator
-
     out_dir = Path(out_dir)
     device = resolve_device(cfg.device, hint="use --set device=cpu")
-    accel = Accelerator(cpu=device.type == "cpu", mixed_precision=cfg.optim.mixed_precision)
+    accel = make_accelerator(device, mixed_precision(cfg.optim.mixed_precision, device))
     with RunDir(out_dir, main=accel.is_main_process) as folder:  # locked; left as found if no step runs
         store = SingleCheckpoint(out_dir / "checkpoint.safetensors")
         latest = resume_point(store, out_dir, resume)
