@@ -9,7 +9,9 @@ The raw side is `VideoReader` + `get_batch` + `.asnumpy()` for the dataset's own
 decodes a run of repeated indices (the padding of clips longer than the video: 4 distinct frames of 16 on
 the synth source) once and shares decord's buffer instead of copying it, which raw decode does not.
 
-    python benchmarks/bench_data.py            # table + one JSON line
+A second table times each video backend's reader (decord, PyAV, torchcodec where it loads) on the same clips.
+
+    python benchmarks/bench_data.py            # tables + one JSON line
     python benchmarks/bench_data.py --clips 40 --workdir /tmp/bench_data
 """
 
@@ -84,6 +86,41 @@ def bench(manifest: Path, n_clips: int, crop: int, seed: int = 0, warmup: int = 
             "transform_cpu_ms": 1000 * c_tf / n_clips, "distinct_frames": distinct / n_clips}
 
 
+def bench_backends(manifest: Path, n_clips: int, seed: int = 0) -> dict:
+    """Clips/s of each video backend's reader (`open_video(path, backend).get_batch`) for the same 16-frame
+    clips (frame step 4), one decoder thread, backends taking turns clip by clip; a backend that cannot be
+    used here is reported with the reason instead of a speed."""
+    from vjepa_cli.data.dataset import sample_rng
+    from vjepa_cli.data.manifest import read_manifest
+    from vjepa_cli.data.media import check_backend, open_video
+    from vjepa_cli.data.sampling import clip_indices
+    from vjepa_cli.errors import VjepaError
+
+    rows = read_manifest(manifest)
+    usable, out = [], {}
+    for backend in ("decord", "pyav", "torchcodec"):
+        try:
+            check_backend(backend)
+            usable.append(backend)
+        except VjepaError as e:
+            out[backend] = {"usable": False, "reason": str(e)}
+    secs = dict.fromkeys(usable, 0.0)
+    for k in range(n_clips + 1):  # clip 0 is warmup
+        path = rows[k % len(rows)].path
+        order = usable[k % len(usable):] + usable[:k % len(usable)]
+        for backend in order:
+            t0 = time.perf_counter()
+            r = open_video(path, backend, threads=1)
+            (idx,) = clip_indices(r.num_frames, 16, 4, 1, sample_rng(seed, k, 0))
+            frames = r.get_batch(list(idx))
+            r.close()
+            if k:
+                secs[backend] += time.perf_counter() - t0
+        assert frames.shape[0] == 16
+    out.update({b: {"usable": True, "clips_per_s": n_clips / t} for b, t in secs.items()})
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=30, help="clips per source")
@@ -119,7 +156,18 @@ def main() -> None:
         print(f"| {r['source']} | {r['crop']} | {r['raw_clips_per_s']:.1f} | {r['dataset_clips_per_s']:.1f} | "
               f"{100 * r['ratio']:.0f}% | {100 * r['cpu_ratio']:.0f}% | {r['raw_cpu_ms']:.2f} / "
               f"{r['dataset_cpu_ms']:.2f} | {r['transform_cpu_ms']:.2f} | {r['distinct_frames']:.1f} |")
-    print(json.dumps({"bench": "data", "load_before": load_before, "load_after": load_after, "results": results}))
+    backends = {label: bench_backends(manifest, max(4, args.clips // 2)) for label, manifest, _ in sources[1:3]}
+    print("\n| source | " + " | ".join(f"{b} (clips/s)" for b in ("decord", "pyav", "torchcodec")) + " |")
+    print("|---|---|---|---|")
+    for label, res in backends.items():
+        cells = [f"{r['clips_per_s']:.1f}" if r["usable"] else "not usable here" for r in
+                 (res[b] for b in ("decord", "pyav", "torchcodec"))]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    for b, r in next(iter(backends.values())).items():
+        if not r["usable"]:
+            print(f"{b}: {r['reason']}")
+    print(json.dumps({"bench": "data", "load_before": load_before, "load_after": load_after, "results": results,
+                      "backends": backends}))
 
 
 if __name__ == "__main__":

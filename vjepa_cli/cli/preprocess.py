@@ -36,8 +36,8 @@ def command(
     out_dir_old: Annotated[Path | None, typer.Option("--out-dir", hidden=True)] = None,
     keyframe_interval: Annotated[float, typer.Option("--keyframe-interval", help="Seconds between keyframes when re-encoding.")] = 1.0,
     crf: Annotated[int, typer.Option("--crf", help="x264 quality when re-encoding (lower = better).")] = 23,
-    video_backend: Annotated[Literal["auto", "decord", "pyav"], typer.Option(
-        "--video-backend", help="Video decoder (auto: decord where installed, else PyAV).")] = "auto",
+    video_backend: Annotated[Literal["auto", "decord", "pyav", "torchcodec"], typer.Option(
+        "--video-backend", help="Video decoder (auto: decord where installed, else PyAV; torchcodec where it loads).")] = "auto",
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.data.preprocess import run_preprocess

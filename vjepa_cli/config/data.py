@@ -88,7 +88,7 @@ class DataConfig:
     random_resize_aspect_ratio: tuple[float, float] = (0.75, 1.35)  # random resized crop w/h [min, max]
     horizontal_flip: bool = True  # training flip with p = 0.5 (on, as in the official recipes)
     eval_views: int = 1  # evaluation: 1 = short-side resize + centre crop; N = N crops along the long side
-    video_backend: Literal["decord", "pyav", "auto"] = "auto"  # auto: decord, PyAV when decord fails
+    video_backend: Literal["decord", "pyav", "torchcodec", "auto"] = "auto"  # auto: decord, PyAV when decord fails
     decode_threads: int = 1  # decoder threads per worker (the official -1 also means one thread)
     pad_short: bool = True  # videos shorter than a clip: repeat the last frame (False: skip them)
     max_retries: int = 10  # replacement samples tried for a bad video before giving up

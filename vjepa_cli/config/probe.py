@@ -44,7 +44,7 @@ class ProbeDataConfig:
     max_val: int | None = None  # use at most this many validation videos (None: all)
     synth_train: int = 2000  # synth tasks: videos generated for training
     synth_val: int = 500  # synth tasks: videos generated for validation
-    backend: Literal["auto", "decord", "pyav"] = "auto"  # video decoder
+    backend: Literal["auto", "decord", "pyav", "torchcodec"] = "auto"  # video decoder
 
     def __post_init__(self):
         for name in ("frames", "frame_step", "segments", "views", "resolution", "synth_train", "synth_val"):

@@ -18,7 +18,7 @@ import torch
 
 from vjepa_cli.config.data import DataConfig
 from vjepa_cli.data.manifest import ManifestRow, read_manifest
-from vjepa_cli.data.media import VideoReadError, open_video
+from vjepa_cli.data.media import VideoReadError, check_backend, open_video
 from vjepa_cli.data.sampling import clip_indices, resolve_frame_step
 from vjepa_cli.data.transforms import eval_views, train_transform
 from vjepa_cli.errors import VjepaError
@@ -78,6 +78,7 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, cfg: DataConfig, manifests: Sequence[str | Path | Sequence[ManifestRow]],
                  train: bool, seed: int = 0):
         self.cfg, self.train, self.seed = cfg, train, seed
+        check_backend(cfg.video_backend)
         self.rows: list[ManifestRow] = []
         self.sizes: list[int] = []
         for m in manifests:

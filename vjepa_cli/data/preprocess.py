@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vjepa_cli.data.manifest import ManifestRow, read_labels, write_labels, write_manifest
-from vjepa_cli.data.media import VideoInfo, VideoReadError, probe_video, reencode
+from vjepa_cli.data.media import VideoInfo, VideoReadError, check_backend, probe_video, reencode
 from vjepa_cli.data.sources import Source, read_source
 from vjepa_cli.errors import VjepaError
 
@@ -89,6 +89,7 @@ def run_preprocess(
         raise VjepaError("--resize-short-side must be >= 2")
     if keyframe_interval <= 0:
         raise VjepaError("--keyframe-interval must be > 0")
+    check_backend(backend)
     source = read_source(src, videos, labels, stdin_text)
     manifest = Path(manifest)
     labels_out = manifest.parent / "labels.json"

@@ -22,6 +22,7 @@ from vjepa_cli.data.media.readers import (
     PyAVReader,
     VideoInfo,
     VideoReadError,
+    check_backend,
     open_video,
 )
 from vjepa_cli.data.media.windows import (
@@ -38,6 +39,7 @@ from vjepa_cli.data.media.windows import (
 from vjepa_cli.data.media.write import VideoWriter, reencode, rgb_to_yuv420p, write_png, write_video
 
 __all__ = [
+    "check_backend",
     "BACKENDS", "AutoReader", "Crop", "DecordReader", "PyAVReader", "VideoInfo", "VideoReadError", "VideoWriter",
     "Window", "crop_boxes", "crop_views", "iter_windows", "num_windows", "open_video", "plan_windows",
     "probe_video", "read_frames", "read_image", "read_video", "read_windows", "reencode", "rgb_to_yuv420p",

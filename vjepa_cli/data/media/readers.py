@@ -16,6 +16,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,8 +24,11 @@ from vjepa_cli.data.media.header import header_size, header_verdict, implausible
 from vjepa_cli.data.media.logs import import_av, import_decord, quiet_stderr
 from vjepa_cli.errors import VjepaError
 
+if TYPE_CHECKING:
+    from vjepa_cli.data.media.torchcodec_reader import TorchCodecReader
+
 log = logging.getLogger(__name__)
-BACKENDS = ("decord", "pyav", "auto")
+BACKENDS = ("decord", "pyav", "torchcodec", "auto")
 
 
 @dataclass(frozen=True)
@@ -243,16 +247,35 @@ def _have_decord() -> bool:
     return True
 
 
-def open_video(path: str | Path, backend: str = "auto", threads: int = 1) -> DecordReader | PyAVReader | AutoReader:
-    """Open a video. `backend`: "decord", "pyav", or "auto" (decord; PyAV if decord is missing or fails).
+def check_backend(backend: str) -> None:
+    """Fail early, in one clear line, on a backend that is unknown or unusable here (before any file is tried,
+    so that a whole run does not end as "every video unreadable")."""
+    if backend not in BACKENDS:
+        raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav, torchcodec or auto")
+    if backend == "decord" and not _have_decord():
+        raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")
+    if backend == "torchcodec":
+        from vjepa_cli.data.media.torchcodec_reader import import_torchcodec
+
+        import_torchcodec()
+
+
+def open_video(path: str | Path, backend: str = "auto",
+               threads: int = 1) -> DecordReader | PyAVReader | AutoReader | TorchCodecReader:
+    """Open a video. `backend`: "decord", "pyav", "torchcodec", or "auto" (decord; PyAV if decord is missing or
+    fails; never torchcodec).
 
     Raises:
         VideoReadError: the file is missing, empty, or cannot be opened by the chosen backend(s).
     """
     if backend not in BACKENDS:
-        raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav or auto")
+        raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav, torchcodec or auto")
     path = Path(path)
     size = check_file(path)
+    if backend == "torchcodec":
+        from vjepa_cli.data.media.torchcodec_reader import TorchCodecReader
+
+        return TorchCodecReader(path, threads, size)
     if backend == "pyav" or (backend == "auto" and not _have_decord()):
         return PyAVReader(path, threads, size)
     _check_header(path)  # decord aborts the process on some damaged headers: check them with PyAV first
