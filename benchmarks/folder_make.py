@@ -126,6 +126,9 @@ def make_models(root: Path, arch: str, frames: int, size: int) -> tuple[Path, Pa
     hf_dir, ours = d / "hf", d / "ours.safetensors"
     if ours.exists():
         return hf_dir, ours
+    from folder_sides import import_torchvision
+
+    import_torchvision()  # before transformers (see there)
     import transformers
 
     from vjepa_cli.models.load import run_convert

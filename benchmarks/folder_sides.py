@@ -139,6 +139,8 @@ def import_torchvision() -> str:
         import torchvision  # noqa: F401
 
         return "torchvision"
+    except ModuleNotFoundError:
+        return "no torchvision"  # the processor then says it needs it
     except (ImportError, RuntimeError, OSError):
         for k in [k for k in sys.modules if k.startswith("torchvision")]:
             del sys.modules[k]
