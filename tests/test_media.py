@@ -121,6 +121,30 @@ def test_iter_windows_crops(clip_file):
     assert (wins[1].start, wins[1].end) == (1.0, 15 / 8)
 
 
+def test_overlapping_cropped_windows_equal_cropping_each_window(clip_file):
+    """PyAV resizes each sampled frame once as it is decoded and cuts windows from the resized frames: the bytes
+    must equal resizing and cropping each window's full frames (overlapping windows, several views)."""
+    ref = read_frames(clip_file, range(48), backend="pyav")
+    for crop in (Crop(short=40, size=32, views=1), Crop(short=36, size=32, views=3)):
+        wins = list(iter_windows(clip_file, frames=6, frame_step=3, stride=2, crop=crop))
+        assert len(wins) > 10  # every frame is in several windows
+        for w in wins:
+            first = round(w.start * 8)
+            idx = [min(first + 3 * k, 47) for k in range(6)]
+            np.testing.assert_array_equal(w.frames, crop_views(ref[idx], *crop))
+
+
+def test_resizing_frames_one_by_one_equals_resizing_the_clip():
+    from vjepa_cli.data.media.windows import cut_views, resize_short
+
+    clip = np.random.default_rng(3).integers(0, 256, (5, 90, 161, 3), dtype=np.uint8)
+    whole = resize_short(clip, 50)
+    one_by_one = np.stack([resize_short(clip[i:i + 1], 50)[0] for i in range(5)])
+    np.testing.assert_array_equal(whole, one_by_one)
+    assert whole.shape == (5, 50, 89, 3)
+    np.testing.assert_array_equal(cut_views(one_by_one, 50, 48, 2), crop_views(clip, 50, 48, 2))
+
+
 def test_video_writer_lossless_and_lossy(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 15, 21, 3), dtype=np.uint8)  # odd sizes: fine for RGB H.264

@@ -80,29 +80,50 @@ def crop_boxes(width: int, height: int, short: int, size: int, views: int) -> tu
     return (rw, rh), [((rw - size) // 2, o) for o in offs]
 
 
+def resize_short(frames: np.ndarray, short: int) -> np.ndarray:
+    """uint8 `(T, H, W, 3)` -> `(T, h, w, 3)` with short side `short` (bilinear, antialiased; a view of
+    channels-last memory). Each frame is resized on its own, so frames resized one by one as they are decoded
+    give the same bytes as the stacked clip."""
+    from vjepa_cli.data.transforms import short_side_resize, to_tchw
+
+    return short_side_resize(to_tchw(frames), short).permute(0, 2, 3, 1).numpy()  # (T, h, w, 3)
+
+
+def cut_views(clip: np.ndarray, short: int, size: int, views: int) -> np.ndarray:
+    """Resized uint8 `(T, h, w, 3)` (short side `short`) -> `(V, T, size, size, 3)`, contiguous: the centre
+    crop (V = 1) or V crops spread along the long side."""
+    _, boxes = crop_boxes(clip.shape[2], clip.shape[1], short, size, views)
+    return np.stack([clip[:, y:y + size, x0:x0 + size] for x0, y in boxes])
+
+
 def crop_views(clip: np.ndarray, short: int, size: int, views: int) -> np.ndarray:
     """uint8 `(T, H, W, 3)` -> `(V, T, size, size, 3)`: short side resized to `short` (bilinear, antialiased),
     then a centre crop (V = 1) or V crops spread along the long side (V-JEPA frozen-evaluation views)."""
-    from vjepa_cli.data.transforms import short_side_resize, to_tchw
-
-    x = short_side_resize(to_tchw(clip), short)  # (T, 3, h, w)
-    (rw, rh), boxes = crop_boxes(x.shape[-1], x.shape[-2], short, size, views)
-    crops = [x[..., y:y + size, x0:x0 + size] for x0, y in boxes]
-    return np.ascontiguousarray(np.stack([c.permute(0, 2, 3, 1).numpy() for c in crops]))
+    return cut_views(resize_short(clip, short), short, size, views)
 
 
 def read_windows(reader: DecordReader | PyAVReader, indices: np.ndarray, crop: Crop | None = None) -> Iterator[Window]:
     """The planned windows `indices` `(W, T)` of an open video, in order, each as soon as it is decoded.
 
+    With PyAV and a `crop`, each sampled frame is resized once, as it is decoded (overlapping windows share
+    it, and only small frames are kept); the windows are then cut from the resized frames.
     Raises `VideoReadError` when a frame cannot be decoded.
     """
     fps = reader.info.fps
     windows = list(indices)
-    stream = _stream_pyav(reader, windows) if isinstance(reader, PyAVReader) else (
-        (w, reader.get_batch(w)) for w in windows)
+    if isinstance(reader, PyAVReader):
+        def convert(frame) -> np.ndarray:  # av.VideoFrame -> uint8 (H, W, 3), or (h, w, 3) resized
+            rgb = frame.to_ndarray(format="rgb24")
+            return rgb if crop is None else resize_short(rgb[None], crop.short)[0]
+
+        stream = _stream_pyav(reader, windows, convert)
+        cut = None if crop is None else (lambda clip: cut_views(clip, *crop))
+    else:
+        stream = ((w, reader.get_batch(w)) for w in windows)
+        cut = None if crop is None else (lambda clip: crop_views(clip, *crop))
     for idx, clip in stream:
-        if crop is not None:
-            clip = crop_views(clip, *crop)
+        if cut is not None:
+            clip = cut(clip)
         yield Window(clip, float(idx[0] / fps), float((idx[-1] + 1) / fps))
 
 
@@ -141,8 +162,9 @@ def iter_windows(
         reader.close()
 
 
-def _stream_pyav(reader: PyAVReader, windows: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One forward decode; keep a frame only while a pending window needs it."""
+def _stream_pyav(reader: PyAVReader, windows: list[np.ndarray], convert=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One forward decode; keep a frame (as `convert(frame)`, default RGB) only while a pending window needs it."""
+    convert = convert or (lambda frame: frame.to_ndarray(format="rgb24"))
     need: dict[int, int] = {}  # frame index -> number of pending windows using it
     for w in windows:
         for i in set(w.tolist()):
@@ -153,7 +175,7 @@ def _stream_pyav(reader: PyAVReader, windows: list[np.ndarray]) -> Iterator[tupl
     try:
         for fi, frame in reader.iter_frames(0):
             if fi in need:
-                kept[fi] = frame.to_ndarray(format="rgb24")
+                kept[fi] = convert(frame)
             last = fi
             while nxt < len(windows) and windows[nxt][-1] <= fi:
                 yield windows[nxt], _take(kept, windows[nxt])
