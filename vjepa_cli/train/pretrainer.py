@@ -123,7 +123,8 @@ class PretrainTrainer(Trainer):
         return sampler
 
     def _build_jepa(self) -> JepaModel:
-        return JepaModel(self.encoder, self.predictor, self.cfg.optim.loss_exp, self.cfg.optim.reg_coeff)
+        return JepaModel(self.encoder, self.predictor, self.cfg.optim.loss_exp, self.cfg.optim.reg_coeff,
+                         mask_batching=self.cfg.mask_batching)
 
     def _open_batches(self):
         """An iterator over this rank's batches, with a `close()` (see `LoaderIter`)."""
