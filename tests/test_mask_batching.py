@@ -74,6 +74,13 @@ def test_packed_step_equals_per_mask_step(pos, kind):
     _assert_same(JepaModel(enc, pred).train(), clips, h, ctx, tgt, GRID)
 
 
+def test_packed_step_with_activation_checkpointing_equals_per_mask_step():
+    enc, pred = _models(ModelConfig(**TINY, pos_embed="rope", checkpointing=True))
+    clips = torch.randn(2, 3, 8, 64, 64, generator=torch.Generator().manual_seed(4))
+    ctx, tgt = _masks(batch=2)
+    _assert_same(JepaModel(enc, pred).train(), clips, target_features(enc, clips), ctx, tgt, GRID)
+
+
 @pytest.mark.parametrize("modality", ["video", "image"])
 def test_packed_21_step_equals_per_mask_step(modality):
     enc, pred = _models(ModelConfig(**TINY, **V21))
