@@ -13,9 +13,9 @@ interleaved in one process (A B, then B A, ...), after `--warmup` untimed steps 
 median of `--repeats` timed steps each and their ratio.
 
 Memory: each variant runs again alone in a fresh subprocess (`--memory VARIANT`: warmup + 2 steps); the table
-gives that process's peak resident set (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) and its growth over the
-resident set measured just before the first step (models, optimizer and inputs already built), i.e. what the
-step itself adds at its peak.
+gives that process's peak resident set (VmHWM from /proc/self/status; `getrusage` `ru_maxrss` would include the
+parent's peak, inherited across fork + exec) and its growth over the resident set measured just before the
+first step (models, optimizer and inputs already built), i.e. what the step itself adds at its peak.
 """
 
 from __future__ import annotations
@@ -90,9 +90,17 @@ def memory(cfg: ModelConfig, args) -> dict:
     before = rss_mib()
     for ctx, tgt in masks:
         float(step(clips, ctx, tgt, grid))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    peak = vm_hwm_mib()
     return {"variant": args.memory, "peak_rss_mib": peak, "rss_before_steps_mib": before,
-            "step_growth_mib": peak - before}
+            "step_growth_mib": peak - before,
+            "ru_maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # see vm_hwm_mib
+
+
+def vm_hwm_mib() -> float:
+    """This process's peak resident set, MiB: VmHWM of /proc/self/status. Not `getrusage().ru_maxrss`, which
+    a child started by fork + exec inherits from its parent (it would report the timing process's peak)."""
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) / 1024  # kB
 
 
 def time_steps(cfg: ModelConfig, args) -> dict:
