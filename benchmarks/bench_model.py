@@ -20,7 +20,9 @@ several fp32 2048^3 matmuls measured in the same run (and, for comparison, the r
 jobs it estimates how much of the CPU share we actually had went into model FLOPs.
 
 The training step mirrors the official one (target forward no-grad + layer_norm + gather, context encoder once
-per mask, predictor once per mask, L1 loss, backward, AdamW, EMA) with fused AdamW and `torch._foreach_lerp_`.
+per mask, predictor once per mask, L1 loss, backward, AdamW, EMA) with fused AdamW and `torch._foreach_lerp_`;
+`--mask-batching packed` (the library's default) runs the encoder and the predictor once for all masks instead
+(tokens packed, `vjepa_cli.models.packed`); `per_mask` is the official order (see bench_step.py for both).
 Masks are the official multi-block ones (8 blocks x 0.15 + 2 blocks x 0.7) from `vjepa_cli.data.masks`; they are
 drawn before the timed region, as the official collator runs in loader workers.
 """
@@ -107,7 +109,7 @@ def bench_infer(cfg: ModelConfig, args) -> dict:
 class Trainer:
     """The benchmark's training step (what `vjepa pretrain` does per batch, without data loading)."""
 
-    def __init__(self, cfg: ModelConfig, ema: float = 0.998, lr: float = 1e-4):
+    def __init__(self, cfg: ModelConfig, ema: float = 0.998, lr: float = 1e-4, mask_batching: str = "packed"):
         self.encoder = build_encoder(cfg, torch.Generator().manual_seed(0)).train()
         self.predictor = build_predictor(cfg, torch.Generator().manual_seed(1)).train()
         self.target = copy.deepcopy(self.encoder).eval().requires_grad_(False)
@@ -118,16 +120,19 @@ class Trainer:
                                      lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
         self.online = list(self.encoder.parameters())
         self.ema_params = list(self.target.parameters())
-        self.ema = ema
+        self.ema, self.mask_batching = ema, mask_batching
 
     def step(self, clips: torch.Tensor, ctx: list[torch.Tensor], tgt: list[torch.Tensor]) -> float:
         with torch.no_grad():
             h = self.target(clips)  # (B, N, D)
             h = F.layer_norm(h, h.shape[-1:])
         loss = 0.0
-        for i, (c, t) in enumerate(zip(ctx, tgt, strict=True)):
-            z = self.encoder(clips, [c])  # (B, Kc, D)
-            p = self.predictor(z, c, t, mask_index=i)  # (B, Kt, D)
+        if self.mask_batching == "packed":  # one encoder and one predictor pass for all masks
+            preds = self.predictor(self.encoder(clips, ctx, split=True), ctx, tgt, mask_index=0)  # [(B, Kt_i, D)]
+        else:
+            preds = [self.predictor(self.encoder(clips, [c]), c, t, mask_index=i)  # (B, Kt, D)
+                     for i, (c, t) in enumerate(zip(ctx, tgt, strict=True))]
+        for p, t in zip(preds, tgt, strict=True):
             loss = loss + F.l1_loss(p, gather_tokens(h, t))
         loss = loss / len(ctx)
         loss.backward()
@@ -139,7 +144,7 @@ class Trainer:
 
 
 def bench_train(cfg: ModelConfig, args) -> dict:
-    tr = Trainer(cfg)
+    tr = Trainer(cfg, mask_batching=args.mask_batching)
     grid = cfg.grid(args.frames, args.size)
     n = grid[0] * grid[1] * grid[2]
     collator = MaskCollator(MaskConfig(), grid, seed=args.seed)
@@ -201,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--pred-dim", type=int, default=384)
     ap.add_argument("--pred-heads", type=int, default=None, help="default: the encoder's (V-JEPA 1)")
     ap.add_argument("--checkpointing", action="store_true")
+    ap.add_argument("--mask-batching", choices=["packed", "per_mask"], default="packed",
+                    help="train step: one encoder/predictor pass for all masks (packed) or one per mask (official)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--profile", type=int, default=0, metavar="ROWS", help="profile one extra train step")
     ap.add_argument("--json", default=None, metavar="PATH")
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
     peak = statistics.median([peak_before, gemm_peak()])
     results = [summarise(r, args, peak) for r in results]
     report = {"arch": args.arch, "frames": args.frames, "size": args.size, "batch": args.batch, "pos": args.pos,
-              "threads": args.threads, "torch": torch.__version__, "gemm_peak_gflops": peak,
+              "mask_batching": args.mask_batching, "threads": args.threads, "torch": torch.__version__, "gemm_peak_gflops": peak,
               "loadavg_before": load0, "loadavg_after": os.getloadavg(), "results": results}
     print(f"{args.arch} {args.frames}x{args.size} batch {args.batch}, {args.threads} threads, "
           f"GEMM peak {peak:.0f} GFLOP/s, load {load0[0]:.1f} -> {report['loadavg_after'][0]:.1f}")

@@ -31,6 +31,9 @@ def suite(full: bool, tmp: Path) -> list[tuple[str, list[str]]]:
     return [
         ("model: train step vit_small 8x128 b4", ["bench_model.py", *model_train, "--json", str(tmp / "m1.json")]),
         (f"model: encoder inference {arch} 16x224 b1", ["bench_model.py", *infer, "--json", str(tmp / "m2.json")]),
+        ("train step: packed vs per-mask", ["bench_step.py", *(["--repeats", "5"] if full else
+                                             ["--arch", "vit_tiny", "--frames", "8", "--size", "64", "--batch", "2", "--pred-depth", "4", "--pred-dim", "192",
+                                              "--repeats", "3", "--warmup", "1"]), "--json", str(tmp / "s.json")]),
         ("train loop vs bare step", ["bench_train.py", "--steps", "8" if full else "4", "--json", str(tmp / "t.json")]),
         ("data: dataset vs raw decord", ["bench_data.py", "--clips", "30" if full else "8",
                                          "--workdir", str(tmp / "data")]),

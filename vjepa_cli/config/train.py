@@ -93,6 +93,9 @@ class PretrainConfig:
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # autocast dtype; auto = bf16 on CUDA, fp32 on CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto = CUDA when available
     compile: bool = False  # torch.compile the encoder and predictor (for CUDA; on CPU it measured 4x slower)
+    mask_batching: Literal["packed", "per_mask"] = field(default="packed", metadata={"omit_default": True})
+    # packed: one encoder and one predictor pass for all mask pairs of a batch (tokens of masks of different lengths
+    # packed into one matrix); per_mask: one pass per mask pair, as the official code. Same results up to rounding
     checkpoint_every: int = 1000  # write a checkpoint every N steps (and always at the end)
     keep_last: int = 3  # checkpoints kept (older ones are deleted; the latest is always kept)
     log_every: int = 10  # steps between metrics.jsonl records and collapse checks

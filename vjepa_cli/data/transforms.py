@@ -11,6 +11,7 @@ that expands them, so each distinct frame is resized once. Per frame the result 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -158,6 +159,15 @@ def normalize_clips(clips: torch.Tensor, device: torch.device | str | None = Non
         clips = clips.permute(0, 4, 1, 2, 3) if clips.dim() == 5 else clips.permute(3, 0, 1, 2)
     x = clips.to(device, non_blocking=True) if device is not None else clips
     shape = (-1, 1, 1, 1) if x.dim() == 4 else (1, -1, 1, 1, 1)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=torch.float32).view(shape) * 255
-    std = torch.tensor(IMAGENET_STD, device=x.device, dtype=torch.float32).view(shape) * 255
-    return ((x.float() - mean) / std).to(dtype)
+    mean, std = _norm_constants(x.device)
+    return ((x.float() - mean.view(shape)) / std.view(shape)).to(dtype)
+
+
+@functools.lru_cache(maxsize=8)
+def _norm_constants(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std x 255, float32 (C,), on `device`: made once per device, so that normalising a batch
+    on a GPU does not copy them from the host (a blocking copy, a host synchronisation) every step."""
+    with torch.inference_mode(False):  # plain tensors, even when first asked for under inference mode
+        mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32) * 255
+        std = torch.tensor(IMAGENET_STD, dtype=torch.float32) * 255
+        return mean.to(device), std.to(device)

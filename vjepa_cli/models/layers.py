@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from vjepa_cli.models.packed import Packed, packed_attention
 from vjepa_cli.models.pos_embed import RopeTable
 
 LN_EPS = 1e-6
@@ -29,10 +30,14 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = p
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, layout: Packed | None = None) -> Tensor:
+        """x (B, ...), or packed (S, D) rows of `layout` (one draw per sample, shared by its rows)."""
         if self.p == 0.0 or not self.training:
             return x
         keep = 1.0 - self.p
+        if layout is not None:
+            mask = x.new_empty(sum(b for b, _ in layout.shapes), 1).bernoulli_(keep)
+            return x * layout.sample_rows(mask.div_(keep))  # (S, 1) broadcast over D
         mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
         return x * mask.div_(keep)
 
@@ -91,9 +96,15 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None,
+                layout: Packed | None = None) -> Tensor:
         """x (B, N, D); rope tables for N tokens (needed when use_rope); attn_mask bool (True = attend) or
-        float additive, broadcastable to (B, heads, N, N)."""
+        float additive, broadcastable to (B, heads, N, N). With `layout`: x is packed (S, D) (`packed.py`),
+        each batch attends within itself, rope is a `packed_rope` table and attn_mask must be None."""
+        if layout is not None:
+            if attn_mask is not None or (self.use_rope and rope is None):
+                raise ValueError("packed attention takes no attn_mask, and needs the rope table when use_rope")
+            return self.proj(packed_attention(self.qkv(x), layout, self.num_heads, rope if self.use_rope else None))
         b, n, d = x.shape
         # unbind on the (B, N, 3, h, hd) view, then transpose: in backward the three grads are stacked straight
         # into the layout of the qkv output (one copy; indexing a permuted view costs zero-fills and two copies)
@@ -127,9 +138,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LN_EPS)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def forward(self, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None,
+                layout: Packed | None = None) -> Tensor:
+        """x (B, N, D), or packed (S, D) with its `layout` (see `Attention.forward`)."""
+        if layout is None:
+            x = x + self.drop_path(self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask))
+            return x + self.drop_path(self.mlp(self.norm2(x)))
+        drop = self.drop_path if isinstance(self.drop_path, nn.Identity) else lambda y: self.drop_path(y, layout)
+        x = x + drop(self.attn(self.norm1(x), rope=rope, layout=layout))
+        return x + drop(self.mlp(self.norm2(x)))
 
 
 class CrossAttention(nn.Module):
@@ -252,8 +269,10 @@ def rescale_blocks(blocks, first_layer: int = 1) -> None:
 
 
 def run_blocks(blocks, x: Tensor, rope: RopeTable | None = None, attn_mask: Tensor | None = None,
-               checkpointing: bool = False, return_layers: list[int] | None = None) -> tuple[Tensor, list[Tensor]]:
-    """Run `blocks` in order; activation checkpointing (non-reentrant) when asked and training.
+               checkpointing: bool = False, return_layers: list[int] | None = None,
+               layout: Packed | None = None) -> tuple[Tensor, list[Tensor]]:
+    """Run `blocks` in order (on packed (S, D) tokens with a `layout`); activation checkpointing (non-reentrant)
+    when asked and training.
 
     Returns the output and the hidden states after the blocks in `return_layers` (negative indices allowed).
     """
@@ -267,7 +286,9 @@ def run_blocks(blocks, x: Tensor, rope: RopeTable | None = None, attn_mask: Tens
     hidden: dict[int, Tensor] = {}
     for i, blk in enumerate(blocks):
         if checkpointing and torch.is_grad_enabled():
-            x = torch.utils.checkpoint.checkpoint(blk, x, rope, attn_mask, use_reentrant=False)
+            x = torch.utils.checkpoint.checkpoint(blk, x, rope, attn_mask, layout, use_reentrant=False)
+        elif layout is not None:
+            x = blk(x, rope, attn_mask, layout)
         else:
             x = blk(x, rope, attn_mask)
         if i in keep:

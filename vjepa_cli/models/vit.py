@@ -24,6 +24,7 @@ from vjepa_cli.models.layers import (
     rescale_blocks,
     run_blocks,
 )
+from vjepa_cli.models.packed import Packed, packed_ids, packed_rope
 from vjepa_cli.models.pos_embed import RopeTable, interpolate_sincos, sincos_3d
 
 
@@ -181,7 +182,39 @@ class VisionTransformer(nn.Module):
             x = self.norms_block[-1](x) if self.levels else self.norm(x)
         return x if return_layers is None else (x, hidden)
 
-    def forward(self, x: Tensor, masks: list[Tensor] | None = None, hierarchical: bool = False) -> Tensor:
-        """Same as `forward_features(x, masks, hierarchical=...)`: (B, N, D) / (B, N, L*D), or (M*B, K, .)."""
+    def forward(self, x: Tensor, masks: list[Tensor] | None = None, hierarchical: bool = False,
+                split: bool = False) -> Tensor | list[Tensor]:
+        """Same as `forward_features(x, masks, hierarchical=...)`: (B, N, D) / (B, N, L*D), or (M*B, K, .).
+
+        `split=True`: the masks may keep different token counts; the tokens of every mask are encoded in one pass
+        (packed, see `packed.py`) and returned per mask, [(B, K_i, D or L*D)]: the outputs of one pass per mask,
+        up to float rounding.
+        """
+        if split:
+            return self.forward_split(x, masks, hierarchical)
         return self.forward_features(x, masks, hierarchical=hierarchical)
+
+    def forward_split(self, x: Tensor, masks: list[Tensor], hierarchical: bool = False) -> list[Tensor]:
+        """Encode the tokens of each mask (B, K_i) of `x`, all in one pass -> [(B, K_i, D or L*D)]."""
+        if hierarchical and not self.levels:
+            raise VjepaError("this encoder has no hierarchical levels (a V-JEPA 1/2 model): call it without "
+                             "hierarchical=True")
+        if not masks:
+            raise ValueError("split=True needs a non-empty list of masks")
+        x = self._prepare(x)
+        grid = self.token_grid(x)
+        x = self._embed(x, grid)  # (B, N, D)
+        b, n, d = x.shape
+        layout = Packed.of(masks)
+        rows = packed_ids(layout, masks, n)  # (S,) into the B*N tokens
+        x = x.reshape(b * n, d).index_select(0, rows)  # (S, D)
+        rope = packed_rope(self._rope(layout.pack(masks), grid)) if self.use_rope else None
+        taps = list(self.levels[:-1]) if hierarchical else []
+        x, hidden = run_blocks(self.blocks, x, rope, checkpointing=self.cfg.checkpointing and self.training,
+                               return_layers=taps, layout=layout)
+        if hierarchical:
+            x = torch.cat([norm(h) for norm, h in zip(self.norms_block, [*hidden, x], strict=True)], dim=-1)
+        else:
+            x = self.norms_block[-1](x) if self.levels else self.norm(x)
+        return layout.unpack(x)
 

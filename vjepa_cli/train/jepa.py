@@ -6,8 +6,11 @@ One training step (Bardes et al. 2024, section 3; official `app/vjepa/train.py`)
 3. loss = mean_i mean |z_i - h[tgt_i]| ** p / p (+ optional anti-collapse term);
 4. backward, AdamW (no weight decay on biases and 1-D parameters), then EMA of the target encoder.
 
-`JepaModel.forward` runs 2-3 in one call so that DDP sees one forward per backward even though the encoder
-and predictor run once per mask.
+`JepaModel.forward` runs 2-3 in one call so that DDP sees one forward per backward. With
+`mask_batching="packed"` (the default) the encoder and the predictor each run once for all mask pairs: their
+tokens are packed into one (sum_i B K_i, D) matrix (`models/packed.py`), so every Linear runs once on all of
+them and only attention runs per mask; "per_mask" runs both once per mask pair, as the official code does.
+Both give the same loss and gradients up to float rounding (tests/test_mask_batching.py).
 """
 
 from __future__ import annotations
@@ -24,22 +27,40 @@ from vjepa_cli.train.loss import anti_collapse, jepa_loss, normalize_targets
 log = logging.getLogger(__name__)
 
 
-class JepaModel(nn.Module):
-    """Context encoder + predictor; `forward` returns the scalar loss of one batch."""
+MASK_BATCHING = ("packed", "per_mask")
 
-    def __init__(self, encoder: nn.Module, predictor: nn.Module, loss_exp: float = 1.0, reg_coeff: float = 0.0):
+
+class JepaModel(nn.Module):
+    """Context encoder + predictor; `forward` returns the scalar loss of one batch.
+
+    `mask_batching`: "packed" (one encoder and one predictor pass for all mask pairs) or "per_mask" (one of each
+    per mask pair, the official order of operations); see the module doc.
+    """
+
+    def __init__(self, encoder: nn.Module, predictor: nn.Module, loss_exp: float = 1.0, reg_coeff: float = 0.0,
+                 mask_batching: str = "packed"):
         super().__init__()
+        if mask_batching not in MASK_BATCHING:
+            raise ValueError(f"mask_batching must be one of {', '.join(MASK_BATCHING)}, got {mask_batching!r}")
         self.encoder, self.predictor = encoder, predictor
-        self.loss_exp, self.reg_coeff = loss_exp, reg_coeff
+        self.loss_exp, self.reg_coeff, self.mask_batching = loss_exp, reg_coeff, mask_batching
+
+    def packs(self, context_masks: list[Tensor]) -> bool:
+        """Whether this batch takes the packed path (more than one mask pair and `mask_batching="packed"`)."""
+        return self.mask_batching == "packed" and len(context_masks) > 1
 
     def forward(self, clips: Tensor, targets: Tensor, context_masks: list[Tensor], target_masks: list[Tensor],
                 grid: tuple[int, int, int]) -> Tensor:
         """clips (B, C, T, H, W) float; targets (B, N, D) normalised target features; masks [(B, K_i)]."""
-        preds, tgts = [], []
-        for i, (mc, mt) in enumerate(zip(context_masks, target_masks, strict=True)):
-            z = self.encoder(clips, masks=[mc])  # (B, Kc, D)
-            preds.append(self.predictor(z, mc, mt, mask_index=i, grid=grid))  # (B, Kt, D)
-            tgts.append(apply_masks(targets, [mt]))  # (B, Kt, D)
+        if self.packs(context_masks):
+            zs = self.encoder(clips, masks=context_masks, split=True)  # [(B, Kc_i, D)], one pass
+            preds = self.predictor(zs, context_masks, target_masks, mask_index=0, grid=grid)  # [(B, Kt_i, D)]
+        else:
+            preds = []
+            for i, (mc, mt) in enumerate(zip(context_masks, target_masks, strict=True)):
+                z = self.encoder(clips, masks=[mc])  # (B, Kc, D)
+                preds.append(self.predictor(z, mc, mt, mask_index=i, grid=grid))  # (B, Kt, D)
+        tgts = [apply_masks(targets, [mt]) for mt in target_masks]  # [(B, Kt_i, D)]
         loss = jepa_loss(preds, tgts, self.loss_exp)
         if self.reg_coeff > 0:
             loss = loss + self.reg_coeff * anti_collapse(preds)

@@ -4,7 +4,8 @@ One batch (video, or images as one-frame clips; the encoder picks its embedder f
 1. targets: h = per-level layer norm of the EMA encoder's hierarchical output (every level; `normalize_levels`), or
    the V-JEPA 1/2 target without `hierarchical_targets`, under no_grad;
 2. for each mask pair i: z_i = encoder(clip, [ctx_i], hierarchical) -> predictor(..., mask_index=i, modality,
-   return_context) -> (target predictions, context predictions);
+   return_context) -> (target predictions, context predictions); with `mask_batching="packed"` all pairs in one
+   encoder and one predictor pass (see `jepa.py`);
 3. loss = mean_i mean |z_i - h[tgt_i]| ** p / p + lambda * mean_i L_ctx,i (`dense_loss.context_loss`), where the
    caller passes this step's lambda (0 before the warm-up, `dense_loss.context_lambda`).
 """
@@ -24,8 +25,9 @@ class Jepa21Model(JepaModel):
     """Context encoder + predictor under the 2.1 objective; `forward` returns the scalar loss of one batch."""
 
     def __init__(self, encoder: nn.Module, predictor: nn.Module, loss_exp: float = 1.0, reg_coeff: float = 0.0,
-                 hierarchical: bool = False, predict_context: bool = False, weight_distance: bool = True):
-        super().__init__(encoder, predictor, loss_exp, reg_coeff)
+                 hierarchical: bool = False, predict_context: bool = False, weight_distance: bool = True,
+                 mask_batching: str = "packed"):
+        super().__init__(encoder, predictor, loss_exp, reg_coeff, mask_batching)
         self.hierarchical, self.predict_context, self.weight_distance = hierarchical, predict_context, weight_distance
         self.last_terms: dict = {}
 
@@ -33,17 +35,21 @@ class Jepa21Model(JepaModel):
                 grid: tuple[int, int, int], lam: float = 0.0, modality: str = "video") -> Tensor:
         """clips (B, C, T, H, W) (T = 1: images); targets (B, N, L*D) from `target_features21`; masks [(B, K_i)] on
         `grid`; `lam` the context-loss weight of this step."""
-        preds, tgts, ctx_terms = [], [], []
-        for i, (mc, mt) in enumerate(zip(context_masks, target_masks, strict=True)):
-            z = self.encoder(clips, masks=[mc], hierarchical=self.hierarchical)  # (B, Kc, L*D)
-            out = self.predictor(z, mc, mt, mask_index=i, grid=grid, modality=modality,
-                                 return_context=self.predict_context)
-            zt = out[0] if self.predict_context else out  # (B, Kt, L*D)
-            preds.append(zt)
-            tgts.append(apply_masks(targets, [mt]))  # (B, Kt, L*D)
-            if self.predict_context:
+        if self.packs(context_masks):  # one encoder and one predictor pass for all mask pairs
+            zs = self.encoder(clips, masks=context_masks, split=True, hierarchical=self.hierarchical)
+            outs = self.predictor(zs, context_masks, target_masks, mask_index=0, grid=grid, modality=modality,
+                                  return_context=self.predict_context)  # [(B, Kt_i, L*D)] or [(targets, context)]
+        else:
+            outs = [self.predictor(self.encoder(clips, masks=[mc], hierarchical=self.hierarchical), mc, mt,
+                                   mask_index=i, grid=grid, modality=modality, return_context=self.predict_context)
+                    for i, (mc, mt) in enumerate(zip(context_masks, target_masks, strict=True))]
+        preds = [o[0] for o in outs] if self.predict_context else outs  # [(B, Kt_i, L*D)]
+        tgts = [apply_masks(targets, [mt]) for mt in target_masks]  # [(B, Kt_i, L*D)]
+        ctx_terms = []
+        if self.predict_context:
+            for (_, zc), mc, mt in zip(outs, context_masks, target_masks, strict=True):
                 w = distance_weights(mc, mt, grid, self.weight_distance)  # (B, Kc)
-                ctx_terms.append(context_loss(out[1], apply_masks(targets, [mc]), w, self.loss_exp))
+                ctx_terms.append(context_loss(zc, apply_masks(targets, [mc]), w, self.loss_exp))
         loss = jepa_loss(preds, tgts, self.loss_exp)
         self.last_terms = {"loss_pred": loss.detach()}  # for the metrics record (read on log steps)
         if ctx_terms:

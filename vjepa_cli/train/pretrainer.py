@@ -123,7 +123,8 @@ class PretrainTrainer(Trainer):
         return sampler
 
     def _build_jepa(self) -> JepaModel:
-        return JepaModel(self.encoder, self.predictor, self.cfg.optim.loss_exp, self.cfg.optim.reg_coeff)
+        return JepaModel(self.encoder, self.predictor, self.cfg.optim.loss_exp, self.cfg.optim.reg_coeff,
+                         mask_batching=self.cfg.mask_batching)
 
     def _open_batches(self):
         """An iterator over this rank's batches, with a `close()` (see `LoaderIter`)."""
@@ -199,7 +200,7 @@ class PretrainTrainer(Trainer):
             loss, h = self._forward_backward(batch, last=micro == k - 1)
             loss_sum += loss
         # One reduction gives every rank the same loss and stop decision.
-        stop_vote = torch.tensor(float(stop.set), device=acc.device)
+        stop_vote = torch.full((), float(stop.set), device=acc.device)  # a fill, not a blocking host copy
         shared = acc.reduce(torch.stack([loss_sum / k, stop_vote]), "sum")
         loss_val = float(shared[0]) / acc.num_processes
         self.check_finite(loss_val)

@@ -188,7 +188,7 @@ class Pretrain21Trainer(PretrainTrainer):
         self.terms: dict[str, dict] = {}  # modality -> its last loss terms
         return Jepa21Model(self.encoder, self.predictor, cfg.optim.loss_exp, cfg.optim.reg_coeff,
                            hierarchical=obj.hierarchical_targets, predict_context=obj.predict_context,
-                           weight_distance=obj.weight_distance_loss)
+                           weight_distance=obj.weight_distance_loss, mask_batching=cfg.mask_batching)
 
     def extra_record(self) -> dict:
         """The last micro-batch's terms per modality: loss_pred / loss_ctx / lambda (e.g. `video_loss_ctx`)."""
