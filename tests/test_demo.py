@@ -16,6 +16,7 @@ def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
     metrics = {row["metric"]: row for row in res["rows"]}
     assert "motion probe val top-1 (%)" in metrics and "physics surprise AUROC (max)" in metrics
     assert "physics surprise AUROC (peak: max / mean)" in metrics
+    assert "reach2d planning success (%, CEM toward goal images)" in metrics
     for row in res["rows"]:
         for side in ("pretrained", "random"):
             assert 0.0 <= row[side] <= 100.0
@@ -26,6 +27,8 @@ def test_quick_demo_end_to_end(run_cli, tmp_path, monkeypatch):
         assert read_image(out / rel).ndim == 3
     assert {"loss curve", "PCA of patch features", "masks", "confusion matrix (pretrained)",
             "decoded predictions (possible vs impossible physics video)"} <= set(res["pictures"])
+    assert any(name.startswith("planned episode") for name in res["pictures"]) and "planning" in res["timings"]
+    assert res["pretrain"]["wm_eval_episodes"] == 2 and "Planning rows" in report
     assert res["pretrain"]["decoder_steps"] == 10 and (out / "decoder.safetensors").is_file()
     with safe_open(str(out / "features.safetensors"), "pt") as f:
         assert {"features", "timestamps"} <= set(f.keys())

@@ -66,6 +66,21 @@ def test_rollout_matches_step_by_step():
     assert torch.allclose(out[:, :1], z1, atol=1e-6) and torch.allclose(out[:, 1:2], z2, atol=1e-6)
 
 
+def test_world_model_rollout_from_a_plan_context():
+    # a PlanContext is the observed frames and the actions between them, ahead of the planned actions: the
+    # predictions equal the predictor's own rollout on that longer sequence, and depend on the older frame
+    from vjepa_cli.models.world_model import PlanContext, WorldModel
+
+    pred = ACPredictor(_cfg(), generator=torch.Generator().manual_seed(1)).eval()
+    wm = WorldModel(None, pred, (-1.0, -1.0), (1.0, 1.0), ("a0", "a1"), None, {})
+    frames, past, a = torch.randn(2, 4, 16), torch.randn(1, 2), torch.randn(5, 3, 2)
+    out = wm.rollout(PlanContext(frames, past), a)
+    ref = pred.rollout(frames.unsqueeze(0).expand(5, 2, 4, 16), torch.cat([past.expand(5, 1, 2), a], 1))
+    assert out.shape == (5, 3, 4, 16) and torch.equal(out, ref)
+    assert torch.equal(wm.rollout(frames[-1], a), pred.rollout(frames[-1:].unsqueeze(0).expand(5, 1, 4, 16), a))
+    assert not torch.allclose(out, wm.rollout(frames[-1], a), atol=1e-4)
+
+
 def _toy(c: float = 0.0):
     """Known dynamics z_{t+1} = z_t + a_t (a broadcast over tokens), and a model off by a constant c."""
 

@@ -172,3 +172,73 @@ def test_flat_plan_spelling_in_recipes_and_sets(tmp_path):
         for key in ("plan.samples", "plan.cem.samples"):
             assert load_recipe(WMConfig, recipe, [f"{key}=64"]).plan.cem.samples == 64
     assert load_recipe(WMConfig, None, ["plan.iterations=7", "plan.cem.topk=2"]).plan.cem == CEMConfig(iterations=7, topk=2)
+
+
+class CoastEnv(PointEnv):
+    """A point with momentum: the action adds to the velocity; one frame (the position) shows no velocity."""
+
+    def __init__(self):
+        super().__init__()
+        self.v = np.zeros(2, np.float32)
+
+    def step(self, a):
+        self.v = 0.9 * self.v + np.clip(a, -0.2, 0.2)
+        self.p = self.p + self.v
+        return self.render()
+
+
+def _coast_rollout(z0, actions):  # exact for CoastEnv given two frames and the action between them
+    if isinstance(z0, torch.Tensor):  # one frame: the velocity is unknown, taken as zero
+        p, v = z0.view(1, 2), torch.zeros(1, 2)
+    else:
+        p, v = z0.frames[-1].view(1, 2), (z0.frames[-1] - z0.frames[-2]).view(1, 2)
+    out = []
+    for h in range(actions.shape[1]):
+        v = 0.9 * v + actions[:, h]
+        p = p + v
+        out.append(p)
+    return torch.stack(out, 1).unsqueeze(2)  # (S, H, 1, 2)
+
+
+def test_context_passes_recent_frames_and_executed_actions():
+    from vjepa_cli.models.world_model import PlanContext
+
+    starts = []
+
+    def rollout(z0, actions):
+        starts.append(z0)
+        return _rollout(z0 if isinstance(z0, torch.Tensor) else z0.frames[-1], actions)
+
+    mpc = MPC(CEMPlanner(rollout, _cem(iterations=1)), torch.tensor([[0.8, -0.6]]), torch.Generator().manual_seed(0),
+              context=3, make_context=PlanContext)
+    zs, acts = [torch.full((1, 2), float(i)) for i in range(4)], []
+    for z in zs:
+        starts.clear()
+        acts.append(torch.as_tensor(mpc.act(z)[0]))
+        first = starts[0]
+        if z is zs[0]:
+            assert first is z  # nothing seen yet: the frame alone
+        else:
+            k = min(len(acts) - 1, 2)  # frames before this one in the context
+            assert torch.equal(first.frames, torch.stack(zs[len(acts) - 1 - k: len(acts)]))
+            assert torch.equal(first.actions, torch.stack(acts[len(acts) - 1 - k: len(acts) - 1]))
+    with pytest.raises(ValueError):
+        WMPlanConfig(context=0)
+
+
+def test_context_lets_mpc_stop_a_coasting_point():
+    # with two frames the exact model sees the velocity and the point settles on the goal; with one frame the
+    # model believes it stands still, keeps accelerating toward the goal and overshoots it
+    from vjepa_cli.models.world_model import PlanContext
+
+    def run(context):
+        gen = torch.Generator().manual_seed(0)
+
+        def mpc(zg):
+            return MPC(CEMPlanner(_coast_rollout, _cem(horizon=3, iterations=4, energy="sum")), zg, gen,
+                       context=context, make_context=PlanContext)
+
+        return run_mpc_episode(CoastEnv(), _encode, mpc, max_steps=30)
+
+    assert run(2).success
+    assert not run(1).success

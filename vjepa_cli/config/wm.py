@@ -165,12 +165,13 @@ class WMPlanConfig:
     goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
     reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
     prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
+    context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
 
     def __post_init__(self):
         if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):
             raise ValueError("cem/mppi/gd.low/high are the action bounds recorded with the episodes; leave them unset")
-        if self.max_steps < 1:
-            raise ValueError("max_steps must be >= 1")
+        if self.max_steps < 1 or self.context < 1:
+            raise ValueError("max_steps and context must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
         if self.goal_weight < 0 or self.reward_weight < 0 or self.goal_weight + self.reward_weight == 0:

@@ -1,5 +1,6 @@
 """The demo's stages, each a short function over the library's `run_*` calls, and `run_demo` that chains them:
-pretrain -> export -> probe -> extract and draw -> physics surprise -> report (see `vjepa_cli.demo`)."""
+pretrain -> export -> probe -> extract and draw -> physics surprise -> decoder -> planning -> report
+(see `vjepa_cli.demo`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from vjepa_cli.demo.decoded import decoded_picture
+from vjepa_cli.demo.planning import planning_rows
 from vjepa_cli.demo.report import PICTURES, result_rows, write_report, write_summary
 from vjepa_cli.errors import VjepaError
 
@@ -123,7 +125,11 @@ def run_demo(cfg: DemoConfig, out_dir: str | Path, stage: Stage | None = None) -
         tick("decoder", 0, 1)
         res.pretrain.update(decoded_picture(cfg.quick, out, *phys, cfg.device))
         tick("decoder", 1, 1)
-    res.rows = result_rows(probes, surprise)
+    with _timed(res, "planning"):
+        planning, summary = planning_rows(cfg.quick, out, {"pretrained": model, "random": random_model}, cfg.seed,
+                                          cfg.device, tick)
+        res.pretrain.update(summary)
+    res.rows = result_rows(probes, surprise, planning)
     res.pictures = {k: v for k, v in PICTURES.items() if (out / v).exists()}
     write_summary(res, surprise)
     res.report = write_report(res, cfg)

@@ -15,15 +15,17 @@ if TYPE_CHECKING:
 PICTURES = {"loss curve": "pretrain/loss.png", "PCA of patch features": "pca.png", "masks": "masks.png",
             "confusion matrix (pretrained)": "probe-pretrained/confusion.png",
             "surprise curve (impossible video)": "surprise.png",
-            "decoded predictions (possible vs impossible physics video)": "decoded.png"}
+            "decoded predictions (possible vs impossible physics video)": "decoded.png",
+            "planned episode (reach2d, pretrained encoder; frames left to right, the goal image last)": "planned.png"}
 
 
 def _pct(v: float) -> float:
     return round(100 * v, 1)
 
 
-def result_rows(probes: dict, surprise: dict) -> list[dict]:
-    """The table: {"metric", "pretrained", "random"} rows from both probes and both surprise scorings."""
+def result_rows(probes: dict, surprise: dict, planning: dict | None = None) -> list[dict]:
+    """The table: {"metric", "pretrained", "random"} rows from both probes, both surprise scorings and (when
+    given: encoder name -> success rate) both world models' planning."""
     rows = []
     for label, key in (("motion probe val top-1 (%)", "val_top1"), ("motion probe train top-1 (%)", "train_top1")):
         rows.append({"metric": label, "pretrained": _pct(probes["pretrained"].best[key]),
@@ -35,6 +37,9 @@ def result_rows(probes: dict, surprise: dict) -> list[dict]:
         f = _pct if key.startswith("pairwise") else (lambda v: round(v, 3))
         rows.append({"metric": label, "pretrained": f(surprise["pretrained"][key]),
                      "random": f(surprise["random"][key])})
+    if planning:
+        rows.append({"metric": "reach2d planning success (%, CEM toward goal images)",
+                     "pretrained": _pct(planning["pretrained"]), "random": _pct(planning["random"])})
     rows.append({"metric": "chance (motion probe, %)", "pretrained": _pct(1 / len(probes["pretrained"].classes)),
                  "random": _pct(1 / len(probes["random"].classes))})
     return rows
@@ -75,6 +80,11 @@ def write_report(res: DemoResult, cfg: DemoConfig) -> Path:
                   "surprising window of a possible and of an impossible video: the actual frames, the future decoded "
                   "from the actual features (what the features keep), and decoded from the predicted ones, with the "
                   "surprise per predicted step under them."]
+    if "wm_episodes" in p:
+        lines += ["", f"Planning rows: a reach2d world model (`wm/reach2d`, {p['wm_steps']} predictor steps on "
+                  f"{p['wm_episodes']} random-action episodes) on each frozen encoder above, planning with CEM toward "
+                  f"goal images; success over {p['wm_eval_episodes']} seeded episodes (the same for both; random "
+                  f"actions: {_pct(p.get('wm_random_actions', float('nan')))} %)."]
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in res.timings.items()), ""]
     if cfg.quick:
         lines += ["This was a `--quick` run: sizes are tiny, so the numbers show the pipeline works, not that "

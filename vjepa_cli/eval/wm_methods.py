@@ -18,7 +18,7 @@ import torch
 
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.models.world_model import WorldModel
+from vjepa_cli.models.world_model import PlanContext, WorldModel
 from vjepa_cli.plan.base import EnergyFn, energy_l1
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
 from vjepa_cli.plan.registry import PLANNERS, make_planner
@@ -85,7 +85,8 @@ def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> 
         return wm.encode(frame[None])[0]  # (N, D)
 
     def mpc(z_goal: torch.Tensor) -> MPC:
-        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight)
+        return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight, context=plan.context,
+                   make_context=PlanContext)
 
     return lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps, prior=prior)
 

@@ -31,6 +31,15 @@ from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 FORMAT = "vjepa-wm/1"
 
 
+@dataclass(frozen=True)
+class PlanContext:
+    """Where a plan starts when one frame is not enough (e.g. a moving arm: one frame shows no velocity):
+    the last T0 observed frames' features and the T0 - 1 actions executed between them."""
+
+    frames: torch.Tensor  # (T0, N, D), the current frame last
+    actions: torch.Tensor  # (T0 - 1, A)
+
+
 @dataclass
 class WorldModel:
     """Frozen encoder + action-conditioned predictor + what planning needs to know about the actions."""
@@ -53,11 +62,16 @@ class WorldModel:
         """uint8 [T, H, W, 3] -> layer-normed features [T, N, D]."""
         return encode_frames(self.encoder, frames)
 
-    def rollout(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Planning rollout: start features z0 [N, D], actions [S, H, A] -> predicted features [S, H, N, D].
-        Differentiable in `actions` (the weights are frozen), for gradient planning; sampling planners call
-        it under `no_grad`."""
-        ctx = z0.unsqueeze(0).unsqueeze(0).expand(actions.shape[0], 1, *z0.shape)  # (S, 1, N, D)
+    def rollout(self, z0: torch.Tensor | PlanContext, actions: torch.Tensor) -> torch.Tensor:
+        """Planning rollout: start features z0 [N, D] (or a `PlanContext`: the last observed frames and the
+        actions between them), actions [S, H, A] -> predicted features [S, H, N, D]. Differentiable in
+        `actions` (the weights are frozen), for gradient planning; sampling planners call it under `no_grad`."""
+        S = actions.shape[0]
+        if isinstance(z0, PlanContext):
+            ctx = z0.frames.unsqueeze(0).expand(S, *z0.frames.shape)  # (S, T0, N, D)
+            past = z0.actions.to(actions).unsqueeze(0).expand(S, *z0.actions.shape)  # (S, T0 - 1, A)
+            return self.predictor.rollout(ctx, torch.cat([past, actions], 1))
+        ctx = z0.unsqueeze(0).unsqueeze(0).expand(S, 1, *z0.shape)  # (S, 1, N, D)
         return self.predictor.rollout(ctx, actions)
 
 

@@ -9,8 +9,9 @@ can blend the two.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +34,20 @@ class MPC:
     generator: torch.Generator  # the planner's random source, shared across steps
     prior_weight: float = 0.0  # executed = (1 - w) * plan[0] + w * prior
     warm_start: bool = True  # start the next search from this plan shifted by one step
+    context: int = 1  # observed frames a plan starts from (> 1: `make_context` of the recent frames and actions)
+    make_context: Callable[[torch.Tensor, torch.Tensor], Any] | None = None  # (z [T0, N, D], a [T0-1, A]) -> z0
     _prev: torch.Tensor | None = field(default=None, repr=False)  # (H, A) the last plan
+    _seen: list[torch.Tensor] = field(default_factory=list, repr=False)  # recent frames' features, (N, D) each
+    _done: list[torch.Tensor] = field(default_factory=list, repr=False)  # actions executed after them, (A,) each
+
+    def _start(self, z: torch.Tensor) -> Any:
+        """The planner's start: z itself, or the context of the last `context` frames ending with z."""
+        if self.context <= 1 or not self._seen:
+            return z
+        if self.make_context is None:
+            raise ValueError("context > 1 needs make_context (e.g. vjepa_cli.models.world_model.PlanContext)")
+        k = min(self.context - 1, len(self._seen))
+        return self.make_context(torch.stack([*self._seen[-k:], z]), torch.stack(self._done[-k:]))
 
     def act(self, z: torch.Tensor, prior_action: np.ndarray | None = None) -> tuple[np.ndarray, PlanResult, float]:
         """-> (action to execute [A], the plan, planning seconds)."""
@@ -43,13 +57,17 @@ class MPC:
         elif self.warm_start and self._prev is not None:
             init = torch.cat([self._prev[1:], self._prev[-1:]])  # (H, A) shifted by one step
         t0 = time.perf_counter()
-        res = self.planner.plan(z, self.z_goal, self.generator, init_mean=init)
+        res = self.planner.plan(self._start(z), self.z_goal, self.generator, init_mean=init)
         dt = time.perf_counter() - t0
         self._prev = res.actions
         a = res.actions[0].cpu().numpy()
         if prior_action is not None and self.prior_weight > 0:
             a = (1 - self.prior_weight) * a + self.prior_weight * np.asarray(prior_action, dtype=np.float32)
-        return np.clip(a, self.planner.low, self.planner.high).astype(np.float32), res, dt
+        a = np.clip(a, self.planner.low, self.planner.high).astype(np.float32)
+        if self.context > 1:  # remember what the next plan's context needs
+            self._seen, self._done = self._seen[-self.context:] + [z], self._done[-self.context:] + [
+                torch.as_tensor(a, device=z.device)]
+        return a, res, dt
 
 
 @dataclass

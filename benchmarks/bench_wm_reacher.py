@@ -1,0 +1,99 @@
+"""Why does planning toward goal images fail on Gymnasium Reacher-v5? Two measurements, no predictor involved:
+
+1. the goal-image energy (L1 between frozen-encoder features of a frame and of the goal image) on frames of the
+   replayed goal actions (the oracle's path) and of random actions from the same seeded start: its Spearman
+   correlation with the fingertip's distance to the goal, and how often a frame within the success radius
+   (0.02 m) has a lower energy than a frame farther than 0.05 m (1.0 = the energy ranks them perfectly);
+2. momentum: how far the fingertip coasts under zero actions after random ones (a planner that starts from one
+   frame sees no velocity; `plan.context` > 1 gives it the recent frames and actions).
+
+    python benchmarks/bench_wm_reacher.py --episodes 20 [--model runs/reacher-vjepa/model.safetensors]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def _spearman(a, b) -> float:
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1]) if np.std(ra) > 0 and np.std(rb) > 0 else float("nan")
+
+
+def _encoder(model: str | None, size: int):
+    from vjepa_cli.config.model import ModelConfig
+    from vjepa_cli.config.wm import WMEncoderConfig
+    from vjepa_cli.models.frozen import load_frozen_encoder
+
+    m = ModelConfig(arch="vit_tiny", embed_dim=96, depth=2, num_heads=4, patch_size=16, tubelet_size=2,
+                    num_frames=2, img_size=size, pos_embed="sincos")
+    return load_frozen_encoder(WMEncoderConfig(path=model or "", model=m, seed=0), "cpu")
+
+
+def energy_ranking(episodes: int, model: str | None, size: int) -> dict:
+    from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.models.frozen import encode_frames
+
+    enc, env = _encoder(model, size), make_gym_env("Reacher-v5", size=size, goal_steps=25)
+    corr, wins, pairs = [], 0, 0
+    try:
+        for i in range(episodes):
+            rng = np.random.default_rng([0, i])
+            env.reset(rng)
+            frames, dist = [env.render()], [env.distance()]
+            for _ in range(25):  # the oracle's path: the goal actions replayed
+                frames.append(env.step(env.oracle_action()))
+                dist.append(env.distance())
+            env.reset(np.random.default_rng([0, i]))
+            for _ in range(25):  # random actions from the same start
+                frames.append(env.step(rng.uniform(-1, 1, 2)))
+                dist.append(env.distance())
+            z = encode_frames(enc, np.stack([*frames, env.goal_image()]))  # (F + 1, N, D)
+            e, d = (z[:-1] - z[-1]).abs().mean((1, 2)).numpy(), np.asarray(dist)
+            corr.append(_spearman(e, d))
+            near, far = e[d < 0.02], e[d > 0.05]
+            wins += int((near[:, None] < far[None, :]).sum())
+            pairs += near.size * far.size
+    finally:
+        env.close()
+    return {"encoder": model or "random (seed 0)", "size": size, "episodes": episodes,
+            "spearman_energy_vs_fingertip_distance": float(np.nanmean(corr)),
+            "near_below_far": wins / max(pairs, 1)}
+
+
+def coasting(episodes: int) -> dict:
+    from vjepa_cli.envs.gym import make_gym_env
+
+    env, drift = make_gym_env("Reacher-v5", size=32, goal_steps=0), []
+    try:
+        for i in range(episodes):
+            rng = np.random.default_rng([1, i])
+            env.reset(rng)
+            for _ in range(10):
+                env.step(rng.uniform(-1, 1, 2))
+            p0 = env.task_state()
+            for _ in range(10):
+                env.step(np.zeros(2, np.float32))
+            drift.append(float(np.linalg.norm(env.task_state() - p0)))
+    finally:
+        env.close()
+    return {"coast_10_zero_actions_m": float(np.median(drift)), "success_radius_m": 0.02}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--model", default=None, help="model file for the encoder (default: random, seed 0)")
+    ap.add_argument("--size", type=int, default=64)
+    args = ap.parse_args()
+    row = {**energy_ranking(args.episodes, args.model, args.size), **coasting(args.episodes)}
+    for k, v in row.items():
+        print(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
