@@ -70,3 +70,17 @@ def test_random_init_model_is_the_pretrain_init(tmp_path, monkeypatch, run_cli):
     other = load_model(random_init_model(cfg.model, 4, tmp_path / "r4.safetensors"))
     k = "blocks.0.attn.qkv.weight"
     assert not torch.equal(other.encoder.state_dict()[k], run.encoder.state_dict()[k])
+
+
+def test_dtype_reaches_both_pretraining_recipes(run_cli, tmp_path):
+    from vjepa_cli.config._load import load_recipe
+    from vjepa_cli.config.train import PretrainConfig
+    from vjepa_cli.demo.pipeline import DemoConfig, _physics_sets, _pretrain_sets
+
+    for dtype, want in ((None, "auto"), ("bf16", "bf16"), ("fp32", "fp32")):
+        cfg = DemoConfig(quick=True, dtype=dtype, device="cpu")
+        for sets in (_pretrain_sets(cfg), _physics_sets(cfg)):
+            rec = load_recipe(PretrainConfig, "tiny-cpu", sets)
+            assert rec.dtype == want and rec.device == "cpu"
+    r = run_cli("demo", "--quick", "-o", tmp_path / "d", "--dtype", "fp64")
+    assert r.code == 2 and "fp64" in r.err and not (tmp_path / "d").exists()

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vjepa_cli.cli._options import DeviceOpt, JsonOpt
+from vjepa_cli.cli._options import DeviceOpt, JsonOpt, TrainDtype
 
 HELP = "Run the whole pipeline on built-in synthetic data and write a report (pretrained vs random init)."
 EXAMPLES = """Generates synthetic videos, pretrains a tiny V-JEPA (recipe tiny-cpu), exports the EMA encoder,
@@ -29,6 +29,9 @@ def command(
     quick: Annotated[bool, typer.Option("--quick", help="Tiny sizes (about a minute): shows the pipeline works, not that it learns.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Pretraining seed; the random baseline is the init it builds.")] = 0,
     device: DeviceOpt = None,
+    dtype: Annotated[TrainDtype | None, typer.Option(
+        "--dtype", help="Autocast precision of the two pretraining runs (auto: bf16 on CUDA, fp32 on CPU); the "
+                        "other stages run in fp32.", show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.cli._options import either
@@ -44,7 +47,7 @@ def command(
         raise VjepaError("--steps must be >= 1")
     if quick and minutes is not None:
         raise VjepaError("--quick and --minutes contradict each other", hint="--quick has a fixed tiny size; drop one")
-    cfg = DemoConfig(quick=quick, steps=steps, minutes=minutes, seed=seed, device=device)
+    cfg = DemoConfig(quick=quick, steps=steps, minutes=minutes, seed=seed, device=device, dtype=dtype)
     tasks: dict[str, int] = {}
     with progress() as bar:
 

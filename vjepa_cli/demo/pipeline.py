@@ -29,6 +29,7 @@ class DemoConfig:
     minutes: float | None = None  # whole-demo time budget: sets the pretraining steps from a measured step time
     seed: int = 0  # pretraining seed; the random baseline is the init this seed builds
     device: str | None = None  # cpu / cuda / cuda:N (None: auto)
+    dtype: str | None = None  # autocast of the training stages: auto / fp32 / bf16 / fp16 (None: the recipes', auto)
     physics_pairs: int | None = None  # matched possible/impossible pairs for surprise (None: 40, or 6 with quick)
 
 
@@ -50,8 +51,12 @@ def _device_sets(cfg: DemoConfig) -> list[str]:
     return [f"device={cfg.device}"] if cfg.device else []
 
 
+def _train_sets(cfg: DemoConfig) -> list[str]:
+    return _device_sets(cfg) + ([f"dtype={cfg.dtype}"] if cfg.dtype else [])
+
+
 def _pretrain_sets(cfg: DemoConfig) -> list[str]:
-    sets = [f"seed={cfg.seed}"] + _device_sets(cfg)
+    sets = [f"seed={cfg.seed}"] + _train_sets(cfg)
     if cfg.quick:
         sets += ["steps=30", "data.synth.videos=48", "optim.warmup_steps=5", "checkpoint_every=15",
                  "batch_size=8", "log_every=5", "data.num_workers=0"]
@@ -61,7 +66,7 @@ def _pretrain_sets(cfg: DemoConfig) -> list[str]:
 
 
 def _physics_sets(cfg: DemoConfig) -> list[str]:
-    sets = [f"seed={cfg.seed}"] + _device_sets(cfg)
+    sets = [f"seed={cfg.seed}"] + _train_sets(cfg)
     if cfg.quick:
         sets += ["steps=20", "data.synth.videos=32", "optim.warmup_steps=5", "checkpoint_every=10",
                  "batch_size=8", "log_every=5", "data.num_workers=0"]
