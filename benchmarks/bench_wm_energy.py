@@ -10,9 +10,12 @@ the goal image), measured where the planner needs it, without any predictor:
    moved back to its start (the block's share) vs with the effector moved back (the effector's share).
 
 Each for encoders of the recipe's architecture with 16 px patches (4 x 4 tokens at 64 px) and 8 px patches
-(8 x 8 tokens), random (seed 0) or from a model file (--model, e.g. a V-JEPA pretraining run).
+(8 x 8 tokens), random (seed 0) or from a model file (--model, e.g. a V-JEPA pretraining run), and for push2d's
+rendering as shipped (`current`: a lit block, a faint effector; the goal shows the effector where the push
+starts) or as it was up to the diagnosis (`legacy`: the effector's strong cone over the frame, a bare block,
+the goal's effector drawn on the target).
 
-    python benchmarks/bench_wm_energy.py --episodes 50
+    python benchmarks/bench_wm_energy.py --episodes 50 --rendering current,legacy
 """
 
 from __future__ import annotations
@@ -38,18 +41,28 @@ def _encoder(patch: int, model: str | None):
     return load_frozen_encoder(WMEncoderConfig(path=model or "", model=m, seed=0), "cpu")
 
 
-def run(episodes: int, patch: int, model: str | None) -> dict:
+def _env(rendering: str):
+    """push2d as shipped, or drawn as before the diagnosis (same dynamics, goal effector on the target)."""
     from vjepa_cli.envs.push2d import Push2D
+
+    if rendering == "current":
+        return Push2D(size=64)
+    env = Push2D(size=64, glow=0.9, light=0.6, block_glow=0.0, block_light=0.0, alpha=1.0)
+    env.goal_agent = lambda: env.target.copy()  # the old goal image drew the effector on the target
+    return env
+
+
+def run(episodes: int, patch: int, model: str | None, rendering: str = "current") -> dict:
     from vjepa_cli.models.frozen import encode_frames
 
     enc = _encoder(patch, model)
-    env = Push2D(size=64)
+    env = _env(rendering)
     corr_block, corr_agent, decoy_wins, block_share, agent_share, solved = [], [], 0, [], [], 0
     for i in range(episodes):
         env.reset(np.random.default_rng([0, i]))
         start_agent, start_block = env.agent.copy(), env.block.copy()
         goal = env.goal_image()
-        goal_agent = env._behind(env.target)
+        goal_agent = env.goal_agent()
         frames, dblock, dagent = [env.render()], [env.distance()], [float(np.linalg.norm(env.agent - goal_agent))]
         for _ in range(40):
             env.step(env.oracle_action())
@@ -71,7 +84,7 @@ def run(episodes: int, patch: int, model: str | None) -> dict:
         total = float((z[0] - zg).abs().mean())
         block_share.append(e_decoy / total)  # only the block differs from the goal
         agent_share.append(e_pushed / total)  # only the effector differs
-    return {"patch": patch, "tokens": (64 // patch) ** 2, "encoder": model or "random (seed 0)",
+    return {"rendering": rendering, "patch": patch, "tokens": (64 // patch) ** 2, "encoder": model or "random (seed 0)",
             "episodes": episodes, "oracle_solved": solved / episodes,
             "spearman_energy_vs_block_distance": float(np.nanmean(corr_block)),
             "spearman_energy_vs_effector_distance": float(np.nanmean(corr_agent)),
@@ -84,9 +97,10 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--model", default=None, help="model file for the encoder (default: random, seed 0)")
     ap.add_argument("--patches", default="16,8")
+    ap.add_argument("--rendering", default="current", help="current and/or legacy, comma-separated")
     args = ap.parse_args()
-    rows = [run(args.episodes, int(p), args.model) for p in args.patches.split(",")]
-    keys = ["tokens", "spearman_energy_vs_block_distance", "spearman_energy_vs_effector_distance",
+    rows = [run(args.episodes, int(p), args.model, r) for r in args.rendering.split(",") for p in args.patches.split(",")]
+    keys = ["rendering", "tokens", "spearman_energy_vs_block_distance", "spearman_energy_vs_effector_distance",
             "decoy_preferred", "energy_share_block", "energy_share_effector"]
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))

@@ -271,6 +271,11 @@ def test_eval_cli_quick(trained, tmp_path, run_cli):
     assert (tmp_path / "ev" / "trajectories.png").is_file()
     assert json.loads((tmp_path / "ev" / "eval.json").read_text()) == res  # the file is what --json printed
     assert list(res) == ["env", "episodes", "max_steps", "device", "png", "methods"]
+    r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "gym:vjepa/Reach2D-v0", "--episodes", "2",
+                "-o", tmp_path / "ev-gym", "--json")  # the short name's Gymnasium id: the same episodes
+    assert r.code == 0, r
+    key = ("method", "success_rate", "final_distance", "steps")
+    assert [[m[k] for k in key] for m in json.loads(r.out)["methods"]] == [[m[k] for k in key] for m in res["methods"]]
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "push2d", "--episodes", "1")
     assert r.code == 1 and "trained on reach2d" in r.err
     r = run_cli("wm", "eval", "--model", trained.model_path, "--env", "gym:Pendulum-v1", "--episodes", "1")

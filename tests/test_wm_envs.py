@@ -20,7 +20,7 @@ from vjepa_cli.envs.gym import GymAdapter, make_gym_env
 from vjepa_cli.envs.push2d import Push2D
 from vjepa_cli.envs.reach2d import Reach2D
 from vjepa_cli.envs.registry import ENVS, make_env, register_env
-from vjepa_cli.envs.render import AGENT
+from vjepa_cli.envs.render import AGENT, BLOCK
 from vjepa_cli.errors import VjepaError
 
 
@@ -229,3 +229,68 @@ def test_gym_adapter_with_fake_env_and_collect(tmp_path, monkeypatch):
     assert res.episodes == 2 and ep.num_frames < 51 and ep.states.shape == (ep.num_frames, 1)
     assert ep.info["env"] == "gym:Fake-v0" and ep.goal is None
 
+
+
+@pytest.mark.parametrize("name", ["reach2d", "push2d"])
+def test_short_names_are_the_gymnasium_ids(name):
+    """`push2d` and `gym:vjepa/Push2D-v0` are one environment through one path: same episodes per seed."""
+    from vjepa_cli.envs.registry import ALIASES, canonical_env
+
+    short, full = make_env(name, size=32), make_env(f"gym:{ALIASES[name]}", size=32)
+    assert isinstance(short, GymAdapter) and isinstance(full, GymAdapter)
+    assert short.spec.name == name and full.spec.name == f"gym:{ALIASES[name]}"
+    assert short.spec.action_names == full.spec.action_names == make_env(name).spec.action_names != ("a0", "a1")
+    assert canonical_env(name) == canonical_env(f"gym:{ALIASES[name]}") and canonical_env("gym:X-v0") == "gym:X-v0"
+    for seed in range(3):
+        frames = [env.reset(np.random.default_rng([7, seed])) for env in (short, full)]
+        assert np.array_equal(*frames) and np.array_equal(short.goal_image(), full.goal_image())
+        rng = np.random.default_rng(seed)
+        for t in range(6):
+            a = short.oracle_action() if t % 2 else rng.uniform(short.spec.action_low, short.spec.action_high)
+            assert np.array_equal(short.step(a), full.step(a))
+            assert np.array_equal(short.state(), full.state()) and short.distance() == full.distance()
+        assert np.allclose(short.target, full.target) and short.success() == full.success()
+
+
+def test_push2d_renders_the_block_as_what_the_image_is_about():
+    env = Push2D(size=64)
+    env.reset(np.random.default_rng(0))
+    start_block = env.block.copy()
+    env.agent, env.block = np.array([0.2, 0.2], np.float32), np.array([0.6, 0.6], np.float32)
+    img = env.render().astype(np.float64)
+    bx, by = (env.block * 64).astype(int)
+    assert np.abs(img[by, bx] / 255 - BLOCK).max() < 0.02  # the block, solid
+    red = img[..., 0] - img[..., 2]
+    assert red[12, 12] > red[12, 25] + 20  # the effector, a faint disk at (0.2, 0.2) (pixel row 12, col 12)
+    # moving the block changes the frame more than moving the effector by the same step (the old rendering,
+    # with the effector's strong cone and a bare block, is the other way round)
+    step = np.array([0.1, 0.0], np.float32)
+    d_block = np.abs(env._image(env.agent, env.block + step) - img).sum()
+    d_agent = np.abs(env._image(env.agent + step, env.block) - img).sum()
+    assert d_block > 1.5 * d_agent
+    # the goal image: the block on the target, the effector behind the block's start, facing the goal
+    goal = env.goal_image() / 255.0
+    tx, ty = (env.target * 64).astype(int)
+    assert np.abs(goal[ty, tx] - BLOCK).max() < 0.02
+    u = (env.target - start_block) / np.linalg.norm(env.target - start_block)
+    assert np.allclose(env.goal_agent(), start_block - u * (env.half + env.radius + 0.01), atol=1e-6)
+
+
+def test_push2d_goal_energy_prefers_the_pushed_block_over_the_parked_effector():
+    """The diagnosis of docs/results.md as a regression test: with a random encoder, the goal-image energy of
+    "block on its goal, effector at its start" is below "effector where the goal has it, block not moved"."""
+    from vjepa_cli.config.model import ModelConfig
+    from vjepa_cli.config.wm import WMEncoderConfig
+    from vjepa_cli.models.frozen import encode_frames, load_frozen_encoder
+
+    m = ModelConfig(arch="vit_tiny", embed_dim=96, depth=2, num_heads=4, patch_size=16, tubelet_size=2,
+                    num_frames=2, img_size=64, pos_embed="sincos")
+    enc = load_frozen_encoder(WMEncoderConfig(path="", model=m, seed=0), "cpu")
+    env, wins = Push2D(size=64), 0
+    for i in range(10):
+        env.reset(np.random.default_rng([0, i]))
+        decoy = env._image(env.goal_agent(), env.block)  # effector at its goal place, block not moved
+        pushed = env._image(env.agent, env.target)  # block on its goal, effector where it started
+        z = encode_frames(enc, np.stack([env.goal_image(), decoy, pushed]))  # (3, N, D)
+        wins += float((z[2] - z[0]).abs().mean()) < float((z[1] - z[0]).abs().mean())
+    assert wins >= 9

@@ -156,6 +156,7 @@ def test_collect_records_rewards_and_goals(tmp_path, monkeypatch):
     ep = read_episode(read_manifest(tmp_path / "eps")[0])
     assert ep.rewards.shape == (6,) and ep.goal.shape == (16, 16, 3)
     assert ep.rewards[-1] == pytest.approx(-float(np.linalg.norm(ep.states[-1][:2] - 0.5)), abs=1e-6)
+    monkeypatch.undo()  # the built-ins go through make_gym_env too
     run_wm_collect("reach2d", 1, tmp_path / "r", steps=4, size=32)  # built-ins: minus the task distance
     r = read_episode(read_manifest(tmp_path / "r")[0])
     assert r.rewards.shape == (4,) and (r.rewards <= 0).all()

@@ -75,7 +75,7 @@ def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int
         ok = bool(env.success()) if goal is not None and hasattr(env, "success") else False
         solved += ok
         info = {"env": env.spec.name, "policy": policy, "seed": seed, "index": i, "success": ok}
-        if hasattr(env, "target"):
+        if getattr(env, "target", None) is not None:
             info["target"] = [float(x) for x in env.target]
         ep = Episode(
             frames=np.stack(frames), actions=np.stack(actions).astype(np.float32),

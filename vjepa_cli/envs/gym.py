@@ -74,8 +74,11 @@ class GymAdapter:
         self._goal_actions: list[np.ndarray] = []
         self._t = 0
         n_state = _state_size(env.observation_space)
-        self.spec = EnvSpec(name, tuple(f"a{i}" for i in range(len(low))), tuple(float(x) for x in low),
-                            tuple(float(x) for x in high), tuple(f"obs{i}" for i in range(n_state)),
+        inner = getattr(env, "unwrapped", env)  # a simulator of ours names its actions and states
+        a_names = getattr(inner, "action_names", None) or tuple(f"a{i}" for i in range(len(low)))
+        s_names = getattr(inner, "state_names", None) or tuple(f"obs{i}" for i in range(n_state))
+        self.spec = EnvSpec(name, tuple(a_names), tuple(float(x) for x in low),
+                            tuple(float(x) for x in high), tuple(s_names),
                             fps=float(env.metadata.get("render_fps", 10)), success_radius=self.radius)
 
     @property
@@ -171,6 +174,11 @@ class GymAdapter:
             else self.distance() < self.radius
 
     @property
+    def target(self) -> np.ndarray | None:
+        """The environment's own target position where it has one (the built-in simulators), else None."""
+        return getattr(self._inner, "target", None)
+
+    @property
     def has_oracle(self) -> bool:
         """A scripted expert, or goal actions to replay (known before the first reset)."""
         return self.goal_steps > 0 or hasattr(self._inner, "oracle_action")
@@ -206,8 +214,9 @@ def _import_namespace(env_id: str) -> None:
 
 
 def make_gym_env(env_id: str, size: int = 64, goal_steps: int = 0, goal_policy: str = "random",
-                 success_radius: float = 0.0) -> GymAdapter:
-    """`gymnasium.make(env_id, render_mode="rgb_array")`, wrapped; a clear error without gymnasium."""
+                 success_radius: float = 0.0, name: str = "") -> GymAdapter:
+    """`gymnasium.make(env_id, render_mode="rgb_array")`, wrapped and named `name` (default `gym:<env_id>`);
+    a clear error without gymnasium."""
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless MuJoCo rendering; must precede importing mujoco
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame-rendered environments, no display
     try:
@@ -221,5 +230,5 @@ def make_gym_env(env_id: str, size: int = 64, goal_steps: int = 0, goal_policy: 
     except Exception as e:  # gymnasium raises many types for unknown ids and missing sub-extras
         raise VjepaError(f"cannot make Gymnasium environment '{env_id}': {e}") from None
     task.setup(env)
-    return GymAdapter(env, name=f"gym:{env_id}", size=size, task=task, goal_steps=goal_steps,
+    return GymAdapter(env, name=name or f"gym:{env_id}", size=size, task=task, goal_steps=goal_steps,
                       goal_policy=goal_policy, success_radius=success_radius)

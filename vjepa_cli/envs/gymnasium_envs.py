@@ -29,6 +29,7 @@ class SimEnv(gymnasium.Env):
         n = len(spec.state_names)
         self.observation_space = spaces.Box(0.0, 1.0, (n,), np.float32)
         self.render_mode = render_mode
+        self.action_names, self.state_names = spec.action_names, spec.state_names  # for the adapter's spec
 
     def _info(self) -> dict:
         return {"distance": self.sim.distance(), "is_success": bool(self.sim.success())}
@@ -45,6 +46,11 @@ class SimEnv(gymnasium.Env):
 
     def render(self):
         return self.sim.render()
+
+    @property
+    def target(self) -> np.ndarray:
+        """Where the task wants the effector (reach2d) or the block (push2d)."""
+        return self.sim.target
 
     def oracle_action(self) -> np.ndarray:
         """The simulator's scripted expert (the `oracle` baseline of `wm eval`)."""

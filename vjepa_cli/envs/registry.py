@@ -1,26 +1,36 @@
 """Environments by name: an explicit table of factories, plus `gym:<id>` for any Gymnasium environment.
 
-A new built-in environment is one file in `envs/` with a class that takes `size` (the frame side in pixels)
-and implements `GoalEnv`; add it to `ENVS` here (or call `register_env` from your own code).
+The built-in simulators are Gymnasium environments (`vjepa/Reach2D-v0`, `vjepa/Push2D-v0`, see
+`envs/gymnasium_envs.py`); their short names `reach2d` and `push2d` are aliases (`ALIASES`) that go through
+the same Gymnasium adapter as `gym:<id>`, so a short name and its id give the same episodes for the same seed.
+Your own environment: a class that takes `size` (the frame side in pixels) and implements `GoalEnv`, added
+with `register_env` (or register it with Gymnasium and use `gym:<id>`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from vjepa_cli.envs.base import Env, GoalEnv
-from vjepa_cli.envs.push2d import Push2D
-from vjepa_cli.envs.reach2d import Reach2D
 from vjepa_cli.errors import VjepaError
 
-GYM_PREFIX = "gym:"  # `gym:<id>` makes a Gymnasium environment through the optional adapter
+GYM_PREFIX = "gym:"  # `gym:<id>` makes a Gymnasium environment through the adapter (`envs/gym.py`)
 
 EnvFactory = Callable[..., GoalEnv]  # factory(size=frame side in pixels) -> environment
 
-ENVS: dict[str, EnvFactory] = {
-    "reach2d": Reach2D,
-    "push2d": Push2D,
-}
+# short name -> the Gymnasium id it stands for (the built-in simulators)
+ALIASES: dict[str, str] = {"reach2d": "vjepa/Reach2D-v0", "push2d": "vjepa/Push2D-v0"}
+
+
+def _alias_factory(name: str, size: int = 64, **goal) -> Env:
+    """A built-in short name made through the Gymnasium adapter (named by the short name)."""
+    from vjepa_cli.envs.gym import make_gym_env
+
+    return make_gym_env(ALIASES[name], size=size, name=name, **goal)
+
+
+ENVS: dict[str, EnvFactory] = {name: partial(_alias_factory, name) for name in ALIASES}
 
 
 def register_env(name: str, factory: EnvFactory) -> None:
@@ -35,6 +45,11 @@ def register_env(name: str, factory: EnvFactory) -> None:
 def env_names() -> list[str]:
     """The registered names (without the open-ended `gym:<id>`)."""
     return list(ENVS)
+
+
+def canonical_env(name: str) -> str:
+    """`push2d` -> `gym:vjepa/Push2D-v0`: one name per environment (for comparing a model's and a run's)."""
+    return GYM_PREFIX + ALIASES[name] if name in ALIASES else name
 
 
 def make_env(name: str, size: int = 64, goal_steps: int = 0, goal_policy: str = "random",

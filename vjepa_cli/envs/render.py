@@ -45,6 +45,24 @@ def paint_lit_disk(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, pos: np.ndar
     img[:] = img * (1 - disk) + colour * disk
 
 
+def paint_glow(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, pos: np.ndarray, colour: np.ndarray,
+               glow: float, light: float) -> None:
+    """Light the floor around `pos` (x, y) in `colour` with a linear falloff to 0 at distance `glow`, in place."""
+    if glow <= 0 or light <= 0:
+        return
+    d = np.sqrt((xx - pos[0]) ** 2 + (yy - pos[1]) ** 2)  # (H, W) distance to the centre
+    lit = (light * np.clip(1 - d / glow, 0, 1))[..., None]
+    img[:] = img * (1 - lit) + colour * lit
+
+
+def paint_disk(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, pos: np.ndarray, colour: np.ndarray,
+               radius: float, alpha: float = 1.0) -> None:
+    """A disk of `radius` at `pos` (x, y) with an anti-aliased edge, blended with opacity `alpha`, in place."""
+    d = np.sqrt((xx - pos[0]) ** 2 + (yy - pos[1]) ** 2)
+    disk = alpha * np.clip((radius - d) * img.shape[0] + 0.5, 0, 1)[..., None]
+    img[:] = img * (1 - disk) + colour * disk
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """float [H, W, 3] in [0, 1] -> uint8 frame [H, W, 3] (rounded)."""
     return (img * 255 + 0.5).astype(np.uint8)

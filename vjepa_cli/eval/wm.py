@@ -16,7 +16,7 @@ import torch
 from vjepa_cli.config._load import apply_sets, from_dict, to_dict
 from vjepa_cli.config.wm import WMConfig, WMPlanConfig
 from vjepa_cli.data.media import read_image, write_png
-from vjepa_cli.envs.registry import ENVS, GYM_PREFIX, make_env
+from vjepa_cli.envs.registry import ENVS, GYM_PREFIX, canonical_env, make_env
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.eval.wm_methods import baselines as baseline_methods
 from vjepa_cli.eval.wm_methods import method_label, planned_method
@@ -93,7 +93,7 @@ def run_wm_eval(model_path: str | Path, env_name: str, episodes: int = 50, seed:
     wm = load_world_model(model_path, resolve_device(device))
     plan = plan_settings(wm, sets)
     trained_on = wm.meta.get("env") or ""
-    if trained_on and trained_on != env_name:
+    if trained_on and canonical_env(trained_on) != canonical_env(env_name):
         raise VjepaError(f"{model_path} was trained on {trained_on}, not {env_name}", f"use --env {trained_on}")
     runs = {method_label(m): planned_method(wm, plan, m, seed) for m in (methods or [plan.method])}
     first = next(iter(runs))
