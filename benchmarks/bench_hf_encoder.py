@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_model import encoder_flops  # noqa: E402
-from side_by_side import child_memory, interleaved, loadavg, peak_rss, ratio, summary  # noqa: E402
+from side_by_side import child_memory, interleaved, loadavg, paired, peak_rss, ratio, summary  # noqa: E402
 
 from vjepa_cli.config.model import ModelConfig  # noqa: E402
 from vjepa_cli.io.hf_layout import to_hf_state_dict  # noqa: E402
@@ -89,6 +89,7 @@ def run_arch(arch: str, args) -> dict:
          "max_abs_diff": diff, "output_abs_max": a.abs().max().item(),
          "ours": summary(times["ours"]), "transformers": summary(times["transformers"]),
          "ratio_ours_over_transformers": ratio(times["ours"], times["transformers"]),
+         "paired_ratio": paired(times["ours"], times["transformers"]),
          "loadavg_before": load0, "loadavg_after": loadavg()}
     if args.profile:
         r["profile"] = {"ours": profile(f_ours, args.profile), "transformers": profile(f_hf, args.profile)}

@@ -141,6 +141,13 @@ def ratio(ours: list[float], theirs: list[float]) -> float:
     return statistics.median(ours) / statistics.median(theirs)
 
 
+def paired(ours: list[float], theirs: list[float]) -> dict:
+    """Ratios of the repeats run back to back (ours[i] / theirs[i]): their median and range show how much the
+    machine's load moved the ratio."""
+    rs = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return {"median": statistics.median(rs), "min": min(rs), "max": max(rs)}
+
+
 # ---------------------------------------------------------------- training-step comparisons
 def add_step_args(ap: argparse.ArgumentParser) -> None:
     """The options every training-step comparison takes (defaults: ViT-S 8x128, batch 4)."""
@@ -216,7 +223,8 @@ def compare_steps(args, name: str, ours: OurStep, theirs, clips: Tensor, masks: 
             "gflop_per_step": sum(step_gflop(ours.cfg, masks[i], args.batch) for i in range(n - args.repeats, n))
             / args.repeats,
             "ours": summary(times["ours"]), name: summary(times[name]),
-            f"ratio_ours_over_{name}": ratio(times["ours"], times[name]), "memory": mem,
+            f"ratio_ours_over_{name}": ratio(times["ours"], times[name]),
+            "paired_ratio": paired(times["ours"], times[name]), "memory": mem,
             "loadavg_before": load0, "loadavg_after": load1}
 
 
@@ -231,4 +239,6 @@ def step_table(r: dict, name: str) -> None:
         s, m = r[side], r["memory"][side]
         print(f"{side:9} {s['median_s']:9.3f} {s['min_s']:7.3f} {r['gflop_per_step'] / s['median_s']:8.1f} "
               f"{m.get('peak_rss_mb', float('nan')):11.0f} {m.get('growth_mb', float('nan')):9.0f}")
-    print(f"ours / {name} (median): {r[f'ratio_ours_over_{name}']:.3f}")
+    p = r["paired_ratio"]
+    print(f"ours / {name}: {r[f'ratio_ours_over_{name}']:.3f} (ratio of medians); repeat by repeat "
+          f"{p['median']:.3f} median, {p['min']:.2f}-{p['max']:.2f}")

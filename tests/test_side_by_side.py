@@ -71,3 +71,8 @@ def test_step_gflop_counts_target_context_and_predictor():
         3 * (sbs.encoder_flops(cfg, kc) + sbs.predictor_flops(cfg, kc, kt)) for kc, kt in sbs.tokens(masks[0]))
     assert abs(sbs.step_gflop(cfg, masks[0], 3) - 3 * per_clip / 1e9) < 1e-6
     assert sbs.tokens(masks[0]) == [[c.shape[1], m.shape[1]] for c, m in zip(*masks[0], strict=True)]
+
+
+def test_paired_ratios():
+    assert sbs.paired([1.0, 3.0, 2.0], [2.0, 2.0, 2.0]) == {"median": 1.0, "min": 0.5, "max": 1.5}
+    assert sbs.ratio([1.0, 3.0, 2.0], [2.0, 4.0, 4.0]) == 0.5
