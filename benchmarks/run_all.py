@@ -5,7 +5,10 @@
 
 Each benchmark runs in its own process (so thread settings and memory do not leak between them) and
 prints a table and a final JSON line; the Markdown keeps each table as printed. Run on a quiet machine:
-the load average is recorded before and after each benchmark.
+the load average is recorded before and after each benchmark. The side-by-side benchmarks compare against peers
+that are not dependencies: `bench_official.py` needs `--official-root` or `$VJEPA_OFFICIAL_ROOT` (a copy of
+facebookresearch/jepa), `bench_pyjepa.py` needs `pip install pyjepa`, `bench_hf_encoder.py` needs transformers;
+without them they report "skipped".
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ def suite(full: bool, tmp: Path) -> list[tuple[str, list[str]]]:
           "--json", str(tmp / "folder.json")]),
         ("gpu check (tiny CPU sizes; --full: the GPU check)", ["gpu_check.py", *([] if full else ["--cpu"]),
                                                  "--json", str(tmp / "gpu.json")]),
+        # Side by side (each exits 0 with {"skipped": ...} when its peer is not installed / not given):
+        ("side by side: train step vs official code",
+         ["bench_official.py", *(["--repeats", "7"] if full else ["--arch", "vit_tiny", "--frames", "4", "--size", "64",
+                                                                 "--batch", "2", "--repeats", "2", "--mem-steps", "1"])]),
+        ("side by side: train step vs pyjepa",
+         ["bench_pyjepa.py", *(["--repeats", "7"] if full else ["--arch", "vit_tiny", "--frames", "4", "--size", "64",
+                                                               "--batch", "2", "--repeats", "2", "--mem-steps", "1"])]),
+        ("side by side: encoder inference vs transformers",
+         ["bench_hf_encoder.py", *([] if full else ["--archs", "vit_small", "--frames", "8", "--size", "128",
+                                                   "--repeats", "2", "--mem-steps", "1"])]),
         ("probe: feature cache vs on the fly",
          ["bench_probe.py", "--task", "synth-shapes", *(["--train", "300", "--val", "200", "--epochs", "10"] if full
                                                          else ["--train", "32", "--val", "32", "--epochs", "2"])]),
