@@ -21,6 +21,7 @@ import torch
 from vjepa_cli.config.train import PretrainConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import StepCheckpoints
+from vjepa_cli.runtime import mixed_precision
 from vjepa_cli.train.accel import make_accelerator
 from vjepa_cli.train.pretrainer import PretrainTrainer
 from vjepa_cli.train.pretrainer21 import Pretrain21Trainer
@@ -65,14 +66,12 @@ def _accelerator(cfg: PretrainConfig):
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
         raise VjepaError("device: cuda was asked for but no CUDA GPU is visible", hint="set device: auto or cpu")
-    cpu = cfg.device == "cpu" or not cuda
-    dtype = cfg.dtype if cfg.dtype != "auto" else ("fp32" if cpu else "bf16")
-    mp = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[dtype]
+    device = torch.device("cpu" if cfg.device == "cpu" or not cuda else "cuda")
+    mp = mixed_precision(cfg.dtype, device)
     unused = cfg.mask.num_masks < cfg.model.pred_num_mask_tokens  # some mask tokens get no gradient
     unused = unused or cfg.objective.images is not None  # each rank reads one modality: the other's embedder idles
     kwargs = [DistributedDataParallelKwargs(find_unused_parameters=unused)]
-    device = torch.device("cpu" if cpu else "cuda")
-    return make_accelerator(device, mp, kwargs_handlers=kwargs), dtype
+    return make_accelerator(device, mp, kwargs_handlers=kwargs), "fp32" if mp == "no" else mp
 
 
 def run_pretrain(cfg: PretrainConfig, output_dir: str | Path | None = None, resume: bool = False,

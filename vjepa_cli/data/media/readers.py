@@ -266,10 +266,10 @@ def open_video(path: str | Path, backend: str = "auto",
     fails; never torchcodec).
 
     Raises:
+        VjepaError: the backend is unknown or unusable here (`check_backend`).
         VideoReadError: the file is missing, empty, or cannot be opened by the chosen backend(s).
     """
-    if backend not in BACKENDS:
-        raise VjepaError(f"unknown video backend '{backend}'", "use decord, pyav, torchcodec or auto")
+    check_backend(backend)
     path = Path(path)
     size = check_file(path)
     if backend == "torchcodec":
@@ -280,8 +280,6 @@ def open_video(path: str | Path, backend: str = "auto",
         return PyAVReader(path, threads, size)
     _check_header(path)  # decord aborts the process on some damaged headers: check them with PyAV first
     if backend == "decord":
-        if not _have_decord():
-            raise VjepaError("video backend 'decord' is not installed", "pip install decord, or use pyav")
         return DecordReader(path, threads, size)
     try:
         return AutoReader(DecordReader(path, threads, size), threads)
