@@ -3,14 +3,16 @@
     python benchmarks/bench_hf_encoder.py                                   # ViT-S and ViT-B, 16x224, batch 1
     python benchmarks/bench_hf_encoder.py --archs vit_small --frames 8 --size 128 --repeats 3
     python benchmarks/bench_hf_encoder.py --profile 15                      # + where the time goes, both sides
+    python benchmarks/bench_hf_encoder.py --dtype bf16                      # both sides' weights and inputs in bf16
 
 For each architecture: our V-JEPA 2 encoder (3D RoPE) is built from a seeded generator and converted to the
 transformers layout by `vjepa_cli.io.hf_layout.to_hf_state_dict` (the `vjepa convert` / `export` mapping); the
 `VJEPA2Model` (attn_implementation="sdpa") loads it strictly for the encoder (its predictor is not used:
 `skip_predictor=True`). Inputs: one float clip batch, fed to ours the way `vjepa extract` does ((B, 3, T, H, W)
 as a channels-last view of decoded (B, T, H, W, 3) frames) and to transformers as the contiguous (B, T, 3, H, W)
-its video processor returns. fp32, torch.inference_mode, eval mode. The outputs must agree (max abs difference
-reported, checked against `--tol`); timing is a warm-up then repeats alternating the order of the sides, and the
+its video processor returns. fp32 (or, with `--dtype bf16`, both models and inputs cast to bf16, as
+`vjepa extract --dtype bf16` does), torch.inference_mode, eval mode. The outputs must agree (max abs difference
+reported, checked against `--tol` times the largest output magnitude); timing is a warm-up then repeats alternating the order of the sides, and the
 ratio of medians; each side's peak resident memory is measured in a process of its own. Without transformers
 it says so and exits 0. Prints a table and a final JSON line.
 """
@@ -33,14 +35,18 @@ from vjepa_cli.io.hf_layout import to_hf_state_dict  # noqa: E402
 from vjepa_cli.models import build_encoder  # noqa: E402
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
 def build(arch: str, args, side: str):
     """(our encoder or the VJEPA2Model with the same weights, model config) for `side` in ours | hf | both."""
     import transformers
 
     cfg = ModelConfig(arch=arch, num_frames=args.frames, img_size=args.size, pos_embed="rope")
+    dtype = DTYPES[args.dtype]
     ours = build_encoder(cfg, torch.Generator().manual_seed(args.seed)).eval()
     if side == "ours":
-        return ours, None, cfg
+        return ours.to(dtype), None, cfg
     hf_sd, hf_cfg = to_hf_state_dict({f"encoder.{k}": v for k, v in ours.state_dict().items()}, cfg)
     hf_cfg = {k: v for k, v in hf_cfg.items() if k not in ("model_type", "architectures")}
     hf = transformers.VJEPA2Model(transformers.VJEPA2Config(**hf_cfg, attn_implementation="sdpa")).eval()
@@ -48,12 +54,13 @@ def build(arch: str, args, side: str):
     bad = [k for k in res.missing_keys if not k.startswith("predictor.")] + list(res.unexpected_keys)
     if bad:
         raise SystemExit(f"transformers did not take the converted encoder: {bad[:5]}")
-    return (None if side == "hf" else ours), hf, cfg
+    return (None if side == "hf" else ours.to(dtype)), hf.to(dtype), cfg
 
 
 def inputs(args) -> tuple[torch.Tensor, torch.Tensor]:
     """The same pixels as ours takes them (B, 3, T, S, S) and as transformers takes them (B, T, 3, S, S)."""
     frames = torch.randn(args.batch, args.frames, args.size, args.size, 3, generator=torch.Generator().manual_seed(1))
+    frames = frames.to(DTYPES[args.dtype])
     return frames.permute(0, 4, 1, 2, 3), frames.permute(0, 1, 4, 2, 3).contiguous()
 
 
@@ -80,9 +87,9 @@ def run_arch(arch: str, args) -> dict:
     ours, hf, cfg = build(arch, args, "both")
     x_ours, x_hf = inputs(args)
     f_ours, f_hf = forwards(ours, hf, x_ours, x_hf)
-    a, b = f_ours(), f_hf()
+    a, b = f_ours().float(), f_hf().float()
     diff = (a - b).abs().max().item()
-    if a.shape != b.shape or not diff <= args.tol:
+    if a.shape != b.shape or not diff <= args.tol * max(1.0, b.abs().max().item()):
         raise SystemExit(f"{arch}: outputs differ: shapes {tuple(a.shape)} / {tuple(b.shape)}, max abs {diff:.3g}")
     times = interleaved({"ours": f_ours, "transformers": f_hf}, args.warmup, args.repeats)
     r = {"arch": arch, "tokens": a.shape[1], "gflop_per_clip": encoder_flops(cfg, a.shape[1]) / 1e9,
@@ -94,7 +101,7 @@ def run_arch(arch: str, args) -> dict:
     if args.profile:
         r["profile"] = {"ours": profile(f_ours, args.profile), "transformers": profile(f_hf, args.profile)}
     del ours, hf
-    argv = ["--archs", arch, "--frames", str(args.frames), "--size", str(args.size), "--batch", str(args.batch),
+    argv = ["--archs", arch, "--dtype", args.dtype, "--frames", str(args.frames), "--size", str(args.size), "--batch", str(args.batch),
             "--threads", str(args.threads), "--mem-steps", str(args.mem_steps), "--seed", str(args.seed)]
     r["memory"] = {s: child_memory(os.path.abspath(__file__), [*argv, "--memory-child", s])
                    for s in ("ours", "transformers")}
@@ -110,7 +117,7 @@ def memory_child(args) -> None:
 
 
 def report(results: list[dict], args) -> None:
-    print(f"encoder inference, {args.frames}x{args.size} batch {args.batch}, fp32 inference_mode, "
+    print(f"encoder inference, {args.frames}x{args.size} batch {args.batch}, {args.dtype} inference_mode, "
           f"{args.threads} threads, torch {torch.__version__}")
     print(f"{'arch':10} {'side':13} {'median s':>9} {'min s':>7} {'GFLOP/s':>8} {'peak RSS MB':>11} {'growth MB':>9} "
           f"{'ours/hf':>7} {'max|diff|':>9} {'load':>11}")
@@ -137,10 +144,15 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mem-steps", type=int, default=2, help="forwards after warm-up in each memory process")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tol", type=float, default=1e-3, help="max abs difference allowed between the outputs")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="weights and inputs of both sides")
+    ap.add_argument("--tol", type=float, default=None,
+                    help="max abs difference allowed between the outputs, relative to their largest magnitude "
+                         "(default 1e-3 for fp32, 5e-2 for bf16)")
     ap.add_argument("--profile", type=int, default=0, metavar="ROWS", help="profile one forward of each side")
     ap.add_argument("--memory-child", choices=["ours", "transformers"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tol is None:
+        args.tol = 1e-3 if args.dtype == "fp32" else 5e-2
     torch.set_num_threads(args.threads)
     try:
         import transformers  # noqa: F401
@@ -154,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     results = [run_arch(a, args) for a in args.archs.split(",")]
     report(results, args)
-    out = {"frames": args.frames, "size": args.size, "batch": args.batch, "threads": args.threads,
+    out = {"dtype": args.dtype, "frames": args.frames, "size": args.size, "batch": args.batch, "threads": args.threads,
            "torch": torch.__version__, "results": [{k: v for k, v in r.items() if k != "profile"} for r in results]}
     print(json.dumps(out))
     return out
