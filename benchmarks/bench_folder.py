@@ -4,6 +4,7 @@ would write (PyAV decode, `VJEPA2VideoProcessor`, `VJEPA2Model`, one video at a 
     python benchmarks/bench_folder.py                       # 20 clips of 10 s at 1280x720, vit_small 16x224
     python benchmarks/bench_folder.py --small               # 3 clips of 2 s at 320x180, vit_small 8x128
     python benchmarks/bench_folder.py --clips 5 --seconds 4 --height 360 --reps 3 --workdir /tmp/bf
+    python benchmarks/bench_folder.py --dtype bf16          # both models in bf16 (`vjepa extract --dtype bf16`)
 
 The folder (H.264, natural-ish motion, see folder_make.py) and the model (a random-init `transformers` VJEPA2Model
 converted to our file by `vjepa convert`'s library function) are made once and cached in `--workdir`. Each run is
@@ -30,9 +31,9 @@ sys.path.insert(0, str(HERE))
 from folder_make import make_folder, make_models  # noqa: E402
 
 
-def run_side(side: str, videos: Path, model: Path, out: Path) -> dict:
+def run_side(side: str, videos: Path, model: Path, out: Path, dtype: str = "fp32") -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    p = subprocess.run([sys.executable, str(HERE / "folder_sides.py"), side, str(videos), str(model), str(out)],
+    p = subprocess.run([sys.executable, str(HERE / "folder_sides.py"), side, str(videos), str(model), str(out), dtype],
                        capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
     if p.returncode or not lines:
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--small", action="store_true", help="3 clips of 2 s at 320x180, vit_small 8x128, 1 run")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vjepa-bench-folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="both models' weights and compute")
     args = ap.parse_args(argv)
     if args.small:
         args.clips, args.seconds, args.height, args.frames, args.size, args.reps = 3, 2.0, 180, 8, 128, 1
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     for i in range(args.reps):
         for side in (("ours", "hf") if i % 2 == 0 else ("hf", "ours")):
             model = ours_model if side == "ours" else hf_dir
-            runs.append(run_side(side, videos, model, out / side))
+            runs.append(run_side(side, videos, model, out / side, args.dtype))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     res["load_after"] = os.getloadavg()[0]
     res["ours"], res["hf"] = summarise(runs, "ours"), summarise(runs, "hf")

@@ -86,18 +86,19 @@ def instrument_ours() -> None:
     ex.stream_windows = _timed_iter("wait_for_decode", ex.stream_windows)
 
 
-def run_ours(videos: Path, model_path: Path, out: Path) -> dict:
+def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32") -> dict:
     import torch
 
     import vjepa_cli
     from vjepa_cli.config.extract import ExtractConfig
     from vjepa_cli.infer.extract import run_extract
 
-    model = vjepa_cli.load_model(model_path, device=torch.device("cpu"))
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    model = vjepa_cli.load_model(model_path, device=torch.device("cpu"), dtype=dt)  # as `vjepa extract --dtype`
     instrument_ours()
     base = rss_mb()
     t = time.perf_counter()
-    r = run_extract([videos], out, ExtractConfig(overwrite=True), model_path=model_path, model=model)
+    r = run_extract([videos], out, ExtractConfig(overwrite=True, dtype=dtype), model_path=model_path, model=model)
     total = time.perf_counter() - t
     assert not r.failed, r.failed
     if "crop" in TIMES:
@@ -150,7 +151,7 @@ def import_torchvision() -> str:
         return "torchvision without its C++ ops (CUDA wheel on a CPU torch)"
 
 
-def run_hf(videos: Path, hf_dir: Path, out: Path) -> dict:
+def run_hf(videos: Path, hf_dir: Path, out: Path, dtype: str = "fp32") -> dict:
     import av
     import numpy as np
     import torch
@@ -159,7 +160,8 @@ def run_hf(videos: Path, hf_dir: Path, out: Path) -> dict:
     how = import_torchvision()
     from transformers import VJEPA2Model, VJEPA2VideoProcessor
 
-    model = VJEPA2Model.from_pretrained(hf_dir).eval()
+    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    model = VJEPA2Model.from_pretrained(hf_dir, dtype=dt).eval()
     processor = VJEPA2VideoProcessor(crop_size=model.config.crop_size)
     base = rss_mb()
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ def run_hf(videos: Path, hf_dir: Path, out: Path) -> dict:
         TIMES["resize_normalise"] += time.perf_counter() - t
         t = time.perf_counter()
         with torch.inference_mode():
-            feats = model.get_vision_features(inputs["pixel_values_videos"]).mean(dim=1)  # (W, D)
+            feats = model.get_vision_features(inputs["pixel_values_videos"].to(dt)).mean(dim=1).float()  # (W, D)
         TIMES["model"] += time.perf_counter() - t
         t = time.perf_counter()
         times = torch.tensor([[w[0] / fps, (w[-1] + 1) / fps] for w in windows], dtype=torch.float64)
@@ -192,8 +194,9 @@ def run_hf(videos: Path, hf_dir: Path, out: Path) -> dict:
 
 def main() -> None:
     side, videos, model, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
-    res = (run_ours if side == "ours" else run_hf)(videos, model, out)
-    res.update(side=side, stages=dict(TIMES), peak_rss_mb=peak_mb(), threads=__import__("torch").get_num_threads())
+    dtype = sys.argv[5] if len(sys.argv) > 5 else "fp32"
+    res = (run_ours if side == "ours" else run_hf)(videos, model, out, dtype)
+    res.update(side=side, dtype=dtype, stages=dict(TIMES), peak_rss_mb=peak_mb(), threads=__import__("torch").get_num_threads())
     print(json.dumps(res))
 
 
