@@ -85,3 +85,23 @@ def test_reacher_tiny_train_and_eval_every_planner(tmp_path):
     assert oracle.success_rate == 1.0 and oracle.success_low > 0  # the replayed goal actions
     assert all(r.plan_ms > 0 for r in ev.rows[:3]) and all(r.steps <= 2 for r in ev.rows)
     assert all(0 <= r.success_low <= r.success_rate <= r.success_high <= 1 for r in ev.rows)
+
+
+def test_noisy_collection_replays_goal_actions_on_a_gym_env_without_expert(tmp_path):
+    """`data.policy: noisy` on an environment with no scripted expert (Reacher-v5) follows the recipe's goal
+    actions with noise: wm train's own collection passes data.goal_steps / goal_policy on (it used to fail)."""
+    pytest.importorskip("mujoco")
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.data.episodes import read_episode, read_manifest
+    from vjepa_cli.train.wm_data import prepare_data
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 0\n")
+    sets = ["data.env=gym:Reacher-v5", "data.num_episodes=2", "data.steps=3", "data.size=32", "data.num_frames=3",
+            "data.policy=noisy", "data.goal_steps=3", "encoder.model={arch: vit_tiny, embed_dim: 32, depth: 1, "
+            "num_heads: 2, patch_size: 16, tubelet_size: 2, num_frames: 2, img_size: 32}"]
+    data = prepare_data(load_recipe(WMConfig, recipe, sets), tmp_path / "run", "cpu")
+    dirs = read_manifest(tmp_path / "run" / "episodes")
+    assert len(dirs) == 2 and len(data.actions) == 2 and data.actions[0].shape == (3, 2)
+    assert all(read_episode(d, frames=False).info["policy"] == "noisy" for d in dirs)

@@ -87,8 +87,10 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
 
         if on_phase:
             on_phase("collect", d.num_episodes)
+        # "noisy" follows the environment's expert, or (Gymnasium envs without one) replays the goal actions
+        goal = {"goal_steps": d.goal_steps, "goal_policy": d.goal_policy} if d.policy == "noisy" else {}
         run_wm_collect(d.env, d.num_episodes, root, steps=d.steps, size=d.size, seed=d.seed, policy=d.policy,
-                       on_episode=(lambda i: on_step(i, {})) if on_step else None)
+                       on_episode=(lambda i: on_step(i, {})) if on_step else None, **goal)
     dirs = read_manifest(root)
     first = read_episode(dirs[0], frames=False)
     stride = stride_for(first.fps, d.fps)
