@@ -6,8 +6,13 @@
    (0.02 m) has a lower energy than a frame farther than 0.05 m (1.0 = the energy ranks them perfectly);
 2. momentum: how far the fingertip coasts under zero actions after random ones (a planner that starts from one
    frame sees no velocity; `plan.context` > 1 gives it the recent frames and actions).
+3. with `--plan-true-sim N`: the ceiling of the planner itself. CEM (the recipe's 64 samples x 3 iterations, top
+   8) plans with the *true simulator* as its model (MuJoCo state restored for every sampled sequence, each step
+   rendered and encoded) toward the same goal images, N episodes of 50 steps: what a perfect predictor would
+   reach with this energy, horizon and budget.
 
     python benchmarks/bench_wm_reacher.py --episodes 20 [--model runs/reacher-vjepa/model.safetensors]
+    python benchmarks/bench_wm_reacher.py --episodes 4 --plan-true-sim 12 --horizon 6
 """
 
 from __future__ import annotations
@@ -83,13 +88,65 @@ def coasting(episodes: int) -> dict:
     return {"coast_10_zero_actions_m": float(np.median(drift)), "success_radius_m": 0.02}
 
 
+def plan_true_sim(episodes: int, model: str | None, size: int, horizon: int, samples: int,
+                  max_steps: int = 50) -> dict:
+    """CEM with the true simulator as the model: success rate (and final distances) toward the goal images."""
+    import torch
+
+    from vjepa_cli.config.plan import CEMConfig
+    from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.models.frozen import encode_frames
+    from vjepa_cli.plan.cem import cem_plan
+
+    enc, env = _encoder(model, size), make_gym_env("Reacher-v5", size=size, goal_steps=25)
+    sim, rng, wins, dists = env._inner, np.random.default_rng(0), 0, []
+
+    def rollout(state, acts):  # acts (S, H, 2) -> features (S, H, N, D) of the true frames
+        frames = []
+        for seq in acts.numpy():
+            sim.set_state(*state)
+            for a in seq:
+                sim.do_simulation(np.clip(a, -1.0, 1.0), sim.frame_skip)
+                env._sync()
+                frames.append(env.render())
+        sim.set_state(*state)
+        env._sync()
+        z = encode_frames(enc, np.stack(frames))
+        return z.view(acts.shape[0], acts.shape[1], *z.shape[1:])
+
+    try:
+        cfg = CEMConfig(low=env.spec.action_low, high=env.spec.action_high, horizon=horizon, samples=samples,
+                        topk=8, iterations=3, momentum_mean=0.1, momentum_std=0.1)
+        for i in range(episodes):
+            env.reset(rng)
+            z_goal, g, prev = encode_frames(enc, env.goal_image()[None])[0], torch.Generator().manual_seed(i), None
+            for _ in range(max_steps):
+                init = None if prev is None else torch.cat([prev[1:], prev[-1:]])
+                prev = cem_plan(rollout, (sim.data.qpos.copy(), sim.data.qvel.copy()), z_goal, cfg, g,
+                                init_mean=init).actions
+                env.step(prev[0].numpy())
+                if env.success():
+                    break
+            wins += bool(env.success())
+            dists.append(env.distance())
+    finally:
+        env.close()
+    return {"true_sim_episodes": episodes, "true_sim_horizon": horizon, "true_sim_samples": samples,
+            "true_sim_success": wins / max(episodes, 1), "true_sim_final_distance_m": float(np.mean(dists))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--model", default=None, help="model file for the encoder (default: random, seed 0)")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--plan-true-sim", type=int, default=0, metavar="N", help="also plan N episodes on the true simulator")
+    ap.add_argument("--horizon", type=int, default=3, help="CEM horizon of --plan-true-sim")
+    ap.add_argument("--samples", type=int, default=64, help="CEM samples of --plan-true-sim")
     args = ap.parse_args()
     row = {**energy_ranking(args.episodes, args.model, args.size), **coasting(args.episodes)}
+    if args.plan_true_sim:
+        row.update(plan_true_sim(args.plan_true_sim, args.model, args.size, args.horizon, args.samples))
     for k, v in row.items():
         print(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}")
     print(json.dumps(row))
