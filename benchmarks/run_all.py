@@ -58,6 +58,10 @@ def suite(full: bool, tmp: Path) -> list[tuple[str, list[str]]]:
         ("side by side: encoder inference vs transformers",
          ["bench_hf_encoder.py", *([] if full else ["--archs", "vit_small", "--frames", "8", "--size", "128",
                                                    "--repeats", "2", "--mem-steps", "1"])]),
+        ("side by side: encoder inference vs transformers, bf16",
+         ["bench_hf_encoder.py", "--dtype", "bf16", *([] if full else ["--archs", "vit_small", "--frames", "8",
+                                                                      "--size", "128", "--repeats", "2",
+                                                                      "--mem-steps", "1"])]),
         ("probe: feature cache vs on the fly",
          ["bench_probe.py", "--task", "synth-shapes", *(["--train", "300", "--val", "200", "--epochs", "10"] if full
                                                          else ["--train", "32", "--val", "32", "--epochs", "2"])]),

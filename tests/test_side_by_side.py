@@ -76,3 +76,27 @@ def test_step_gflop_counts_target_context_and_predictor():
 def test_paired_ratios():
     assert sbs.paired([1.0, 3.0, 2.0], [2.0, 2.0, 2.0]) == {"median": 1.0, "min": 0.5, "max": 1.5}
     assert sbs.ratio([1.0, 3.0, 2.0], [2.0, 4.0, 4.0]) == 0.5
+
+
+def test_hf_encoder_benchmark_runs_both_sides_in_the_dtype_asked():
+    """`bench_hf_encoder.py --dtype bf16` casts both encoders and both inputs: the outputs come back in bf16 and
+    agree to bf16 rounding, while in fp32 they agree to float rounding (the same weights on both sides)."""
+    import pytest
+
+    pytest.importorskip("transformers")
+    import bench_hf_encoder
+
+    outs = {}
+    for dtype in ("fp32", "bf16"):
+        args = argparse.Namespace(frames=4, size=32, seed=0, batch=2, dtype=dtype)
+        ours, hf, _ = bench_hf_encoder.build("vit_tiny", args, "both")
+        f_ours, f_hf = bench_hf_encoder.forwards(ours, hf, *bench_hf_encoder.inputs(args))
+        outs[dtype] = f_ours(), f_hf()
+    for dtype, want in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        assert outs[dtype][0].dtype == outs[dtype][1].dtype == want
+    a32, b32 = outs["fp32"]
+    a16, b16 = (t.float() for t in outs["bf16"])
+    scale = b32.abs().max()
+    assert (a32 - b32).abs().max() <= 1e-4 * scale
+    assert 0 < (a16 - a32).abs().max() <= 5e-2 * scale  # bf16 really ran, and stays near the fp32 result
+    assert (a16 - b16).abs().max() <= 5e-2 * scale
