@@ -34,7 +34,6 @@ from vjepa_cli.config.model import ModelConfig  # noqa: E402
 from vjepa_cli.io.hf_layout import to_hf_state_dict  # noqa: E402
 from vjepa_cli.models import build_encoder  # noqa: E402
 
-
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
