@@ -100,13 +100,14 @@ def plan_true_sim(episodes: int, model: str | None, size: int, horizon: int, sam
 
     enc, env = _encoder(model, size), make_gym_env("Reacher-v5", size=size, goal_steps=25)
     sim, rng, wins, dists = env._inner, np.random.default_rng(0), 0, []
+    low, high = np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
 
     def rollout(state, acts):  # acts (S, H, 2) -> features (S, H, N, D) of the true frames
         frames = []
         for seq in acts.numpy():
             sim.set_state(*state)
             for a in seq:
-                sim.do_simulation(np.clip(a, -1.0, 1.0), sim.frame_skip)
+                sim.do_simulation(np.clip(a, low, high), sim.frame_skip)
                 env._sync()
                 frames.append(env.render())
         sim.set_state(*state)

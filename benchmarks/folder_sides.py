@@ -92,9 +92,9 @@ def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32") -> 
     import vjepa_cli
     from vjepa_cli.config.extract import ExtractConfig
     from vjepa_cli.infer.extract import run_extract
+    from vjepa_cli.runtime import torch_dtype
 
-    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
-    model = vjepa_cli.load_model(model_path, device=torch.device("cpu"), dtype=dt)  # as `vjepa extract --dtype`
+    model = vjepa_cli.load_model(model_path, device=torch.device("cpu"), dtype=torch_dtype(dtype))  # as extract --dtype
     instrument_ours()
     base = rss_mb()
     t = time.perf_counter()
@@ -160,7 +160,9 @@ def run_hf(videos: Path, hf_dir: Path, out: Path, dtype: str = "fp32") -> dict:
     how = import_torchvision()
     from transformers import VJEPA2Model, VJEPA2VideoProcessor
 
-    dt = torch.bfloat16 if dtype == "bf16" else torch.float32
+    from vjepa_cli.runtime import torch_dtype
+
+    dt = torch_dtype(dtype)
     model = VJEPA2Model.from_pretrained(hf_dir, dtype=dt).eval()
     processor = VJEPA2VideoProcessor(crop_size=model.config.crop_size)
     base = rss_mb()
