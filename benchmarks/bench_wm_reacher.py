@@ -89,42 +89,69 @@ def coasting(episodes: int) -> dict:
 
 
 def plan_true_sim(episodes: int, model: str | None, size: int, horizon: int, samples: int,
-                  max_steps: int = 50) -> dict:
-    """CEM with the true simulator as the model: success rate (and final distances) toward the goal images."""
+                  max_steps: int = 50, energy: str = "l1", wm_path: str | None = None) -> dict:
+    """CEM with the true simulator as the model: success rate (and final distances) toward the goal images.
+
+    `energy`: "l1" (the goal-image energy), "state" (the state probe of the world model `wm_path`: its encoder
+    and probe), "l1+state" (their sum) or "true" (the true fingertip distance to the goal: no images at all,
+    the ceiling of the planner itself)."""
     import torch
 
     from vjepa_cli.config.plan import CEMConfig
     from vjepa_cli.envs.gym import make_gym_env
     from vjepa_cli.models.frozen import encode_frames
+    from vjepa_cli.plan.base import energy_l1
     from vjepa_cli.plan.cem import cem_plan
 
-    enc, env = _encoder(model, size), make_gym_env("Reacher-v5", size=size, goal_steps=25)
+    env = make_gym_env("Reacher-v5", size=size, goal_steps=25)
+    if "state" in energy:
+        from vjepa_cli.models.world_model import load_world_model
+
+        wm = load_world_model(wm_path)
+        enc, probe = wm.encoder, wm.state_head
+    else:
+        enc, probe = _encoder(model, size), None
     sim, rng, wins, dists = env._inner, np.random.default_rng(0), 0, []
     low, high = np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
 
-    def rollout(state, acts):  # acts (S, H, 2) -> features (S, H, N, D) of the true frames
+    def tip() -> np.ndarray:
+        return sim.get_body_com("fingertip")[:2].copy()
+
+    def rollout(state, acts):  # acts (S, H, 2) -> features (S, H, N, D) of the true frames, or tips (S, H, 2)
         frames = []
         for seq in acts.numpy():
             sim.set_state(*state)
             for a in seq:
                 sim.do_simulation(np.clip(a, low, high), sim.frame_skip)
                 env._sync()
-                frames.append(env.render())
+                frames.append(tip() if energy == "true" else env.render())
         sim.set_state(*state)
         env._sync()
+        if energy == "true":
+            return torch.from_numpy(np.stack(frames)).float().view(acts.shape[0], acts.shape[1], 2)
         z = encode_frames(enc, np.stack(frames))
         return z.view(acts.shape[0], acts.shape[1], *z.shape[1:])
+
+    def energy_fn(pred, goal):  # (S, H, ...) -> (S,)
+        if energy == "true":
+            return (pred[:, -1] - goal).norm(dim=-1)
+        e = probe.distance(pred[:, -1], goal) if probe is not None else 0.0
+        return e + energy_l1(pred, goal) if energy != "state" else e
 
     try:
         cfg = CEMConfig(low=env.spec.action_low, high=env.spec.action_high, horizon=horizon, samples=samples,
                         topk=8, iterations=3, momentum_mean=0.1, momentum_std=0.1)
         for i in range(episodes):
             env.reset(rng)
-            z_goal, g, prev = encode_frames(enc, env.goal_image()[None])[0], torch.Generator().manual_seed(i), None
+            if energy == "true":  # the goal fingertip (the task state the success test compares)
+                z_goal = torch.as_tensor(np.asarray(env._goal_state)[:2], dtype=torch.float32)
+            else:
+                z_goal = encode_frames(enc, env.goal_image()[None])[0]
+            g, prev = torch.Generator().manual_seed(i), None
             for _ in range(max_steps):
                 init = None if prev is None else torch.cat([prev[1:], prev[-1:]])
                 prev = cem_plan(rollout, (sim.data.qpos.copy(), sim.data.qvel.copy()), z_goal, cfg, g,
-                                init_mean=init).actions
+                                init_mean=init, energy_fn=energy_fn).actions
                 env.step(prev[0].numpy())
                 if env.success():
                     break
@@ -133,6 +160,7 @@ def plan_true_sim(episodes: int, model: str | None, size: int, horizon: int, sam
     finally:
         env.close()
     return {"true_sim_episodes": episodes, "true_sim_horizon": horizon, "true_sim_samples": samples,
+            "true_sim_energy": energy,
             "true_sim_success": wins / max(episodes, 1), "true_sim_final_distance_m": float(np.mean(dists))}
 
 
@@ -144,10 +172,18 @@ def main() -> None:
     ap.add_argument("--plan-true-sim", type=int, default=0, metavar="N", help="also plan N episodes on the true simulator")
     ap.add_argument("--horizon", type=int, default=3, help="CEM horizon of --plan-true-sim")
     ap.add_argument("--samples", type=int, default=64, help="CEM samples of --plan-true-sim")
+    ap.add_argument("--energy", choices=["l1", "state", "l1+state", "true"], default="l1",
+                    help="planning energy of --plan-true-sim (state: the probe of --wm; true: fingertip distance)")
+    ap.add_argument("--wm", default=None, help="world-model file with a state head (--energy state, l1+state)")
+    ap.add_argument("--skip-ranking", action="store_true", help="only --plan-true-sim")
     args = ap.parse_args()
-    row = {**energy_ranking(args.episodes, args.model, args.size), **coasting(args.episodes)}
+    if "state" in args.energy and not args.wm:
+        ap.error("--energy state needs --wm WM (a world model trained with heads.state=true)")
+    row = {} if args.skip_ranking else {**energy_ranking(args.episodes, args.model, args.size),
+                                        **coasting(args.episodes)}
     if args.plan_true_sim:
-        row.update(plan_true_sim(args.plan_true_sim, args.model, args.size, args.horizon, args.samples))
+        row.update(plan_true_sim(args.plan_true_sim, args.model, args.size, args.horizon, args.samples,
+                                 energy=args.energy, wm_path=args.wm))
     for k, v in row.items():
         print(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}")
     print(json.dumps(row))

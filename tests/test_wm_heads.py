@@ -1,28 +1,38 @@
-"""Learned reward and policy heads on frozen features: they fit known functions, stay within the bounds,
-are stored in the world-model file, and plug into planning (reward energy) and MPC (PolicyPrior)."""
+"""Learned reward, policy and state heads on frozen features: they fit known functions, stay within the bounds,
+are stored in the world-model file, and plug into planning (reward and state energies) and MPC (PolicyPrior)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from vjepa_cli.config.wm import WMHeadsConfig
+from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
+from vjepa_cli.models.state_head import StateHead, StateHeadConfig
 from vjepa_cli.plan.base import energy_l1
 from vjepa_cli.train.wm_data import WMData
-from vjepa_cli.train.wm_heads import train_policy_head, train_reward_head
+from vjepa_cli.train.wm_heads import (
+    check_heads,
+    rollout_samples,
+    train_policy_head,
+    train_reward_head,
+    train_state_head,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N, D = 4, 6  # tokens, width
 
 
-def _data(rewards: bool = True) -> WMData:
-    """Point episodes: token 0's first two channels are the position p_t; a_t = p_{t+1} - p_t; r_t = -|p_{t+1}|."""
+def _data(rewards: bool = True, states: bool = False) -> WMData:
+    """Point episodes: token 0's first two channels are the position p_t; a_t = p_{t+1} - p_t; r_t = -|p_{t+1}|;
+    the states (when asked) are [10 * p_t, a constant, noise]."""
     g = np.random.default_rng(0)
-    feats, acts, rews = [], [], []
+    feats, acts, rews, sts = [], [], [], []
     for _ in range(24):
         a = g.uniform(-0.2, 0.2, (10, 2)).astype(np.float32)
         p = np.concatenate([g.uniform(-0.5, 0.5, (1, 2)), a]).cumsum(0).astype(np.float32)  # (11, 2)
@@ -31,8 +41,9 @@ def _data(rewards: bool = True) -> WMData:
         feats.append(torch.from_numpy(z))
         acts.append(a)
         rews.append(-np.linalg.norm(p[1:], axis=1).astype(np.float32))
-    return WMData(None, feats, acts, [None] * 24, rews if rewards else [None] * 24, ["dx", "dy"], [-0.2, -0.2],
-                  [0.2, 0.2], [], 10.0, 1, "toy")
+        sts.append(np.concatenate([10 * p, np.full((11, 1), 3.0), g.normal(0, 1, (11, 1))], 1).astype(np.float32))
+    return WMData(None, feats, acts, sts if states else [None] * 24, rews if rewards else [None] * 24, ["dx", "dy"],
+                  [-0.2, -0.2], [0.2, 0.2], ["x", "y", "c", "n"] if states else [], 10.0, 1, "toy")
 
 
 def test_reward_head_fits_the_recorded_rewards_in_reward_units():
@@ -68,17 +79,104 @@ def test_policy_head_clones_the_goal_reaching_actions_within_bounds():
 
 
 def test_reward_energy_blends_goal_energy_and_reward():
-    from vjepa_cli.eval.wm_methods import reward_energy
+    from vjepa_cli.eval.wm_methods import blended_energy
 
     class WM:
         reward_head = RewardHead(RewardHeadConfig(N, D), generator=torch.Generator().manual_seed(0))
 
     pred, goal = torch.randn(5, 3, N, D), torch.randn(N, D)
     r = WM.reward_head(pred).sum(1)  # (5,)
-    e = reward_energy(WM, "final", goal_weight=0.5, reward_weight=2.0)(pred, goal)
+    e = blended_energy(WM, "final", goal_weight=0.5, reward_weight=2.0)(pred, goal)
     assert torch.allclose(e, 0.5 * energy_l1(pred, goal, "final") - 2.0 * r, atol=1e-6)
-    only = reward_energy(WM, "final", goal_weight=0.0, reward_weight=1.0)(pred, goal)
+    only = blended_energy(WM, "final", goal_weight=0.0, reward_weight=1.0)(pred, goal)
     assert torch.allclose(only, -r, atol=1e-6)
+
+
+def test_state_head_probes_the_chosen_state_dims_in_state_units():
+    data = _data(states=True)
+    head, losses = train_state_head(data, WMHeadsConfig(steps=400, hidden=64, lr=3e-3, state_dims=(0, 1)), seed=0)
+    assert head.cfg.dims == (0, 1)
+    z = torch.cat(list(data.features))
+    s = torch.from_numpy(np.concatenate(data.states))[:, :2]  # (M, 2): 10 * position
+    with torch.no_grad():
+        pred = head.decode(z)
+    assert pred.shape == s.shape
+    assert float(((pred - s) ** 2).mean()) < 0.05 * float(s.var(0).mean())  # the position is in the features
+    assert torch.allclose(head.mean, s.mean(0), atol=1e-4)  # standardised by the training states
+    assert losses[-1] < 0.2 * losses[0]
+    # all dims: the constant one gets std 1 (not a division by zero), the noise one cannot be probed
+    full, _ = train_state_head(data, WMHeadsConfig(steps=5), seed=0)
+    assert full.cfg.dims == (0, 1, 2, 3) and full.cfg.std[2] == 1.0
+
+
+def _integrator(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """A perfect toy predictor: the position (token 0, channels 0-1) of the last context frame plus the summed
+    actions after it; (ctx [B, T0, N, D], acts [B, T0 - 1 + H, A], states) -> [B, H, N, D]."""
+    T0 = ctx.shape[1]
+    assert states.shape[:2] == ctx.shape[:2]  # the context frames' own states come along
+    p = ctx[:, -1, 0, :2].unsqueeze(1) + acts[:, T0 - 1:].cumsum(1)  # (B, H, 2)
+    out = torch.zeros(ctx.shape[0], p.shape[1], *ctx.shape[2:])
+    out[:, :, 0, :2] = p
+    return out
+
+
+def test_rollout_samples_pair_each_prediction_with_the_state_it_predicts():
+    data = _data(states=True)
+    z, s = rollout_samples(data, _integrator, context=2, steps=3, batch=4)
+    per_episode = 10 - 3 - 2 + 2  # starts t = 1..7 of 10 actions, 3 predictions each
+    assert z.shape == (24 * per_episode * 3, N, D) and s.shape == (24 * per_episode * 3, 4)
+    assert torch.allclose(10 * z[:, 0, :2], s[:, :2], atol=1e-4)  # state x, y = 10 * the predicted position
+
+
+def test_state_probe_on_rollouts_fits_what_planning_probes():
+    data = _data(states=True)
+
+    def blurry(ctx, acts, states):  # predictions with a fixed offset in channel 2: unlike any encoded frame
+        out = _integrator(ctx, acts, states)
+        out[:, :, 0, 2] = 3.0
+        return out
+
+    cfg = WMHeadsConfig(steps=400, hidden=64, lr=3e-3, state_dims=(0, 1))
+    plain, _ = train_state_head(data, cfg, seed=0)
+    mixed, _ = train_state_head(data, replace(cfg, state_rollout=3), seed=0, rollout=blurry, context=2)
+    zp, sp = rollout_samples(data, blurry, context=2, steps=3)
+    with torch.no_grad():
+        err_plain = float(((plain.decode(zp) - sp[:, :2]) ** 2).mean())
+        err_mixed = float(((mixed.decode(zp) - sp[:, :2]) ** 2).mean())
+    assert err_mixed < 0.5 * err_plain  # fitted on the predictions, it reads them better
+
+
+def test_state_head_needs_states_and_dims_in_range():
+    with pytest.raises(VjepaError, match="needs states"):
+        check_heads(_data(states=False), WMHeadsConfig(state=True))
+    with pytest.raises(VjepaError, match=r"state_dims \[0, 7\] out of range.*4 dims \(x, y, c, n\)"):
+        check_heads(_data(states=True), WMHeadsConfig(state=True, state_dims=(0, 7)))
+    with pytest.raises(VjepaError, match="needs rewards"):
+        check_heads(_data(rewards=False), WMHeadsConfig(reward=True))
+    check_heads(_data(states=True), WMHeadsConfig(state=True, reward=True))  # all there: no error
+    with pytest.raises(ValueError, match="std must be > 0"):
+        StateHeadConfig(N, D, (0,), (0.0,), (0.0,))
+
+
+def test_state_energy_is_the_probed_state_distance_to_the_goal():
+    from vjepa_cli.eval.wm_methods import blended_energy
+
+    class WM:  # the probe replaced by a known function: twice token 0's first two channels
+        reward_head = None
+        state_head = StateHead(StateHeadConfig(N, D, (0, 1), (0.0, 0.0), (1.0, 1.0)))
+
+    probe = lambda z: z[..., 0, :2] * 2.0  # noqa: E731
+    WM.state_head.forward = probe
+    pred, goal = torch.randn(5, 3, N, D), torch.randn(N, D)
+    d = (probe(pred) - probe(goal)).norm(dim=-1)  # (5, 3)
+    e = blended_energy(WM, "final", goal_weight=0.5, state_weight=2.0)(pred, goal)
+    assert torch.allclose(e, 0.5 * energy_l1(pred, goal, "final") + 2.0 * d[:, -1], atol=1e-5)
+    only = blended_energy(WM, "sum", goal_weight=0.0, state_weight=1.0)(pred, goal)
+    assert torch.allclose(only, d.sum(1), atol=1e-5)
+    at_goal = goal.expand(1, 1, N, D)  # a prediction equal to the goal: zero state distance
+    assert float(blended_energy(WM, "final", 0.0, state_weight=1.0)(at_goal, goal)[0]) == pytest.approx(0, abs=1e-6)
+    with pytest.raises(VjepaError, match="no reward head"):
+        blended_energy(WM, "final", 1.0, reward_weight=1.0)
 
 
 def test_heads_in_the_model_file_and_in_eval(tmp_path):
@@ -91,17 +189,19 @@ def test_heads_in_the_model_file_and_in_eval(tmp_path):
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("seed: 0\n")
-    cfg = load_recipe(WMConfig, recipe, [*TINY, "heads.reward=true", "heads.policy=true", "heads.steps=5",
-                                         "heads.hidden=16"])
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "heads.reward=true", "heads.policy=true", "heads.state=true",
+                                         "heads.state_dims=[0,1]", "heads.steps=5", "heads.hidden=16"])
     res = run_wm_train(cfg, tmp_path / "run")
     wm = load_world_model(res.model_path)
-    assert wm.reward_head is not None and wm.policy_head is not None
-    assert set(wm.meta["heads_loss"]) == {"reward", "policy"}
-    ev = run_wm_eval(res.model_path, "reach2d", episodes=1, methods=["cem+prior", "cem+reward", "mppi+reward-only"],
+    assert wm.reward_head is not None and wm.policy_head is not None and wm.state_head is not None
+    assert wm.state_head.cfg.dims == (0, 1) and wm.state_head.cfg.proj == 8
+    assert set(wm.meta["heads_loss"]) == {"reward", "policy", "state"}
+    ev = run_wm_eval(res.model_path, "reach2d", episodes=1,
+                     methods=["cem+prior", "cem+reward", "mppi+reward-only", "gd+state-only", "cem+state"],
                      out_dir=tmp_path / "ev", device="cpu")
     names = [r.method for r in ev.rows]
     assert names == ["world model (CEM+prior)", "world model (CEM+reward)", "world model (MPPI+reward-only)",
-                     "random", "oracle", "policy"]
-    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["methods"][5]["method"] == "policy"
+                     "world model (GD+state-only)", "world model (CEM+state)", "random", "oracle", "policy"]
+    assert json.loads((tmp_path / "ev" / "eval.json").read_text())["methods"][7]["method"] == "policy"
     with pytest.raises(Exception, match="unknown planning method"):
         run_wm_eval(res.model_path, "reach2d", episodes=1, methods=["cem+magic"], out_dir=tmp_path / "x")

@@ -181,8 +181,9 @@ def eval_(
     model: ModelReq,
     env: Annotated[str, typer.Option("--env", help="reach2d, push2d or gym:<id> (must match the model's episodes).")] = "reach2d",
     episodes: Annotated[int, typer.Option("--episodes", "-n", help="Episodes per method.")] = 50,
-    methods: Annotated[str, typer.Option("--methods", help="Planners to compare, comma-separated (cem, mppi, gd; "
-                                                             "default: the model's plan.method).")] = "",
+    methods: Annotated[str, typer.Option("--methods", help="Planners to compare, comma-separated: "
+                                                             "cem|mppi|gd[+prior][+reward|+reward-only][+state|+state-only] "
+                                                             "(default: the model's plan.method).")] = "",
     goal_steps: GoalStepsOpt = None,
     goal_policy: GoalPolicyOpt = None,
     sets: SetOpt = None,

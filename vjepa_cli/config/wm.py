@@ -127,11 +127,15 @@ class WMOptimConfig:
 @dataclass(frozen=True)
 class WMHeadsConfig:
     """Optional heads on frozen features, trained after the predictor on the same cached features and stored
-    in the world-model file: a reward regressor (needs rewards in the episodes) and a goal-conditioned
-    behaviour-cloning policy (hindsight goals up to `goal_horizon` frames ahead)."""
+    in the world-model file: a reward regressor (needs rewards in the episodes), a goal-conditioned
+    behaviour-cloning policy (hindsight goals up to `goal_horizon` frames ahead) and a state probe (needs states:
+    a goal-conditioned distance for planning, `plan.state_weight`)."""
 
     reward: bool = False  # train the reward head
     policy: bool = False  # train the policy head (a PolicyPrior for MPC)
+    state: bool = False  # train the state probe (the recorded states at `state_dims`)
+    state_dims: tuple[int, ...] = ()  # state indices the probe predicts (empty = all)
+    state_rollout: int = 0  # also fit the probe on the predictor's own 1..K-step rollouts (what planning probes)
     proj: int = 8  # per-token channels before flattening the token grid
     hidden: int = 128  # MLP hidden width
     steps: int = 400  # AdamW steps per head
@@ -142,6 +146,8 @@ class WMHeadsConfig:
     def __post_init__(self):
         if min(self.proj, self.hidden, self.steps, self.batch_size, self.goal_horizon) < 1 or self.lr <= 0:
             raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
+        if self.state_rollout < 0:
+            raise ValueError("heads.state_rollout must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -164,6 +170,7 @@ class WMPlanConfig:
     prior_weight: float = 0.0  # blend of a policy prior's action into the executed action
     goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
     reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
+    state_weight: float = 0.0  # weight of the probed-state distance to the goal image's (needs heads.state)
     prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
     context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
 
@@ -174,8 +181,9 @@ class WMPlanConfig:
             raise ValueError("max_steps and context must be >= 1")
         if not 0.0 <= self.prior_weight <= 1.0:
             raise ValueError("prior_weight must be in [0, 1]")
-        if self.goal_weight < 0 or self.reward_weight < 0 or self.goal_weight + self.reward_weight == 0:
-            raise ValueError("goal_weight and reward_weight must be >= 0, not both 0")
+        weights = (self.goal_weight, self.reward_weight, self.state_weight)
+        if min(weights) < 0 or sum(weights) == 0:
+            raise ValueError("goal_weight, reward_weight and state_weight must be >= 0, not all 0")
 
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""

@@ -1,9 +1,10 @@
 """The methods `vjepa wm eval` compares, each a function that runs one episode on a reset environment.
 
-A planned method is named `<planner>[+prior][+reward|+reward-only]`: the planner (`cem`, `mppi`, `gd`), seeded
-by the learned policy head (`+prior`: the plan starts from its action, which blends into the executed action by
-`plan.prior_weight`), with the learned reward added to the goal-image energy (`+reward`) or alone
-(`+reward-only`). Baselines: random actions, the oracle (the scripted expert, or the replayed goal actions),
+A planned method is named `<planner>[+prior][+reward|+reward-only][+state|+state-only]`: the planner (`cem`,
+`mppi`, `gd`), seeded by the learned policy head (`+prior`: the plan starts from its action, which blends into the
+executed action by `plan.prior_weight`), with the learned reward added to the goal-image energy (`+reward`) or
+alone (`+reward-only`), and the state probe's distance to the goal image's probed state added (`+state`) or alone
+(`+state-only`). Baselines: random actions, the oracle (the scripted expert, or the replayed goal actions),
 and `policy`, the learned policy head on its own.
 """
 
@@ -23,7 +24,7 @@ from vjepa_cli.plan.base import EnergyFn, energy_l1
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
 from vjepa_cli.plan.registry import PLANNERS, make_planner
 
-MODIFIERS = ("prior", "reward", "reward-only")
+MODIFIERS = ("prior", "reward", "reward-only", "state", "state-only")
 Runner = Callable[[Any], EpisodeLog]  # reset environment -> episode log
 
 
@@ -49,15 +50,26 @@ class LearnedPrior:
         return self.wm.policy_head(z, self._z_goal)[0].cpu().numpy()
 
 
-def reward_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float) -> EnergyFn:
-    """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)."""
-    if wm.reward_head is None:
+def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float = 0.0,
+                   state_weight: float = 0.0) -> EnergyFn:
+    """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)
+    + state_weight * (distance of the probed states to the goal image's: at the last step, or summed when
+    `mode` is "sum")."""
+    if reward_weight and wm.reward_head is None:
         raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
-    head = wm.reward_head
+    if state_weight and wm.state_head is None:
+        raise VjepaError("this world model has no state head", "train it with --set heads.state=true")
 
     def energy(pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
-        e = -reward_weight * head(pred).sum(1)
-        return e + goal_weight * energy_l1(pred, z_goal, mode) if goal_weight else e
+        e = torch.zeros(pred.shape[0], device=pred.device)
+        if goal_weight:
+            e = e + goal_weight * energy_l1(pred, z_goal, mode)
+        if reward_weight:
+            e = e - reward_weight * wm.reward_head(pred).sum(1)
+        if state_weight:
+            d = wm.state_head.distance(pred, z_goal)  # (S, H)
+            e = e + state_weight * (d[:, -1] if mode == "final" else d.sum(1))
+        return e
 
     return energy
 
@@ -67,16 +79,19 @@ def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> 
     method, *mods = spec.split("+")
     if method not in PLANNERS or any(m not in MODIFIERS for m in mods):
         raise VjepaError(f"unknown planning method '{spec}'",
-                         f"use <{'|'.join(PLANNERS)}>[+prior][+reward|+reward-only], e.g. cem+prior")
+                         f"use <{'|'.join(PLANNERS)}>[+prior][+reward|+reward-only][+state|+state-only], "
+                         "e.g. cem+prior")
     plan = replace(plan, method=method)
     cfg = plan.planner_for(wm.action_low, wm.action_high)
-    goal_w, reward_w = plan.goal_weight, plan.reward_weight
+    goal_w, reward_w, state_w = plan.goal_weight, plan.reward_weight, plan.state_weight
     if "reward" in mods or "reward-only" in mods:
         reward_w = reward_w or 1.0
-        goal_w = 0.0 if "reward-only" in mods else goal_w
-    energy_fn = reward_energy(wm, cfg.energy, goal_w, reward_w) if reward_w else None
-    if energy_fn is None and goal_w != 1.0:
-        energy_fn = lambda pred, z_goal: goal_w * energy_l1(pred, z_goal, cfg.energy)  # noqa: E731
+    if "state" in mods or "state-only" in mods:
+        state_w = state_w or 1.0
+    if "reward-only" in mods or "state-only" in mods:
+        goal_w = 0.0
+    plain = goal_w == 1.0 and not reward_w and not state_w  # the L1 goal energy as it is
+    energy_fn = None if plain else blended_energy(wm, cfg.energy, goal_w, reward_w, state_w)
     planner = make_planner(method, wm.rollout, cfg, energy_fn)
     prior = LearnedPrior(wm) if ("prior" in mods or plan.prior) else None
     gen = torch.Generator(device=wm.device).manual_seed(seed)

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
 from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
 from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
-from vjepa_cli.train.wm_heads import train_policy_head, train_reward_head
+from vjepa_cli.train.wm_heads import check_heads, train_policy_head, train_reward_head, train_state_head
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -103,11 +104,21 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
 
 
 
-def train_heads(cfg: WMConfig, data: WMData) -> dict[str, tuple[torch.nn.Module, float]]:
-    """The optional heads of the recipe (`heads.reward`, `heads.policy`) -> name: (head, final mean loss)."""
+def train_heads(cfg: WMConfig, data: WMData,
+                predictor: ACPredictor | None = None) -> dict[str, tuple[torch.nn.Module, float]]:
+    """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`) -> name: (head, final mean loss);
+    the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`)."""
     out = {}
+
+    def rollout(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        dev = next(predictor.parameters()).device
+        held = states.to(dev) if cfg.predictor.use_states else None  # the last context state is held
+        return predictor.rollout(ctx.to(dev), acts.to(dev), held)
+
+    state = partial(train_state_head, rollout=None if predictor is None else rollout, context=cfg.plan.context)
     for name, wanted, fit in (("reward", cfg.heads.reward, train_reward_head),
-                              ("policy", cfg.heads.policy, train_policy_head)):
+                              ("policy", cfg.heads.policy, train_policy_head),
+                              ("state", cfg.heads.state, state)):
         if wanted:
             head, losses = fit(data, cfg.heads, cfg.seed)
             out[name] = (head, float(np.mean(losses[-max(1, len(losses) // 10):])))
@@ -192,7 +203,7 @@ class WMTrainer(Trainer):
                 "plan": to_dict(self.cfg.plan), "wm_config": to_dict(self.cfg), "step": self.step}
         path = self.folder.path / "wm.safetensors"
         if self.acc.is_main_process:
-            heads = train_heads(self.cfg, d)
+            heads = train_heads(self.cfg, d, self.acc.unwrap_model(self.model).eval())
             meta["heads_loss"] = {k: v[1] for k, v in heads.items()}
             with disk_full_is_clear(path, self.last_checkpoint):
                 save_world_model(path, d.encoder, self.acc.unwrap_model(self.model).eval(), meta,
@@ -218,6 +229,7 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
         store = SingleCheckpoint(out_dir / "checkpoint.safetensors")
         latest = resume_point(store, out_dir, resume)
         data = prepare_data(cfg, out_dir, accel.device, on_phase, on_step)
+        check_heads(data, cfg.heads)
         trainer = WMTrainer(cfg, accel, folder, store, data)
         if latest is not None:
             trainer.load(latest)

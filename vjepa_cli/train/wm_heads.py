@@ -2,7 +2,10 @@
 
 - reward: regression (MSE) of the recorded reward r_t on the features of the frame the action led to, z_{t+1};
 - policy: goal-conditioned behaviour cloning with hindsight goals: from (z_t, z_{t+k}), k uniform in
-  1..goal_horizon (clipped to the episode), regress (MSE) the action a_t that was taken.
+  1..goal_horizon (clipped to the episode), regress (MSE) the action a_t that was taken;
+- state: regression (MSE) of the recorded state s_t[dims], standardised, on the features of its frame z_t and
+  (with `state_rollout` K) on the predictor's k-step predictions of it, k = 1..K, from `context` recorded frames
+  and the recorded actions: planning probes predicted features, which are blurrier than encoded ones.
 
 Both draw every batch from a torch.Generator seeded with the recipe's seed, so the heads are reproducible.
 """
@@ -17,6 +20,7 @@ from vjepa_cli.config.wm import WMHeadsConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
+from vjepa_cli.models.state_head import StateHead, StateHeadConfig
 from vjepa_cli.train.wm_data import WMData
 
 
@@ -38,8 +42,7 @@ def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Ten
 
 def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[RewardHead, list[float]]:
     """Fit r_t ~ R(z_{t+1}) on every recorded transition."""
-    if any(r is None for r in data.rewards):
-        raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
+    check_heads(data, WMHeadsConfig(reward=True))
     z = torch.cat([f[1:] for f in data.features]).float()  # (M, N, D): the frame after each action
     r = torch.cat([torch.as_tensor(x, dtype=torch.float32) for x in data.rewards])  # (M,)
     mu, sd = float(r.mean()), float(r.std()) + 1e-6
@@ -78,5 +81,69 @@ def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Poli
         goal_t = torch.minimum(t + k, lengths[e])  # a later frame of the same episode
         pred = head(z[offsets[e] + t], z[offsets[e] + goal_t])  # (B, A)
         return (((pred - acts[i]) / (high - low)) ** 2).mean()  # in units of the bound range
+
+    return head, _fit(head, loss, cfg, gen)
+
+
+def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
+    """Fail before any training when the episodes lack what a wanted head learns from."""
+    if cfg.reward and any(r is None for r in data.rewards):
+        raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
+    if not cfg.state:
+        return
+    if data.state_dim == 0 or any(s is None for s in data.states):
+        raise VjepaError("heads.state needs states in the episodes", "collect them from an environment with states")
+    if cfg.state_dims and (max(cfg.state_dims) >= data.state_dim or min(cfg.state_dims) < 0):
+        raise VjepaError(f"heads.state_dims {list(cfg.state_dims)} out of range: the episodes' states have "
+                         f"{data.state_dim} dims ({', '.join(data.state_names)})",
+                         f"use indices 0..{data.state_dim - 1}")
+
+
+# (context [B, T0, N, D], actions [B, T0 - 1 + H, A], context states [B, T0, S]) -> predictions [B, H, N, D]
+Rollout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
+                    batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The predictor's 1..`steps`-step predictions from every `context`-frame start of every episode, with the
+    recorded states of the frames they predict -> (features [M', N, D], states [M', S])."""
+    zs, ss = [], []
+    for z, a, s in zip(data.features, data.actions, data.states, strict=True):
+        starts = range(context - 1, len(a) - steps + 1)  # the last context frame; `steps` actions after it
+        a = torch.as_tensor(a, dtype=torch.float32)
+        s = torch.as_tensor(s, dtype=torch.float32)
+        for chunk in [list(starts)[i:i + batch] for i in range(0, len(starts), batch)]:
+            ctx = torch.stack([z[t - context + 1:t + 1] for t in chunk]).float()  # (B, T0, N, D)
+            acts = torch.stack([a[t - context + 1:t + steps] for t in chunk])  # (B, T0 - 1 + steps, A)
+            states = torch.stack([s[t - context + 1:t + 1] for t in chunk])  # (B, T0, S)
+            pred = rollout(ctx, acts, states).cpu()  # (B, steps, N, D)
+            zs.append(pred.flatten(0, 1))
+            ss.append(torch.stack([s[t + 1:t + 1 + steps] for t in chunk]).flatten(0, 1))  # (B * steps, S)
+    return torch.cat(zs), torch.cat(ss)
+
+
+def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollout | None = None,
+                     context: int = 1) -> tuple[StateHead, list[float]]:
+    """Fit s_t[dims] ~ S(z_t) on every recorded frame (dims = `cfg.state_dims`, all when empty), and with
+    `cfg.state_rollout` > 0 on the `rollout`'s predictions from `context` frames too."""
+    check_heads(data, WMHeadsConfig(state=True, state_dims=cfg.state_dims))
+    dims = tuple(cfg.state_dims) or tuple(range(data.state_dim))
+    z = torch.cat(list(data.features)).float()  # (M, N, D), every frame
+    s = torch.cat([torch.as_tensor(x, dtype=torch.float32) for x in data.states])  # (M, S)
+    if cfg.state_rollout and rollout is not None:
+        zp, sp = rollout_samples(data, rollout, context, cfg.state_rollout)
+        z, s = torch.cat([z, zp.float()]), torch.cat([s, sp])
+    s = s[:, list(dims)]  # (M, K)
+    mu, sd = s.mean(0), s.std(0)
+    sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # a constant dimension: predict it, unscaled
+    y = (s - mu) / sd
+    gen = torch.Generator().manual_seed(seed + 2)
+    head = StateHead(StateHeadConfig(z.shape[1], z.shape[2], dims, tuple(mu.tolist()), tuple(sd.tolist()), cfg.proj,
+                                     cfg.hidden), generator=gen)
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        i = torch.randint(len(z), (cfg.batch_size,), generator=g)
+        return ((head(z[i]) - y[i]) ** 2).mean()
 
     return head, _fit(head, loss, cfg, gen)

@@ -1,0 +1,58 @@
+"""A learned state probe on frozen features: s(z) for the recorded state of the frame (e.g. a reacher's joint
+angles as cos/sin), trained by regression on the episodes' states (`vjepa_cli.train.wm_heads`).
+
+Planning uses it as a goal-conditioned distance: the goal image's probed state against the probed state of
+the predicted frame (`vjepa_cli.eval.wm_methods`). Where a thin object overlaps none of the goal's patches the
+image L1 is flat; the probed state still says how far away it is. The head outputs the *standardised* state
+(each dimension centred and divided by its spread in the training episodes, kept in the config), so the
+distance weighs the dimensions alike; `decode` gives the state in its own units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from vjepa_cli.models.layers import TokenMLP, init_fan_in
+
+
+@dataclass(frozen=True)
+class StateHeadConfig:
+    num_tokens: int  # N patch tokens per frame
+    embed_dim: int  # D token width
+    dims: tuple[int, ...]  # indices into the episodes' state vector that the head predicts (K of them)
+    mean: tuple[float, ...]  # (K,) per-dimension mean of those states in the training episodes
+    std: tuple[float, ...]  # (K,) per-dimension spread (> 0)
+    proj: int = 8  # channels per token before flattening
+    hidden: int = 128  # MLP hidden width
+
+    def __post_init__(self):
+        if not self.dims or len(self.mean) != len(self.dims) or len(self.std) != len(self.dims):
+            raise ValueError("a state head needs dims, and a mean and std for each")
+        if min(self.std) <= 0:
+            raise ValueError("state std must be > 0")
+
+
+class StateHead(nn.Module):
+    """Features [..., N, D] -> standardised state [..., K]."""
+
+    def __init__(self, cfg: StateHeadConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.body = TokenMLP(cfg.num_tokens, cfg.embed_dim, len(cfg.dims), cfg.proj, cfg.hidden)
+        self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32), persistent=False)
+        self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32), persistent=False)
+        init_fan_in(self, generator)
+
+    def forward(self, z: Tensor) -> Tensor:
+        lead = z.shape[:-2]
+        return self.body(z.reshape(-1, *z.shape[-2:])).reshape(*lead, len(self.cfg.dims))  # (..., K)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Features [..., N, D] -> the state in its own units [..., K]."""
+        return self(z) * self.std + self.mean
+
+    def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
+        """Euclidean distance between probed states, standardised: pred [..., N, D], goal [N, D] -> [...]."""
+        return (self(pred) - self(goal.unsqueeze(0))[0]).norm(dim=-1)
