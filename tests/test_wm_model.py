@@ -81,6 +81,42 @@ def test_world_model_rollout_from_a_plan_context():
     assert not torch.allclose(out, wm.rollout(frames[-1], a), atol=1e-4)
 
 
+def test_world_model_rollout_with_observed_states():
+    # a predictor that reads states gets the context frames' observed states, the last one held ahead; without
+    # them it cannot plan, and says so
+    from vjepa_cli.errors import VjepaError
+    from vjepa_cli.models.world_model import PlanContext, WorldModel
+
+    pred = ACPredictor(_cfg(state_dim=3), generator=torch.Generator().manual_seed(1)).eval()
+    wm = WorldModel(None, pred, (-1.0, -1.0), (1.0, 1.0), ("a0", "a1"), None, {})
+    frames, past, states, a = torch.randn(2, 4, 16), torch.randn(1, 2), torch.randn(2, 3), torch.randn(5, 3, 2)
+    out = wm.rollout(PlanContext(frames, past, states), a)
+    ref = pred.rollout(frames.unsqueeze(0).expand(5, 2, 4, 16), torch.cat([past.expand(5, 1, 2), a], 1),
+                       states.unsqueeze(0).expand(5, 2, 3))
+    assert torch.equal(out, ref)
+    other = wm.rollout(PlanContext(frames, past, states + 1.0), a)
+    assert (out - other).abs().max() > 1e-3  # the states are read
+    with pytest.raises(VjepaError, match="reads the observed state"):
+        wm.rollout(frames[-1], a)
+    with pytest.raises(VjepaError, match="reads the observed state"):
+        wm.rollout(PlanContext(frames, past), a)
+
+
+def test_rollout_loss_holds_the_first_state_as_planning_does():
+    seen = []
+
+    def model(z, a, s):  # records the states of each autoregressive step
+        seen.append(s.clone())
+        return z + a[..., :1].unsqueeze(-1)
+
+    z, a = torch.randn(2, 4, 3, 4), torch.randn(2, 3, 1)
+    s = torch.arange(8.0).view(2, 4, 1)
+    rollout_loss(model, z, a, s, 3)
+    assert len(seen) == 3
+    for st in seen:  # frame 0's state at every step: the true later states are not known when planning
+        assert torch.equal(st, s[:, :1].expand(-1, st.shape[1], -1))
+
+
 def _toy(c: float = 0.0):
     """Known dynamics z_{t+1} = z_t + a_t (a broadcast over tokens), and a model off by a constant c."""
 

@@ -242,3 +242,44 @@ def test_context_lets_mpc_stop_a_coasting_point():
 
     assert run(2).success
     assert not run(1).success
+
+
+class StateCoastEnv(CoastEnv):
+    """CoastEnv that also reports its velocity as the observed state."""
+
+    def state(self):
+        return self.v.copy()
+
+
+def test_observed_states_reach_the_model_with_each_frame():
+    # a model that reads the velocity from the observed state stops the coasting point from a single frame
+    # (context 1): MPC hands it the current state; the state history follows the frames when context > 1
+    from vjepa_cli.models.world_model import PlanContext
+
+    starts = []
+
+    def rollout(z0, actions):
+        assert isinstance(z0, PlanContext) and z0.states is not None
+        starts.append(z0)
+        p, v = z0.frames[-1].view(1, 2), z0.states[-1].view(1, 2)
+        out = []
+        for h in range(actions.shape[1]):
+            v = 0.9 * v + actions[:, h]
+            p = p + v
+            out.append(p)
+        return torch.stack(out, 1).unsqueeze(2)
+
+    def run(context):
+        gen = torch.Generator().manual_seed(0)
+
+        def mpc(zg):
+            return MPC(CEMPlanner(rollout, _cem(horizon=3, iterations=4, energy="sum")), zg, gen,
+                       context=context, make_context=PlanContext)
+
+        return run_mpc_episode(StateCoastEnv(), _encode, mpc, max_steps=30, states=True)
+
+    assert run(1).success
+    assert all(s.frames.shape[0] == 1 and s.actions.shape[0] == 0 for s in starts)
+    starts.clear()
+    run(2)
+    assert starts[0].states.shape == (1, 2) and starts[-1].states.shape == (2, 2)  # the frames' states

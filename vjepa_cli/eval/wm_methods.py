@@ -103,7 +103,8 @@ def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> 
         return MPC(planner, z_goal, gen, prior_weight=plan.prior_weight, context=plan.context,
                    make_context=PlanContext)
 
-    return lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps, prior=prior)
+    states = bool(wm.predictor.cfg.state_dim)  # the model reads the observed state with each frame
+    return lambda env: run_mpc_episode(env, encode, mpc, plan.max_steps, prior=prior, states=states)
 
 
 def baselines(wm: WorldModel, plan: WMPlanConfig, seed: int, oracle: bool) -> dict[str, Runner]:

@@ -35,10 +35,12 @@ FORMAT = "vjepa-wm/1"
 @dataclass(frozen=True)
 class PlanContext:
     """Where a plan starts when one frame is not enough (e.g. a moving arm: one frame shows no velocity):
-    the last T0 observed frames' features and the T0 - 1 actions executed between them."""
+    the last T0 observed frames' features, the T0 - 1 actions executed between them and, for a predictor that
+    reads states (`predictor.use_states`), the observed states of those frames (the last is held ahead)."""
 
     frames: torch.Tensor  # (T0, N, D), the current frame last
     actions: torch.Tensor  # (T0 - 1, A)
+    states: torch.Tensor | None = None  # (T0, S) or None
 
 
 @dataclass
@@ -69,10 +71,18 @@ class WorldModel:
         actions between them), actions [S, H, A] -> predicted features [S, H, N, D]. Differentiable in
         `actions` (the weights are frozen), for gradient planning; sampling planners call it under `no_grad`."""
         S = actions.shape[0]
+        states = z0.states if isinstance(z0, PlanContext) else None
+        if self.predictor.cfg.state_dim and states is None:
+            raise VjepaError("this world model reads the observed state with each frame (predictor.use_states)",
+                             "plan it with `vjepa wm eval`, which observes states, or train one without states")
         if isinstance(z0, PlanContext):
             ctx = z0.frames.unsqueeze(0).expand(S, *z0.frames.shape)  # (S, T0, N, D)
             past = z0.actions.to(actions).unsqueeze(0).expand(S, *z0.actions.shape)  # (S, T0 - 1, A)
-            return self.predictor.rollout(ctx, torch.cat([past, actions], 1))
+            if states is not None and self.predictor.cfg.state_dim:
+                states = states.to(actions).unsqueeze(0).expand(S, *states.shape)  # (S, T0, S_dim)
+            else:
+                states = None
+            return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states)
         ctx = z0.unsqueeze(0).unsqueeze(0).expand(S, 1, *z0.shape)  # (S, 1, N, D)
         return self.predictor.rollout(ctx, actions)
 

@@ -75,8 +75,9 @@ def teacher_forcing_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor
 
 
 def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None, steps: int) -> torch.Tensor:
-    """Predict frames 1..steps from frame 0 with the predictor's own outputs -> mean L1 against z[:, 1:steps+1]."""
-    out = autoregress(pred, z[:, :1], a[:, :steps], None if s is None else s[:, :steps])  # (B, steps, N, D)
+    """Predict frames 1..steps from frame 0 with the predictor's own outputs -> mean L1 against z[:, 1:steps+1].
+    As in planning, only frame 0's state is known: it is held for the predicted frames."""
+    out = autoregress(pred, z[:, :1], a[:, :steps], None if s is None else s[:, :1])  # (B, steps, N, D)
     return (out - z[:, 1:steps + 1]).abs().mean()
 
 
