@@ -205,3 +205,23 @@ def test_heads_in_the_model_file_and_in_eval(tmp_path):
     assert json.loads((tmp_path / "ev" / "eval.json").read_text())["methods"][7]["method"] == "policy"
     with pytest.raises(Exception, match="unknown planning method"):
         run_wm_eval(res.model_path, "reach2d", episodes=1, methods=["cem+magic"], out_dir=tmp_path / "x")
+
+    # `wm plan` plans on the energy the plan weights name: here the probed-state distance alone
+    from vjepa_cli.data.media.write import write_png
+    from vjepa_cli.envs.reach2d import Reach2D
+    from vjepa_cli.eval.wm import run_wm_plan
+
+    env = Reach2D(size=32)
+    env.reset(np.random.default_rng(1))
+    write_png(tmp_path / "s.png", env.render())
+    write_png(tmp_path / "g.png", env.goal_image())
+    sets = ["plan.goal_weight=0", "plan.state_weight=1"]
+    p = run_wm_plan(res.model_path, tmp_path / "s.png", tmp_path / "g.png", sets=sets, seed=0, device="cpu")
+    z = wm.encode(np.stack([env.render(), env.goal_image()]))  # (2, N, D)
+    with torch.no_grad():
+        pred = wm.rollout(z[0], torch.tensor([p.actions]))  # (1, H, N, D)
+        probed = float(wm.state_head.distance(pred[:, -1], z[1])[0])
+    assert p.energy == pytest.approx(probed, rel=1e-4, abs=1e-6)
+    plain = run_wm_plan(res.model_path, tmp_path / "s.png", tmp_path / "g.png", seed=0, device="cpu")
+    assert plain.energy == pytest.approx(float(energy_l1(
+        wm.rollout(z[0], torch.tensor([plain.actions])), z[1])[0]), rel=1e-4, abs=1e-6)

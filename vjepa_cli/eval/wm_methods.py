@@ -10,7 +10,7 @@ and `policy`, the learned policy head on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -74,6 +74,21 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
     return energy
 
 
+def plan_energy(wm: WorldModel, plan: WMPlanConfig, mode: str, mods: Sequence[str] = ()) -> EnergyFn | None:
+    """The energy of the plan settings' weights (`goal_weight`, `reward_weight`, `state_weight`) as changed by the
+    method's modifiers; None = the L1 goal energy as it is."""
+    goal_w, reward_w, state_w = plan.goal_weight, plan.reward_weight, plan.state_weight
+    if "reward" in mods or "reward-only" in mods:
+        reward_w = reward_w or 1.0
+    if "state" in mods or "state-only" in mods:
+        state_w = state_w or 1.0
+    if "reward-only" in mods or "state-only" in mods:
+        goal_w = 0.0
+    if goal_w == 1.0 and not reward_w and not state_w:
+        return None
+    return blended_energy(wm, mode, goal_w, reward_w, state_w)
+
+
 def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> Runner:
     """MPC with the world model for a method spec (see the module docstring)."""
     method, *mods = spec.split("+")
@@ -83,15 +98,7 @@ def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> 
                          "e.g. cem+prior")
     plan = replace(plan, method=method)
     cfg = plan.planner_for(wm.action_low, wm.action_high)
-    goal_w, reward_w, state_w = plan.goal_weight, plan.reward_weight, plan.state_weight
-    if "reward" in mods or "reward-only" in mods:
-        reward_w = reward_w or 1.0
-    if "state" in mods or "state-only" in mods:
-        state_w = state_w or 1.0
-    if "reward-only" in mods or "state-only" in mods:
-        goal_w = 0.0
-    plain = goal_w == 1.0 and not reward_w and not state_w  # the L1 goal energy as it is
-    energy_fn = None if plain else blended_energy(wm, cfg.energy, goal_w, reward_w, state_w)
+    energy_fn = plan_energy(wm, plan, cfg.energy, mods)
     planner = make_planner(method, wm.rollout, cfg, energy_fn)
     prior = LearnedPrior(wm) if ("prior" in mods or plan.prior) else None
     gen = torch.Generator(device=wm.device).manual_seed(seed)
