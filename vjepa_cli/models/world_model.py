@@ -71,21 +71,17 @@ class WorldModel:
         actions between them), actions [S, H, A] -> predicted features [S, H, N, D]. Differentiable in
         `actions` (the weights are frozen), for gradient planning; sampling planners call it under `no_grad`."""
         S = actions.shape[0]
-        states = z0.states if isinstance(z0, PlanContext) else None
-        if self.predictor.cfg.state_dim and states is None:
+        if not isinstance(z0, PlanContext):  # one frame: a context with no past actions
+            z0 = PlanContext(z0.unsqueeze(0), actions.new_zeros(0, actions.shape[-1]))
+        if self.predictor.cfg.state_dim and z0.states is None:
             raise VjepaError("this world model reads the observed state with each frame (predictor.use_states)",
                              "plan it with `vjepa wm eval`, which observes states, or train one without states")
-        if isinstance(z0, PlanContext):
-            ctx = z0.frames.unsqueeze(0).expand(S, *z0.frames.shape)  # (S, T0, N, D)
-            past = z0.actions.to(actions).unsqueeze(0).expand(S, *z0.actions.shape)  # (S, T0 - 1, A)
-            if states is not None and self.predictor.cfg.state_dim:
-                states = states.to(actions).unsqueeze(0).expand(S, *states.shape)  # (S, T0, S_dim)
-            else:
-                states = None
-            return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states)
-        ctx = z0.unsqueeze(0).unsqueeze(0).expand(S, 1, *z0.shape)  # (S, 1, N, D)
-        return self.predictor.rollout(ctx, actions)
-
+        ctx = z0.frames.unsqueeze(0).expand(S, *z0.frames.shape)  # (S, T0, N, D)
+        past = z0.actions.to(actions).unsqueeze(0).expand(S, *z0.actions.shape)  # (S, T0 - 1, A)
+        states = None  # (S, T0, S_dim) for a predictor that reads states
+        if self.predictor.cfg.state_dim:
+            states = z0.states.to(actions).unsqueeze(0).expand(S, *z0.states.shape)
+        return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states)
 
 HEADS = {"reward": (RewardHead, RewardHeadConfig), "policy": (PolicyHead, PolicyHeadConfig),
          "state": (StateHead, StateHeadConfig)}  # optional

@@ -204,10 +204,11 @@ class WMTrainer(Trainer):
                 "plan": to_dict(self.cfg.plan), "wm_config": to_dict(self.cfg), "step": self.step}
         path = self.folder.path / "wm.safetensors"
         if self.acc.is_main_process:
-            heads = train_heads(self.cfg, d, self.acc.unwrap_model(self.model).eval())
+            predictor = self.acc.unwrap_model(self.model).eval()
+            heads = train_heads(self.cfg, d, predictor)
             meta["heads_loss"] = {k: v[1] for k, v in heads.items()}
             with disk_full_is_clear(path, self.last_checkpoint):
-                save_world_model(path, d.encoder, self.acc.unwrap_model(self.model).eval(), meta,
+                save_world_model(path, d.encoder, predictor, meta,
                                  {k: v[0] for k, v in heads.items()})
         self.acc.wait_for_everyone()
         return path

@@ -40,6 +40,20 @@ def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Ten
     return losses
 
 
+def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
+    """Fail before any training when the episodes lack what a wanted head learns from."""
+    if cfg.reward and any(r is None for r in data.rewards):
+        raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
+    if not cfg.state:
+        return
+    if data.state_dim == 0 or any(s is None for s in data.states):
+        raise VjepaError("heads.state needs states in the episodes", "collect them from an environment with states")
+    if cfg.state_dims and (max(cfg.state_dims) >= data.state_dim or min(cfg.state_dims) < 0):
+        raise VjepaError(f"heads.state_dims {list(cfg.state_dims)} out of range: the episodes' states have "
+                         f"{data.state_dim} dims ({', '.join(data.state_names)})",
+                         f"use indices 0..{data.state_dim - 1}")
+
+
 def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[RewardHead, list[float]]:
     """Fit r_t ~ R(z_{t+1}) on every recorded transition."""
     check_heads(data, WMHeadsConfig(reward=True))
@@ -85,20 +99,6 @@ def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Poli
     return head, _fit(head, loss, cfg, gen)
 
 
-def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
-    """Fail before any training when the episodes lack what a wanted head learns from."""
-    if cfg.reward and any(r is None for r in data.rewards):
-        raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
-    if not cfg.state:
-        return
-    if data.state_dim == 0 or any(s is None for s in data.states):
-        raise VjepaError("heads.state needs states in the episodes", "collect them from an environment with states")
-    if cfg.state_dims and (max(cfg.state_dims) >= data.state_dim or min(cfg.state_dims) < 0):
-        raise VjepaError(f"heads.state_dims {list(cfg.state_dims)} out of range: the episodes' states have "
-                         f"{data.state_dim} dims ({', '.join(data.state_names)})",
-                         f"use indices 0..{data.state_dim - 1}")
-
-
 # (context [B, T0, N, D], actions [B, T0 - 1 + H, A], context states [B, T0, S]) -> predictions [B, H, N, D]
 Rollout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -110,10 +110,10 @@ def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
     recorded states of the frames they predict -> (features [M', N, D], states [M', S])."""
     zs, ss = [], []
     for z, a, s in zip(data.features, data.actions, data.states, strict=True):
-        starts = range(context - 1, len(a) - steps + 1)  # the last context frame; `steps` actions after it
+        starts = list(range(context - 1, len(a) - steps + 1))  # the last context frame; `steps` actions after it
         a = torch.as_tensor(a, dtype=torch.float32)
         s = torch.as_tensor(s, dtype=torch.float32)
-        for chunk in [list(starts)[i:i + batch] for i in range(0, len(starts), batch)]:
+        for chunk in [starts[i:i + batch] for i in range(0, len(starts), batch)]:
             ctx = torch.stack([z[t - context + 1:t + 1] for t in chunk]).float()  # (B, T0, N, D)
             acts = torch.stack([a[t - context + 1:t + steps] for t in chunk])  # (B, T0 - 1 + steps, A)
             states = torch.stack([s[t - context + 1:t + 1] for t in chunk])  # (B, T0, S)
