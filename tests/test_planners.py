@@ -9,6 +9,7 @@ import torch
 from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.plan import PLANNERS, CEMPlanner, GDPlanner, MPPIPlanner, make_planner
+from vjepa_cli.plan.base import over_horizon
 from vjepa_cli.plan.mppi import mppi_weights
 
 B = torch.tensor([[1.0, 0.5], [-0.3, 0.8]])  # (D, A) invertible action matrix
@@ -126,3 +127,28 @@ def test_plan_method_selects_the_planner_and_bounds_come_from_the_model():
         GDConfig(lr=-1.0)
     with pytest.raises(ValueError, match="bounds"):
         make_planner("gd", linear_quadratic, GDConfig()).plan(Z0, torch.zeros(2), torch.Generator())
+
+
+def test_over_horizon_reduces_per_step_energies_as_named():
+    d = torch.tensor([[3.0, 1.0, 2.0], [0.5, 4.0, 0.7]])  # (S, H)
+    assert torch.equal(over_horizon(d, "final"), torch.tensor([2.0, 0.7]))
+    assert torch.equal(over_horizon(d, "sum"), torch.tensor([6.0, 5.2]))
+    assert torch.equal(over_horizon(d, "min"), torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match="unknown energy mode"):
+        over_horizon(d, "mean")
+
+
+def test_min_energy_scores_a_sequence_by_its_closest_approach():
+    """z_h = sum_{k<=h} a_k + h^2 (a drift that grows): the goal 0.8 is reachable at step 1 (a_1 = -0.2) and never
+    at step 3 (z_3 >= 6). Under "min" CEM finds the pass at step 1; under "final" the best it can do is brake
+    (all actions -1, energy 5.2)."""
+    z0, goal = torch.tensor([0.0]), torch.tensor([0.8])
+    drift = torch.tensor([1.0, 4.0, 9.0]).view(1, 3, 1)
+    rollout = lambda z, a: z + a.cumsum(1) + drift  # noqa: E731  (S, H, 1)
+    cfg = CEMConfig(low=(-1.0,), high=(1.0,), horizon=3, samples=256, topk=16, iterations=20, energy="min",
+                    min_std=1e-4)
+    res = make_planner("cem", rollout, cfg).plan(z0, goal, torch.Generator().manual_seed(0))
+    assert abs(float(res.actions[0, 0]) + 0.2) < 0.02 and res.energy < 0.02
+    final = make_planner("cem", rollout, CEMConfig(**{**cfg.__dict__, "energy": "final"}))
+    res_f = final.plan(z0, goal, torch.Generator().manual_seed(0))
+    assert torch.allclose(res_f.actions, -torch.ones(3, 1), atol=0.02) and abs(res_f.energy - 5.2) < 0.05

@@ -24,7 +24,7 @@ class CEMConfig:
     momentum_std: float = 0.1  # weight of the old std in the update
     init_std: tuple[float, ...] | None = None  # initial std per dimension (None = half the bound range)
     min_std: float = 1e-3  # floor on the std, as a fraction of the bound range (keeps exploring)
-    energy: Literal["final", "sum"] = "final"  # L1 on the last predicted frame, or summed over the horizon
+    energy: Literal["final", "sum", "min"] = "final"  # on the last predicted frame, summed, or the horizon's lowest
     include_mean: bool = True  # evaluate the current mean as one of the samples each iteration
     chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
 
@@ -82,7 +82,7 @@ class MPPIConfig:
     momentum_mean: float = 0.1  # weight of the old mean in the update
     init_std: tuple[float, ...] | None = None  # initial std per dimension (None = half the bound range)
     min_std: float = 0.05  # floor on the std, as a fraction of the bound range
-    energy: Literal["final", "sum"] = "final"  # L1 on the last predicted frame, or summed over the horizon
+    energy: Literal["final", "sum", "min"] = "final"  # on the last predicted frame, summed, or the horizon's lowest
     include_mean: bool = True  # evaluate the current mean as one of the samples each iteration
     chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
 
@@ -116,7 +116,7 @@ class GDConfig:
     iterations: int = 20  # gradient steps
     lr: float = 0.1  # Adam learning rate, as a fraction of the bound range
     init_std: float = 0.3  # std of the restarts around the start mean, as a fraction of the bound range
-    energy: Literal["final", "sum"] = "final"  # L1 on the last predicted frame, or summed over the horizon
+    energy: Literal["final", "sum", "min"] = "final"  # on the last predicted frame, summed, or the horizon's lowest
     chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
 
     def __post_init__(self):

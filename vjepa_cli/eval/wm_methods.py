@@ -20,7 +20,7 @@ import torch
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.world_model import PlanContext, WorldModel
-from vjepa_cli.plan.base import EnergyFn, energy_l1
+from vjepa_cli.plan.base import EnergyFn, energy_l1, over_horizon
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
 from vjepa_cli.plan.registry import PLANNERS, make_planner
 
@@ -53,8 +53,8 @@ class LearnedPrior:
 def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float = 0.0,
                    state_weight: float = 0.0) -> EnergyFn:
     """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)
-    + state_weight * (distance of the probed states to the goal image's: at the last step, or summed when
-    `mode` is "sum")."""
+    + state_weight * (distance of the probed states to the goal image's), each reduced over the horizon by
+    `mode` (see `over_horizon`)."""
     if reward_weight and wm.reward_head is None:
         raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
     if state_weight and wm.state_head is None:
@@ -68,7 +68,7 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
             e = e - reward_weight * wm.reward_head(pred).sum(1)
         if state_weight:
             d = wm.state_head.distance(pred, z_goal)  # (S, H)
-            e = e + state_weight * (d[:, -1] if mode == "final" else d.sum(1))
+            e = e + state_weight * over_horizon(d, mode)
         return e
 
     return energy

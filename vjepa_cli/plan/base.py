@@ -49,20 +49,35 @@ class Planner(Protocol):
         ...
 
 
-def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "sum"] = "final") -> torch.Tensor:
+EnergyMode = Literal["final", "sum", "min"]
+
+
+def over_horizon(d: torch.Tensor, mode: EnergyMode) -> torch.Tensor:
+    """Per-step energies [S, H] -> [S]: the last step's ("final"), their sum ("sum"), or the lowest ("min": the
+    sequence scores by its closest approach, so one that passes the goal early is as good as one that stays)."""
+    if mode == "final":
+        return d[:, -1]
+    if mode == "sum":
+        return d.sum(1)
+    if mode == "min":
+        return d.min(1).values
+    raise ValueError(f"unknown energy mode '{mode}': use final, sum or min")
+
+
+def energy_l1(pred: torch.Tensor, z_goal: torch.Tensor, mode: EnergyMode = "final") -> torch.Tensor:
     """L1 energy of predictions `pred` [S, H, *F] against the goal features `z_goal` [*F] -> [S]."""
     diff = (pred - z_goal.unsqueeze(0).unsqueeze(0)).abs().flatten(2).mean(-1)  # (S, H)
-    return diff[:, -1] if mode == "final" else diff.sum(1)
+    return over_horizon(diff, mode)
 
 
-def score(pred: torch.Tensor, z_goal: torch.Tensor, mode: Literal["final", "sum"] = "final",
+def score(pred: torch.Tensor, z_goal: torch.Tensor, mode: EnergyMode = "final",
           energy_fn: EnergyFn | None = None) -> torch.Tensor:
     """Energy of predictions [S, H, *F] -> [S]: `energy_fn` when given, else the L1 goal energy."""
     return energy_l1(pred, z_goal, mode) if energy_fn is None else energy_fn(pred, z_goal)
 
 
 def rollout_energy(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, actions: torch.Tensor,
-                   mode: Literal["final", "sum"] = "final", chunk: int = 0,
+                   mode: EnergyMode = "final", chunk: int = 0,
                    energy_fn: EnergyFn | None = None) -> torch.Tensor:
     """Energy of every candidate in `actions` [S, H, A] -> [S], rolled out `chunk` at a time (0 = all at once)."""
     step = chunk or actions.shape[0]
