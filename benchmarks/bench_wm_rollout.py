@@ -23,6 +23,7 @@ import torch
 
 from vjepa_cli.data.episodes import read_episode
 from vjepa_cli.models.world_model import load_world_model
+from vjepa_cli.train.wm_heads import windows
 
 REACHER_LINKS = (0.1, 0.11)  # Reacher-v5 link lengths (m), from its MuJoCo model
 
@@ -56,17 +57,15 @@ def rollout_errors(model: str, episodes: Path, count: int, horizon: int, context
         ts = list(range(context - 1, len(a) - horizon + 1))  # t = last context frame
         if not ts:
             continue
-        ctx = torch.stack([z[t - context + 1:t + 1] for t in ts]).to(wm.device)  # (B, C, N, D)
-        act = torch.stack([a[t - context + 1:t + horizon] for t in ts]).to(wm.device)  # (B, C-1+H, A)
-        truth = torch.stack([s[t:t + horizon + 1] for t in ts])  # (B, H+1, S)
+        ctx, act, states = windows(z, a, s, context, horizon, ts)  # states: (B, C + H, S)
+        ctx, act = ctx.to(wm.device), act.to(wm.device)
+        ref = states[:, context - 1:, dims]  # (B, H+1, K): the last context frame and the H predicted
+        given = {"held": states[:, :context], "true": states[:, :context - 1 + horizon]}
         for m in modes:
-            held = torch.stack([s[t - context + 1:t + 1] for t in ts])
-            full = torch.stack([s[t - context + 1:t + horizon] for t in ts])
-            st = (held if m == "held" else full).to(wm.device) if uses_states else None
+            st = given[m].to(wm.device) if uses_states else None
             pred = wm.predictor.rollout(ctx, act, st)  # (B, H, N, D)
             frames = torch.cat([ctx[:, -1:], pred], 1)  # (B, H+1, N, D)
             probed = wm.state_head.decode(frames.flatten(0, 1)).view(len(ts), horizon + 1, -1).cpu()
-            ref = truth[..., dims]
             for h in range(horizon + 1):
                 e = (fingertip(probed[:, h]) - fingertip(ref[:, h])) if tip else probed[:, h] - ref[:, h]
                 errs[m][h].append(e.norm(dim=-1))

@@ -83,6 +83,7 @@ class WorldModel:
             states = z0.states.to(actions).unsqueeze(0).expand(S, *z0.states.shape)
         return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states)
 
+
 HEADS = {"reward": (RewardHead, RewardHeadConfig), "policy": (PolicyHead, PolicyHeadConfig),
          "state": (StateHead, StateHeadConfig)}  # optional
 

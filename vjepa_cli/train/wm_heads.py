@@ -103,6 +103,17 @@ def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Poli
 Rollout = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def windows(z: torch.Tensor, a: torch.Tensor, s: torch.Tensor, context: int, steps: int,
+            starts: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One episode's windows, each ending its context at frame t in `starts`: features z [T+1, N, D], actions
+    a [T, A], states s [T+1, S] -> (context [B, T0, N, D], actions [B, T0 - 1 + steps, A], the recorded states of
+    the context and the `steps` frames after it [B, T0 + steps, S])."""
+    ctx = torch.stack([z[t - context + 1:t + 1] for t in starts]).float()
+    acts = torch.stack([a[t - context + 1:t + steps] for t in starts])
+    states = torch.stack([s[t - context + 1:t + steps + 1] for t in starts])
+    return ctx, acts, states
+
+
 @torch.no_grad()
 def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
                     batch: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,12 +125,10 @@ def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
         a = torch.as_tensor(a, dtype=torch.float32)
         s = torch.as_tensor(s, dtype=torch.float32)
         for chunk in [starts[i:i + batch] for i in range(0, len(starts), batch)]:
-            ctx = torch.stack([z[t - context + 1:t + 1] for t in chunk]).float()  # (B, T0, N, D)
-            acts = torch.stack([a[t - context + 1:t + steps] for t in chunk])  # (B, T0 - 1 + steps, A)
-            states = torch.stack([s[t - context + 1:t + 1] for t in chunk])  # (B, T0, S)
-            pred = rollout(ctx, acts, states).cpu()  # (B, steps, N, D)
+            ctx, acts, states = windows(z, a, s, context, steps, chunk)
+            pred = rollout(ctx, acts, states[:, :context]).cpu()  # (B, steps, N, D)
             zs.append(pred.flatten(0, 1))
-            ss.append(torch.stack([s[t + 1:t + 1 + steps] for t in chunk]).flatten(0, 1))  # (B * steps, S)
+            ss.append(states[:, context:].flatten(0, 1))  # (B * steps, S)
     return torch.cat(zs), torch.cat(ss)
 
 
