@@ -225,3 +225,26 @@ def test_heads_in_the_model_file_and_in_eval(tmp_path):
     plain = run_wm_plan(res.model_path, tmp_path / "s.png", tmp_path / "g.png", seed=0, device="cpu")
     assert plain.energy == pytest.approx(float(energy_l1(
         wm.rollout(z[0], torch.tensor([plain.actions])), z[1])[0]), rel=1e-4, abs=1e-6)
+
+
+def test_heads_cosine_schedule_follows_the_closed_form_and_constant_stays_flat(monkeypatch):
+    from vjepa_cli.train import wm_heads
+
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    module = torch.nn.Linear(2, 1)
+    loss = lambda g: module(torch.ones(3, 2)).pow(2).mean()  # noqa: E731
+    for schedule, want in (("cosine", [0.4 * 0.5 * (1 + np.cos(np.pi * k / 4)) for k in range(4)]),
+                           ("constant", [0.4] * 4)):
+        seen.clear()
+        wm_heads._fit(module.train().requires_grad_(True), loss, WMHeadsConfig(steps=4, lr=0.4, lr_schedule=schedule),
+                      torch.Generator())
+        assert seen == pytest.approx(want)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        WMHeadsConfig(lr_schedule="linear")

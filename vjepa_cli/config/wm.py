@@ -140,7 +140,8 @@ class WMHeadsConfig:
     hidden: int = 128  # MLP hidden width
     steps: int = 400  # AdamW steps per head
     batch_size: int = 64  # samples per step
-    lr: float = 1e-3  # AdamW learning rate (constant)
+    lr: float = 1e-3  # AdamW peak learning rate
+    lr_schedule: str = "constant"  # "constant", or "cosine": from lr down to 0 over the steps
     goal_horizon: int = 10  # policy: the goal is 1..goal_horizon frames after the current one
 
     def __post_init__(self):
@@ -148,6 +149,8 @@ class WMHeadsConfig:
             raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
         if self.state_rollout < 0:
             raise ValueError("heads.state_rollout must be >= 0")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"heads.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)

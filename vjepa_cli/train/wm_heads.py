@@ -12,6 +12,7 @@ Both draw every batch from a torch.Generator seeded with the recipe's seed, so t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -26,11 +27,14 @@ from vjepa_cli.train.wm_data import WMData
 
 def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], cfg: WMHeadsConfig,
          gen: torch.Generator) -> list[float]:
-    """AdamW at a constant lr for `cfg.steps` steps; -> the loss of every step."""
+    """AdamW for `cfg.steps` steps at `cfg.lr`, constant or cosine-decayed to 0; -> the loss of every step."""
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=1e-4)
     module.train()
     losses = []
-    for _ in range(cfg.steps):
+    for step in range(cfg.steps):
+        if cfg.lr_schedule == "cosine":
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / cfg.steps))
         loss = loss_fn(gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
