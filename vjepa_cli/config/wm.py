@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 from vjepa_cli.config.model import ACPredictorConfig, ModelConfig
 from vjepa_cli.config.plan import CEMConfig, GDConfig, MPPIConfig, PlannerConfig
@@ -124,6 +124,9 @@ class WMOptimConfig:
             raise ValueError("lr must be > 0 and grad_clip >= 0")
 
 
+LRSchedule = Literal["constant", "cosine"]  # the heads' learning-rate schedules
+
+
 @dataclass(frozen=True)
 class WMHeadsConfig:
     """Optional heads on frozen features, trained after the predictor on the same cached features and stored
@@ -141,7 +144,7 @@ class WMHeadsConfig:
     steps: int = 400  # AdamW steps per head
     batch_size: int = 64  # samples per step
     lr: float = 1e-3  # AdamW peak learning rate
-    lr_schedule: str = "constant"  # "constant", or "cosine": from lr down to 0 over the steps
+    lr_schedule: LRSchedule = "constant"  # or "cosine": from lr down to 0 over the steps
     goal_horizon: int = 10  # policy: the goal is 1..goal_horizon frames after the current one
 
     def __post_init__(self):
@@ -149,8 +152,8 @@ class WMHeadsConfig:
             raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
         if self.state_rollout < 0:
             raise ValueError("heads.state_rollout must be >= 0")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"heads.lr_schedule must be 'constant' or 'cosine', not {self.lr_schedule!r}")
+        if self.lr_schedule not in get_args(LRSchedule):  # recipes are checked by the loader; this guards code
+            raise ValueError(f"heads.lr_schedule must be one of {get_args(LRSchedule)}, not {self.lr_schedule!r}")
 
 
 @dataclass(frozen=True)
