@@ -152,3 +152,46 @@ def test_min_energy_scores_a_sequence_by_its_closest_approach():
     final = make_planner("cem", rollout, CEMConfig(**{**cfg.__dict__, "energy": "final"}))
     res_f = final.plan(z0, goal, torch.Generator().manual_seed(0))
     assert torch.allclose(res_f.actions, -torch.ones(3, 1), atol=0.02) and abs(res_f.energy - 5.2) < 0.05
+
+
+def two_wells(z0, a):
+    """Two equally deep optima at a = +-0.8 (1-D, one step): (S, 1, 1) -> (S, 1, 1) energies."""
+    return torch.minimum((a - 0.8) ** 2, (a + 0.8) ** 2)
+
+
+@pytest.mark.parametrize("base", [CEMConfig, MPPIConfig])
+def test_pick_best_returns_the_lowest_energy_sequence_seen(base):
+    # One wide iteration: the elites sit in both wells, so their mean falls between them (well above both minima), while
+    # the best sample lies in a well. The same seed draws the same samples for both picks.
+    kw = dict(low=(-1.0,), high=(1.0,), horizon=1, samples=64, topk=16, iterations=1, energy="sum",
+              momentum_mean=0.0)
+    if base is MPPIConfig:
+        kw["temperature"] = 100.0  # nearly equal weights: the weighted mean also lands between the wells
+    mean = make_planner("cem" if base is CEMConfig else "mppi", two_wells, base(**kw))
+    best = make_planner("cem" if base is CEMConfig else "mppi", two_wells, base(**kw, pick="best"))
+    r_mean = mean.plan(None, torch.zeros(1), torch.Generator().manual_seed(0))
+    r_best = best.plan(None, torch.zeros(1), torch.Generator().manual_seed(0))
+    assert r_mean.energy > 0.1 and r_best.energy < 0.01  # the mean lies between the wells, the best in one
+    assert abs(abs(r_best.actions.item()) - 0.8) < 0.1
+    assert r_best.energy == pytest.approx(float(two_wells(None, r_best.actions.view(1, 1, 1))), abs=1e-7)
+
+
+@pytest.mark.parametrize("base", [CEMConfig, MPPIConfig])
+def test_keep_elites_scores_the_last_iterations_best_again(base):
+    seen: list[torch.Tensor] = []
+
+    def rollout(z0, a):
+        seen.append(a.clone())
+        return linear_quadratic(z0, a)
+
+    cfg = base(low=(-1.0, -1.0), high=(1.0, 1.0), horizon=3, samples=32, topk=8, iterations=4, energy="sum",
+               keep_elites=3)
+    res = make_planner("cem" if base is CEMConfig else "mppi", rollout, cfg).plan(
+        Z0, torch.zeros(2), torch.Generator().manual_seed(0))
+    for prev, cur in zip(seen[:3], seen[1:4], strict=True):  # one batch per iteration, then the final mean
+        e = linear_quadratic(Z0, prev).flatten(1).mean(1) * 3  # the "sum" energy over 3 steps, up to scale
+        assert torch.equal(cur[-3:], prev[e.argsort()[:3]])
+    bests = [h["best"] for h in res.history]
+    assert all(b1 <= b0 for b0, b1 in zip(bests, bests[1:], strict=False))  # the best is never lost
+    with pytest.raises(ValueError, match="keep_elites"):
+        base(low=(-1.0,), high=(1.0,), samples=8, topk=8, keep_elites=8)

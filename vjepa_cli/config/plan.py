@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+Pick = Literal["mean", "best"]  # what a sampling planner returns: the final mean or the best sequence seen
+
 
 @dataclass(frozen=True)
 class CEMConfig:
@@ -26,6 +28,8 @@ class CEMConfig:
     min_std: float = 1e-3  # floor on the std, as a fraction of the bound range (keeps exploring)
     energy: Literal["final", "sum", "min"] = "final"  # on the last predicted frame, summed, or the horizon's lowest
     include_mean: bool = True  # evaluate the current mean as one of the samples each iteration
+    keep_elites: int = 0  # best sequences of an iteration scored again in the next (iCEM; 0 = none)
+    pick: Pick = "mean"  # the plan: the final mean, or the lowest-energy sequence seen ("best", as iCEM)
     chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
 
     def __post_init__(self):
@@ -46,10 +50,17 @@ class CEMConfig:
                 raise ValueError(f"{name} must be in [0, 1)")
         if self.min_std < 0 or self.chunk < 0:
             raise ValueError("min_std and chunk must be >= 0")
+        _check_keep(self)
 
     @property
     def action_dim(self) -> int:
         return len(self.low)
+
+
+def _check_keep(cfg) -> None:
+    """keep_elites must leave room for new samples (and for the mean, when it is evaluated)."""
+    if not 0 <= cfg.keep_elites <= min(cfg.topk, cfg.samples - 1 - int(cfg.include_mean)):
+        raise ValueError("keep_elites must be in [0, topk] and leave at least one new sample per iteration")
 
 
 def _check_search(cfg) -> None:
@@ -84,12 +95,15 @@ class MPPIConfig:
     min_std: float = 0.05  # floor on the std, as a fraction of the bound range
     energy: Literal["final", "sum", "min"] = "final"  # on the last predicted frame, summed, or the horizon's lowest
     include_mean: bool = True  # evaluate the current mean as one of the samples each iteration
+    keep_elites: int = 0  # best sequences of an iteration scored again in the next (iCEM; 0 = none)
+    pick: Pick = "mean"  # the plan: the final mean, or the lowest-energy sequence seen ("best", as iCEM)
     chunk: int = 0  # roll out at most this many samples at once (0 = all in one batch)
 
     def __post_init__(self):
         _check_search(self)
         if not 1 <= self.topk <= self.samples:
             raise ValueError("topk must be in [1, samples]")
+        _check_keep(self)
         if self.temperature <= 0 or self.min_std < 0:
             raise ValueError("temperature must be > 0 and min_std >= 0")
         if not 0.0 <= self.momentum_mean < 1.0:

@@ -121,7 +121,10 @@ def sampling_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: Any
                   init_mean: torch.Tensor | None, energy_fn: EnergyFn | None, refit: Refit) -> PlanResult:
     """The loop CEM and MPPI share: sample `cfg.samples` action sequences around (mean, std) within the bounds,
     score them, keep the `cfg.topk` best, and let `refit(mean, std, elites [K, H, A], elite_e [K], floor)` give the
-    next (mean, std); `cfg.iterations` times, then `finish_plan`."""
+    next (mean, std); `cfg.iterations` times, then `finish_plan`. As in iCEM (Pinneri et al., "Sample-efficient
+    cross-entropy method for real-time planning", CoRL 2020), `cfg.keep_elites` of an iteration's best sequences
+    are scored again in the next instead of as many new samples, and `cfg.pick="best"` returns the lowest-energy
+    sequence seen (the final mean included) instead of the final mean."""
     dev = z_goal.device
     low, high = bounds(cfg.low, cfg.high, dev)  # (A,)
     H, A = cfg.horizon, cfg.action_dim
@@ -132,19 +135,29 @@ def sampling_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: Any
     floor = cfg.min_std * span
     history: list[dict[str, float]] = []
     elite_e = torch.zeros(1, device=dev)
+    kept = cand = None  # the previous iteration's best `cfg.keep_elites` sequences (iCEM)
+    best = (math.inf, None)  # the lowest energy seen and its sequence [H, A]
     for _ in range(cfg.iterations):
         noise = torch.randn((cfg.samples, H, A), generator=generator, device=generator.device).to(dev)
         cand = mean + std * noise  # (S, H, A)
         if cfg.include_mean:
             cand[0] = mean
+        if kept is not None:  # replace the last samples, so the budget stays `samples` rollouts
+            cand[cand.shape[0] - kept.shape[0]:] = kept
         cand = torch.minimum(torch.maximum(cand, low), high)
         e = rollout_energy(rollout_fn, z0, z_goal, cand, cfg.energy, cfg.chunk, energy_fn)  # (S,)
         elite_e, idx = torch.topk(e, cfg.topk, largest=False)
+        if float(elite_e[0]) < best[0]:
+            best = (float(elite_e[0]), cand[idx[0]].clone())
+        kept = cand[idx[:cfg.keep_elites]].clone() if cfg.keep_elites else None
         mean, std = refit(mean, std, cand[idx], elite_e, floor)
         history.append({"best": float(elite_e[0]), "elite_mean": float(elite_e.mean()),
                         "elite_std": float(elite_e.std(unbiased=False)) if len(elite_e) > 1 else 0.0,
                         "action_std": float(std.mean())})
-    return finish_plan(rollout_fn, z0, z_goal, mean, low, high, cfg, energy_fn, elite_e, history)
+    res = finish_plan(rollout_fn, z0, z_goal, mean, low, high, cfg, energy_fn, elite_e, history)
+    if cfg.pick == "best" and best[1] is not None and best[0] < res.energy:
+        res.actions, res.energy = best[1], best[0]
+    return res
 
 
 def finish_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, mean: torch.Tensor, low: torch.Tensor,
