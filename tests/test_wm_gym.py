@@ -70,6 +70,12 @@ def test_flatten_obs_and_area_resize():
     odd = resize_frame(np.full((680, 680, 4), 200, np.uint8), 64)  # PushT's size, RGBA: box filter keeps flat
     assert odd.shape == (64, 64, 3) and (odd == 200).all()
     assert resize_frame(frame, 12).shape == (12, 12, 3)  # enlarging: nearest neighbour
+    # uneven bins (680 / 64 = 10.625 rows each): every output pixel is the rounded mean of its own bin
+    big = np.random.default_rng(0).integers(0, 256, (680, 680, 3), dtype=np.uint8)
+    out, edges = resize_frame(big, 64), [i * 680 // 64 for i in range(65)]
+    for r, c in [(0, 0), (5, 63), (63, 17), (31, 32)]:
+        cell = big[edges[r]:edges[r + 1], edges[c]:edges[c + 1]].reshape(-1, 3).astype(np.float64)
+        assert np.array_equal(out[r, c], (cell.mean(0) + 0.5).astype(np.uint8)), (r, c)
 
 
 def test_goal_protocol_seeded_goal_then_same_start_and_replay_oracle():

@@ -31,9 +31,10 @@ def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
         rows, cols = np.arange(size) * h // size, np.arange(size) * w // size
         return np.ascontiguousarray(frame[rows][:, cols])
     r0, c0 = np.arange(size) * h // size, np.arange(size) * w // size  # bin starts
-    acc = np.add.reduceat(np.add.reduceat(frame.astype(np.float32), r0, axis=0), c0, axis=1)  # (size, size, 3)
+    # integer sums (exact, and half the time of summing a float copy of the frame): (size, w, 3) -> (size, size, 3)
+    acc = np.add.reduceat(np.add.reduceat(frame, r0, axis=0, dtype=np.int32), c0, axis=1)
     counts = np.diff(np.append(r0, h))[:, None] * np.diff(np.append(c0, w))[None, :]
-    return (acc / counts[..., None] + 0.5).astype(np.uint8)
+    return (acc.astype(np.float32) / counts[..., None] + 0.5).astype(np.uint8)
 
 
 def _state_size(space) -> int:
