@@ -1,0 +1,140 @@
+"""How far can planning toward PushT goals go with a perfect model? The planner's own ceiling on gym-pusht.
+
+CEM plans with the *true simulator* as its model: for every sampled action sequence the pymunk bodies (agent
+and block: position, angle, velocities) are restored and the sequence is stepped for real. The goals are the
+`wm/pusht` recipe's (a seeded reset, 12 scripted pushing actions, that block pose; `wm eval`'s episodes:
+episode i of seed s uses rng [s, i]) and so is the success test (block within 20 px and pi / 9 rad). What the
+energy reads:
+
+- `block`: the block pose's distance to the goal pose, each part in units of its success threshold
+  (`|xy - goal_xy| / 20 px + |angle gap| / (pi / 9)`): the task itself, nothing a camera must show;
+- `block+agent`: that plus the agent's distance to where the goal policy left it (`/ 100 px`), which the
+  goal image shows and the image L1 energy rewards;
+- `l1`: the recipe's goal-image energy (L1 between frozen random-encoder features of the rendered 64 px frame
+  and of the goal image): what a perfect predictor would give the shipped planner (slow: every sampled step
+  is rendered).
+
+    python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 3 --energy block
+    python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 6 --samples 128 --iterations 4 --energy block+agent
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def _snapshot(inner) -> tuple:
+    a, b = inner.agent, inner.block
+    return (tuple(a.position), tuple(a.velocity), tuple(b.position), float(b.angle), tuple(b.velocity),
+            float(b.angular_velocity))
+
+
+def _restore(inner, s: tuple) -> None:
+    a, b = inner.agent, inner.block
+    a.position, a.velocity = s[0], s[1]
+    b.position, b.angle, b.velocity, b.angular_velocity = s[2], s[3], s[4], s[5]
+
+
+def _pose(inner) -> np.ndarray:
+    return np.array([*inner.block.position, inner.block.angle, *inner.agent.position], np.float64)  # (5,)
+
+
+def _pose_energy(poses: np.ndarray, goal: np.ndarray, with_agent: bool) -> np.ndarray:
+    """poses [S, 5] (block x, y, angle, agent x, y) against goal [5] -> [S], in success-threshold units."""
+    gap = np.abs((poses[:, 2] - goal[2] + np.pi) % (2 * np.pi) - np.pi)
+    e = np.linalg.norm(poses[:, :2] - goal[:2], axis=1) / 20.0 + gap / (np.pi / 9)
+    return e + np.linalg.norm(poses[:, 3:] - goal[3:], axis=1) / 100.0 if with_agent else e
+
+
+def plan_true_sim(episodes: int, seed: int, horizon: int, samples: int, iterations: int, topk: int,
+                  energy: str, max_steps: int) -> dict:
+    import torch
+
+    from vjepa_cli.config.plan import CEMConfig
+    from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.plan.base import energy_l1
+    from vjepa_cli.plan.cem import cem_plan
+
+    env = make_gym_env("gym_pusht/PushT-v0", size=64, goal_steps=12, goal_policy="scripted")
+    inner, enc = env._inner, None
+    if energy == "l1":
+        from bench_wm_reacher import _encoder
+
+        from vjepa_cli.models.frozen import encode_frames
+
+        enc = _encoder(None, 64)
+    low, high = np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
+    cfg = CEMConfig(low=env.spec.action_low, high=env.spec.action_high, horizon=horizon, samples=samples,
+                    topk=topk, iterations=iterations, momentum_mean=0.1, momentum_std=0.1)
+    wins, dists, steps, ms = 0, [], [], []
+
+    def rollout(state, acts):  # acts (S, H, 2) -> (S, H, 5) true poses, or (S, H, N, D) features of true frames
+        out = []
+        for seq in acts.numpy():
+            _restore(inner, state)
+            for a in seq:
+                inner.step(np.clip(a, low, high))
+                out.append(env.render() if enc is not None else _pose(inner))
+        _restore(inner, state)
+        if enc is None:
+            return torch.from_numpy(np.stack(out)).view(acts.shape[0], acts.shape[1], 5)
+        z = encode_frames(enc, np.stack(out))
+        return z.view(acts.shape[0], acts.shape[1], *z.shape[1:])
+
+    def energy_fn(pred, goal):  # (S, H, ...) -> (S,)
+        if enc is not None:
+            return energy_l1(pred, goal)
+        return torch.from_numpy(_pose_energy(pred[:, -1].numpy(), goal.numpy(), energy == "block+agent"))
+
+    try:
+        for i in range(episodes):
+            env.reset(np.random.default_rng([seed, i]))
+            goal_img, goal_state = env.goal_image(), env._goal_state
+            for a in env._goal_actions:  # the goal's agent position: replay, read, reset
+                inner.step(a)
+            z_goal = torch.from_numpy(_pose(inner)) if enc is None else encode_frames(enc, goal_img[None])[0]
+            env.reset(np.random.default_rng([seed, i]))
+            assert np.allclose(env._goal_state, goal_state)
+            g, prev, n = torch.Generator().manual_seed(i), None, 0
+            while not env.success() and n < max_steps:
+                init = None if prev is None else torch.cat([prev[1:], prev[-1:]])
+                t0 = time.perf_counter()
+                prev = cem_plan(rollout, _snapshot(inner), z_goal, cfg, g, init_mean=init, energy_fn=energy_fn).actions
+                ms.append((time.perf_counter() - t0) * 1e3)
+                env.step(prev[0].numpy())
+                n += 1
+            wins += bool(env.success())
+            dists.append(env.distance())
+            steps.append(n)
+    finally:
+        env.close()
+    return {"episodes": episodes, "seed": seed, "energy": energy, "horizon": horizon, "samples": samples,
+            "iterations": iterations, "topk": topk, "max_steps": max_steps,
+            "success": wins / max(episodes, 1), "final_block_distance_px": float(np.mean(dists)),
+            "steps": float(np.mean(steps)), "plan_ms_per_action": float(np.median(ms)) if ms else 0.0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0, help="episode i uses rng [seed, i], as `wm eval --seed`")
+    ap.add_argument("--horizon", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--topk", type=int, default=8)
+    ap.add_argument("--energy", choices=["block", "block+agent", "l1"], default="block")
+    ap.add_argument("--max-steps", type=int, default=30, help="the recipe's plan.max_steps")
+    args = ap.parse_args()
+    row = plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
+                        args.energy, args.max_steps)
+    for k, v in row.items():
+        print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+    print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
