@@ -12,7 +12,7 @@ energy reads:
   goal image shows and the image L1 energy rewards;
 - `l1`: the recipe's goal-image energy (L1 between frozen random-encoder features of the rendered 64 px frame
   and of the goal image): what a perfect predictor would give the shipped planner (slow: every sampled step
-  is rendered).
+  is rendered); `--patch 8` reads the frames as 8 x 8 tokens instead of the recipe's 4 x 4.
 
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 3 --energy block
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 6 --samples 128 --iterations 4 --energy block+agent
@@ -50,23 +50,31 @@ def _pose_energy(poses: np.ndarray, goal: np.ndarray, with_agent: bool) -> np.nd
     return e + np.linalg.norm(poses[:, 3:] - goal[3:], axis=1) / 100.0 if with_agent else e
 
 
+def _encoder(patch: int):
+    """The recipe's frozen random encoder (vit_tiny 96 x 2, seed 0, 64 px frames), with `patch` px patches."""
+    from vjepa_cli.config.model import ModelConfig
+    from vjepa_cli.config.wm import WMEncoderConfig
+    from vjepa_cli.models.frozen import load_frozen_encoder
+
+    m = ModelConfig(arch="vit_tiny", embed_dim=96, depth=2, num_heads=4, patch_size=patch, tubelet_size=2,
+                    num_frames=2, img_size=64, pos_embed="sincos")
+    return load_frozen_encoder(WMEncoderConfig(path="", model=m, seed=0), "cpu")
+
+
 def plan_true_sim(episodes: int, seed: int, horizon: int, samples: int, iterations: int, topk: int,
-                  energy: str, max_steps: int) -> dict:
+                  energy: str, max_steps: int, patch: int = 16) -> dict:
     import torch
 
     from vjepa_cli.config.plan import CEMConfig
     from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.models.frozen import encode_frames
     from vjepa_cli.plan.base import energy_l1
     from vjepa_cli.plan.cem import cem_plan
 
     env = make_gym_env("gym_pusht/PushT-v0", size=64, goal_steps=12, goal_policy="scripted")
     inner, enc = env._inner, None
     if energy == "l1":
-        from bench_wm_reacher import _encoder
-
-        from vjepa_cli.models.frozen import encode_frames
-
-        enc = _encoder(None, 64)
+        enc = _encoder(patch)
     low, high = np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
     cfg = CEMConfig(low=env.spec.action_low, high=env.spec.action_high, horizon=horizon, samples=samples,
                     topk=topk, iterations=iterations, momentum_mean=0.1, momentum_std=0.1)
@@ -113,7 +121,7 @@ def plan_true_sim(episodes: int, seed: int, horizon: int, samples: int, iteratio
     finally:
         env.close()
     return {"episodes": episodes, "seed": seed, "energy": energy, "horizon": horizon, "samples": samples,
-            "iterations": iterations, "topk": topk, "max_steps": max_steps,
+            "iterations": iterations, "topk": topk, "max_steps": max_steps, "patch": patch if enc else None,
             "success": wins / max(episodes, 1), "final_block_distance_px": float(np.mean(dists)),
             "steps": float(np.mean(steps)), "plan_ms_per_action": float(np.median(ms)) if ms else 0.0}
 
@@ -128,9 +136,10 @@ def main() -> None:
     ap.add_argument("--topk", type=int, default=8)
     ap.add_argument("--energy", choices=["block", "block+agent", "l1"], default="block")
     ap.add_argument("--max-steps", type=int, default=30, help="the recipe's plan.max_steps")
+    ap.add_argument("--patch", type=int, default=16, help="encoder patch size of --energy l1 (16: the recipe's 4 x 4 tokens)")
     args = ap.parse_args()
     row = plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
-                        args.energy, args.max_steps)
+                        args.energy, args.max_steps, args.patch)
     for k, v in row.items():
         print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
     print(json.dumps(row))
