@@ -14,7 +14,14 @@ energy reads:
   and of the goal image): what a perfect predictor would give the shipped planner (slow: every sampled step
   is rendered); `--patch 8` reads the frames as 8 x 8 tokens instead of the recipe's 4 x 4.
 
+With `--fidelity WM [WM ...]` it measures instead how well learned world models stand in for the simulator:
+from states along the goal actions' path (steps 0, 3, 6, 9), 63 uniformly random action sequences of 3 steps
+and the goal's own next 3 actions are scored by the image L1 twice, on the true frames (rendered and encoded by
+the model's encoder) and on the model's predictions: the rank correlation of the two scorings, how many of the
+true 8 best the model also ranks in its 8 best, and where each puts the goal's own sequence (rank 0 = best).
+
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 3 --energy block
+    python benchmarks/bench_wm_pusht.py --episodes 10 --fidelity runs/pusht/wm.safetensors
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 6 --samples 128 --iterations 4 --energy block+agent
 """
 
@@ -126,6 +133,54 @@ def plan_true_sim(episodes: int, seed: int, horizon: int, samples: int, iteratio
             "steps": float(np.mean(steps)), "plan_ms_per_action": float(np.median(ms)) if ms else 0.0}
 
 
+def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3) -> dict:
+    """How a world model's L1 energies of candidate sequences rank against the true simulator's (see above)."""
+    import torch
+
+    from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.models.world_model import load_world_model
+    from vjepa_cli.plan.base import energy_l1
+
+    wm = load_world_model(path)
+    if wm.predictor.cfg.state_dim:
+        raise SystemExit(f"{path}: a model that reads states is not covered by --fidelity")
+    env = make_gym_env("gym_pusht/PushT-v0", size=64, goal_steps=12, goal_policy="scripted")
+    inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
+    rho, overlap, rank_true, rank_model = [], [], [], []
+    try:
+        for i in range(episodes):
+            rng = np.random.default_rng([seed, i])
+            env.reset(rng)
+            z_goal, goal_acts = wm.encode(env.goal_image()[None])[0], list(env._goal_actions)
+            cand_rng = np.random.default_rng([seed, i, 1])
+            for t in range(len(goal_acts)):
+                if t % 3 == 0 and t + horizon <= len(goal_acts):
+                    acts = cand_rng.uniform(low, high, (samples, horizon, len(low))).astype(np.float32)
+                    acts[0] = np.stack(goal_acts[t:t + horizon])  # the goal's own next actions
+                    state, frame, frames = _snapshot(inner), env.render(), []
+                    for seq in acts:
+                        _restore(inner, state)
+                        for a in seq:
+                            inner.step(a)
+                            frames.append(env.render())
+                    _restore(inner, state)
+                    z_true = wm.encode(np.stack(frames)).view(samples, horizon, *z_goal.shape)
+                    with torch.no_grad():
+                        z_pred = wm.rollout(wm.encode(frame[None])[0], torch.from_numpy(acts))
+                    e_true, e_pred = energy_l1(z_true, z_goal).numpy(), energy_l1(z_pred, z_goal).numpy()
+                    rt, rp = np.argsort(np.argsort(e_true)), np.argsort(np.argsort(e_pred))
+                    rho.append(float(np.corrcoef(rt, rp)[0, 1]))
+                    overlap.append(len(set(np.argsort(e_true)[:8]) & set(np.argsort(e_pred)[:8])) / 8)
+                    rank_true.append(int(rt[0]))
+                    rank_model.append(int(rp[0]))
+                env.step(goal_acts[t])
+    finally:
+        env.close()
+    return {"model": path, "episodes": episodes, "states": len(rho), "spearman_true_vs_model": float(np.mean(rho)),
+            "top8_overlap": float(np.mean(overlap)), "goal_actions_rank_true": float(np.median(rank_true)),
+            "goal_actions_rank_model": float(np.median(rank_model))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--episodes", type=int, default=20)
@@ -137,7 +192,16 @@ def main() -> None:
     ap.add_argument("--energy", choices=["block", "block+agent", "l1"], default="block")
     ap.add_argument("--max-steps", type=int, default=30, help="the recipe's plan.max_steps")
     ap.add_argument("--patch", type=int, default=16, help="encoder patch size of --energy l1 (16: the recipe's 4 x 4 tokens)")
+    ap.add_argument("--fidelity", nargs="+", metavar="WM", help="rank candidate sequences by these world models "
+                    "against the true simulator instead of planning")
     args = ap.parse_args()
+    if args.fidelity:
+        for path in args.fidelity:
+            row = fidelity(path, args.episodes, args.seed)
+            for k, v in row.items():
+                print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+            print(json.dumps(row))
+        return
     row = plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
                         args.energy, args.max_steps, args.patch)
     for k, v in row.items():

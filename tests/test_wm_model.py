@@ -172,3 +172,45 @@ def test_wsd_schedule():
 def test_predictor_config_validation(kw):
     with pytest.raises(ValueError):
         _cfg(**kw)
+
+
+def test_action_bounds_map_actions_to_unit_range_before_the_encoder():
+    from vjepa_cli.config._load import from_dict, to_dict
+    from vjepa_cli.config.wm import WMPredictorConfig
+
+    low, high = (0.0, -2.0), (512.0, 6.0)  # PushT-like targets and an offset range
+    raw = ACPredictor(_cfg(), generator=torch.Generator().manual_seed(3)).eval()
+    normed = ACPredictor(_cfg(action_low=low, action_high=high), generator=torch.Generator().manual_seed(3)).eval()
+    normed.load_state_dict(raw.state_dict())  # the bounds are config, not weights: strict loading still holds
+    z, a = torch.randn(2, 3, 4, 16), torch.rand(2, 3, 2) * torch.tensor([512.0, 8.0]) + torch.tensor([0.0, -2.0])
+    unit = (a - torch.tensor([256.0, 2.0])) / torch.tensor([256.0, 4.0])  # the closed form of the map
+    assert unit.abs().max() <= 1
+    torch.testing.assert_close(normed(z, a), raw(z, unit))
+    assert not torch.allclose(raw(z, a), raw(z, unit))  # the map changes what the predictor sees
+    unit_bounds = ACPredictor(_cfg(action_low=(-1.0, -1.0), action_high=(1.0, 1.0))).eval()
+    unit_bounds.load_state_dict(raw.state_dict())
+    assert torch.equal(unit_bounds(z, unit), raw(z, unit))  # [-1, 1] bounds (Reacher-v5): bit-identical
+    cfg = from_dict(ACPredictorConfig, to_dict(normed.cfg), "round trip")  # as a world-model file stores it
+    assert cfg.action_low == low and cfg.action_high == high
+    assert from_dict(ACPredictorConfig, {k: v for k, v in to_dict(raw.cfg).items() if not k.startswith("action_")},
+                     "an earlier file").action_low == ()  # files written before: actions as given
+    wp = WMPredictorConfig(pred_embed_dim=24, num_heads=2)
+    kw = dict(embed_dim=16, grid=(2, 2), action_dim=2, state_dim=0, max_frames=4, action_low=low, action_high=high)
+    assert wp.ac_config(**kw).action_high == high
+    assert WMPredictorConfig(pred_embed_dim=24, num_heads=2, action_norm=False).ac_config(**kw).action_low == ()
+    with pytest.raises(ValueError, match="action_low"):
+        _cfg(action_low=(0.0,), action_high=(1.0,))  # one bound for two action dimensions
+    with pytest.raises(ValueError, match="action_low"):
+        _cfg(action_low=(1.0, 0.0), action_high=(0.0, 1.0))
+
+
+def test_action_norm_is_part_of_the_recipe_a_checkpoint_resumes_with():
+    from dataclasses import replace
+
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.train.wm import recipe_hash
+
+    cfg = WMConfig()
+    off = replace(cfg, predictor=replace(cfg.predictor, action_norm=False))
+    assert cfg.predictor.action_norm and recipe_hash(cfg) != recipe_hash(off)
+    assert recipe_hash(off) == recipe_hash(replace(off, heads=replace(off.heads, reward=True)))  # heads: not hashed

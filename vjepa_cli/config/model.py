@@ -204,8 +204,17 @@ class ACPredictorConfig:
     pos: Literal["rope", "learned"] = "rope"  # 3D RoPE (V-JEPA 2) or learned per-token embeddings
     extrinsics_dim: int = 0  # E: inputs of an `extrinsics_encoder` (0 = none; the official 2-AC stores a 6-d one)
     use_extrinsics: bool = False  # add an extrinsics token after the state (official switch; off when released)
+    # actions are mapped from [action_low, action_high] to [-1, 1] before the action encoder; () = as given
+    # (the official models, and world models written before): a Linear + LayerNorm keeps little of an action
+    # hundreds of units wide (PushT's targets in a 512 px arena) but its direction
+    action_low: tuple[float, ...] = ()
+    action_high: tuple[float, ...] = ()
 
     def __post_init__(self):
+        if len(self.action_low) != len(self.action_high) or (self.action_low and len(self.action_low) != self.action_dim):
+            raise ValueError("action_low and action_high need one value per action dimension, or none")
+        if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):
+            raise ValueError("every action_low must be < its action_high")
         for name in ("embed_dim", "pred_embed_dim", "depth", "num_heads", "action_dim", "max_frames"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")

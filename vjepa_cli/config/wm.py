@@ -72,18 +72,24 @@ class WMPredictorConfig:
     mlp_ratio: float = 4.0  # MLP hidden / width
     pos: Literal["rope", "learned"] = "rope"  # 3D RoPE or learned positions
     use_states: bool = False  # add a state token per frame (needs states in the episodes)
+    action_norm: bool = True  # map actions to [-1, 1] by the episodes' action bounds before the predictor
 
     def __post_init__(self):
         # the architecture's own checks, with placeholder data sizes: a bad recipe fails before any work
         self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=0, max_frames=1)
 
     def ac_config(self, *, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
-                  max_frames: int) -> ACPredictorConfig:
+                  max_frames: int, action_low: tuple[float, ...] = (),
+                  action_high: tuple[float, ...] = ()) -> ACPredictorConfig:
         """The predictor's architecture for features of width `embed_dim` on a (H', W') `grid`, actions of
-        `action_dim`, states of `state_dim` (used only with `use_states`) and windows up to `max_frames`."""
-        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "use_states"}
+        `action_dim` within [action_low, action_high] (used only with `action_norm`), states of `state_dim`
+        (used only with `use_states`) and windows up to `max_frames`."""
+        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("use_states", "action_norm")}
+        norm = self.action_norm and bool(action_low)
         return ACPredictorConfig(**choices, embed_dim=embed_dim, grid=grid, action_dim=action_dim,
-                                 state_dim=state_dim if self.use_states else 0, max_frames=max_frames)
+                                 state_dim=state_dim if self.use_states else 0, max_frames=max_frames,
+                                 action_low=tuple(action_low) if norm else (),
+                                 action_high=tuple(action_high) if norm else ())
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,10 @@ class ACPredictor(nn.Module):
         cfg = self.cfg
         if N != cfg.grid[0] * cfg.grid[1]:
             raise ValueError(f"expected {cfg.grid[0] * cfg.grid[1]} patch tokens per frame, got {N}")
+        if cfg.action_low:  # to [-1, 1] by the recorded bounds (plain numbers: nothing to load or move)
+            lo, hi = (torch.tensor(b, dtype=actions.dtype, device=actions.device)
+                      for b in (cfg.action_low, cfg.action_high))
+            actions = (actions - (lo + hi) / 2) / ((hi - lo) / 2)  # (B, T, A)
         toks = [self.action_encoder(actions).unsqueeze(2)]  # (B, T, 1, Dp)
         if self.state_encoder is not None:
             if states is None:

@@ -92,15 +92,20 @@ def recipe_hash(cfg: WMConfig) -> str:
     legacy = ("max_steps", "prior_weight")  # the other plan fields of the first release
     d["plan"] = {**{k: cem[k] for k in WMPlanConfig.ALIASES}, **{k: d["plan"][k] for k in legacy}}
     d.pop("heads")  # trained after the predictor, from the same features: no effect on its training
+    if not d["predictor"]["action_norm"]:  # the behaviour before the option: checkpoints of then still resume
+        d["predictor"].pop("action_norm")
     for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
         d["data"].pop(k)
     return stable_hash(d, 12)
 
 
-def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int) -> ACPredictor:
-    """The predictor of the recipe's choices for this data and encoder, drawn with the recipe's seed."""
+def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
+                    action_low: tuple[float, ...] = (), action_high: tuple[float, ...] = ()) -> ACPredictor:
+    """The predictor of the recipe's choices for this data and encoder (actions within [action_low,
+    action_high]), drawn with the recipe's seed."""
     pcfg = cfg.predictor.ac_config(embed_dim=embed_dim, grid=grid, action_dim=action_dim, state_dim=state_dim,
-                                   max_frames=max(16, cfg.data.num_frames))
+                                   max_frames=max(16, cfg.data.num_frames), action_low=action_low,
+                                   action_high=action_high)
     return ACPredictor(pcfg, generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -138,7 +143,8 @@ class WMTrainer(Trainer):
         """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
         self.cfg, self.data = cfg, data
         self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
-        self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim)
+        self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim,
+                                         data.action_low, data.action_high)
         o = cfg.optim
         opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas,
                                 weight_decay=o.weight_decay)
