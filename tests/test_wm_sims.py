@@ -60,6 +60,35 @@ def test_pusht_scripted_goals_move_the_block_and_the_replay_solves_them():
         env.close()
 
 
+def test_relative_pusht_offsets_the_agent_target_and_keeps_the_scripted_goals():
+    pytest.importorskip("gym_pusht")
+    from vjepa_cli.envs.gym import make_gym_env
+
+    rel = make_gym_env("vjepa/PushTRelative-v0", size=32, goal_steps=12, goal_policy="scripted")
+    absolute = make_gym_env("gym_pusht/PushT-v0", size=32, goal_steps=12, goal_policy="scripted")
+    try:
+        assert rel.spec.action_low == (-100.0, -100.0) and rel.spec.action_high == (100.0, 100.0)
+        wrapper = rel.env
+        while not hasattr(wrapper, "agent_position"):  # under gymnasium's own wrappers
+            wrapper = wrapper.env
+        rel.reset(np.random.default_rng([0, 0]))
+        agent = wrapper.agent_position()
+        assert np.allclose(wrapper.action(np.array([30.0, -250.0])), np.clip(agent + [30.0, -100.0], 0, 512))
+        same = 0
+        for i in range(3):  # where no offset is clipped the goal is the absolute push's goal
+            rel.reset(np.random.default_rng([0, i]))
+            absolute.reset(np.random.default_rng([0, i]))
+            assert all(np.abs(a).max() <= 100 for a in rel._goal_actions)
+            same += np.allclose(rel._goal_state, absolute._goal_state, atol=1.0)
+            for _ in range(12):
+                rel.step(rel.oracle_action())
+            assert rel.success()  # replaying the recorded offsets reaches the goal
+        assert same >= 2
+    finally:
+        rel.close()
+        absolute.close()
+
+
 def test_reacher_tiny_train_and_eval_every_planner(tmp_path):
     pytest.importorskip("mujoco")
     from vjepa_cli.config import load_recipe

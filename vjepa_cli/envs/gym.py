@@ -114,8 +114,8 @@ class GymAdapter:
         if self.goal_steps:
             scripted = self.task.scripted(self.env, self._info, rng, self.goal_steps) \
                 if self.goal_policy == "scripted" else None
-            for i in range(self.goal_steps):
-                a = scripted[i] if scripted else self._goal_action(rng)
+            for i in range(self.goal_steps):  # a scripted policy is a list of actions or a closed loop
+                a = (scripted(self) if callable(scripted) else scripted[i]) if scripted else self._goal_action(rng)
                 self._goal_actions.append(a)
                 self.step(a)
             self._goal_img, self._goal_state = self.render(), self.task_state()
@@ -205,8 +205,10 @@ def _import_namespace(env_id: str) -> None:
     ns = env_id.split("/")[0] if "/" in env_id else ""
     if ns == "vjepa":
         from vjepa_cli.envs.gymnasium_envs import register_gymnasium
+        from vjepa_cli.envs.pusht_relative import register_pusht_relative
 
         register_gymnasium()
+        register_pusht_relative()
     elif ns:
         try:
             importlib.import_module(ns)

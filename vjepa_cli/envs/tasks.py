@@ -39,8 +39,9 @@ class Task:
     solved: Callable[[np.ndarray, np.ndarray, float], bool]  # (state, goal, radius) -> success
     radius: float  # default success radius (the recipe's data.success_radius overrides it when > 0)
     setup: Callable[[Any], None] = _no_setup  # once after make (e.g. hide the target, shadows off)
-    # (env, info, rng, K) -> K actions of a scripted goal policy (`--goal-policy scripted`), or None
-    scripted: Callable[[Any, dict, np.random.Generator, int], list[np.ndarray]] | None = None
+    # (env, info, rng, K) -> K actions of a scripted goal policy (`--goal-policy scripted`), or a closed loop
+    # (adapter) -> the next action; None = no scripted policy
+    scripted: Callable[[Any, dict, np.random.Generator, int], Any] | None = None
 
 
 def _l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -96,6 +97,19 @@ def _pusht_push(env, info: dict, rng: np.random.Generator, k: int) -> list[np.nd
     return [np.clip(p, 0, 512).astype(np.float32) for p in path]
 
 
+def _pusht_push_relative(env, info: dict, rng: np.random.Generator, k: int):
+    """`_pusht_push`'s waypoints as a closed loop for relative actions: each step offsets the agent to its next
+    waypoint (the same targets as the absolute push wherever an offset fits the action bounds)."""
+    path, step = _pusht_push(env, info, rng, k), iter(range(k))
+
+    def act(adapter) -> np.ndarray:
+        agent = np.asarray(env.unwrapped.agent.position, np.float64)
+        low, high = np.asarray(adapter.spec.action_low), np.asarray(adapter.spec.action_high)
+        return np.clip(path[next(step)] - agent, low, high).astype(np.float32)
+
+    return act
+
+
 def _obs_state(env, obs, info) -> np.ndarray:
     return flatten_obs(obs)
 
@@ -104,6 +118,8 @@ TASKS: dict[str, Task] = {
     "Reacher-v5": Task(_reacher_kwargs, _reacher_state, _l2, _within, radius=0.02, setup=_reacher_setup),
     "gym_pusht/PushT-v0": Task(lambda size: {}, _pusht_state, _pusht_distance, _pusht_solved, radius=20.0,
                                scripted=_pusht_push),
+    "vjepa/PushTRelative-v0": Task(lambda size: {}, _pusht_state, _pusht_distance, _pusht_solved, radius=20.0,
+                                   scripted=_pusht_push_relative),
     # the built-in simulators as Gymnasium environments: they report their own goal, distance and success
     "vjepa/Reach2D-v0": Task(lambda size: {"size": size}, _obs_state, _l2, _within, radius=0.05),
     "vjepa/Push2D-v0": Task(lambda size: {"size": size}, _obs_state, _l2, _within, radius=0.06),
