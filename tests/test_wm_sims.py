@@ -84,6 +84,9 @@ def test_relative_pusht_offsets_the_agent_target_and_keeps_the_scripted_goals():
                 rel.step(rel.oracle_action())
             assert rel.success()  # replaying the recorded offsets reaches the goal
         assert same >= 2
+        red = lambda f: int((f[..., 0].astype(int) - f[..., 1] > 40).sum())  # noqa: E731  gym-pusht's target cross
+        assert red(rel.step(np.array([60.0, 60.0], np.float32))) == 0  # left out by default
+        assert red(absolute.step(np.array([300.0, 300.0], np.float32))) > 0
     finally:
         rel.close()
         absolute.close()

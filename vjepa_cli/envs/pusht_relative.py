@@ -4,8 +4,9 @@ gym-pusht's action is an absolute target for the agent's PD controller in the 51
 al., 2024) and the PushT variants around it act *relative* to the agent instead: target = agent position +
 action. A world model then learns a local effect (the agent moves along the action, as in `push2d`) where an
 absolute target asks it to compare the action with every patch's position. Here the action is an offset of at
-most `max_offset` px per axis; the target is clipped to the arena. Observations, rewards, `info` and frames are
-gym-pusht's own (the frame's cross marks the absolute target, as there).
+most `max_offset` px per axis; the target is clipped to the arena. Observations, rewards and `info` are
+gym-pusht's own; so are the frames, except that gym-pusht's cross at the last target is left out unless
+`show_target` (the frame shows the scene, as DINO-WM's do).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ ARENA = 512.0  # gym-pusht's arena side, px
 class RelativePushT(gymnasium.ActionWrapper):
     """Offsets [-max_offset, max_offset]^2 (px) -> gym-pusht's absolute agent targets."""
 
-    def __init__(self, env: gymnasium.Env, max_offset: float = 100.0):
+    def __init__(self, env: gymnasium.Env, max_offset: float = 100.0, show_target: bool = False):
         super().__init__(env)
         if max_offset <= 0:
             raise ValueError("max_offset must be > 0")
-        self.max_offset = float(max_offset)
+        self.max_offset, self.show_target = float(max_offset), show_target
         self.action_space = spaces.Box(-self.max_offset, self.max_offset, (2,), np.float32)
 
     def agent_position(self) -> np.ndarray:
@@ -35,13 +36,20 @@ class RelativePushT(gymnasium.ActionWrapper):
         offset = np.clip(np.asarray(action, np.float64), -self.max_offset, self.max_offset)
         return np.clip(self.agent_position() + offset, 0.0, ARENA).astype(np.float32)
 
+    def step(self, action):
+        out = super().step(action)
+        if not self.show_target:
+            self.env.unwrapped._last_action = None  # gym-pusht draws its cross only where this is set
+        return out
 
-def make_pusht_relative(render_mode: str | None = "rgb_array", max_offset: float = 100.0, **kwargs) -> gymnasium.Env:
+
+def make_pusht_relative(render_mode: str | None = "rgb_array", max_offset: float = 100.0, show_target: bool = False,
+                        **kwargs) -> gymnasium.Env:
     """gym-pusht's PushT-v0 wrapped in `RelativePushT` (the Gymnasium entry point of `ENV_ID`)."""
     import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 
     return RelativePushT(gymnasium.make("gym_pusht/PushT-v0", render_mode=render_mode, **kwargs).unwrapped,
-                         max_offset)
+                         max_offset, show_target)
 
 
 def register_pusht_relative() -> None:
