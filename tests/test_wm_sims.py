@@ -60,12 +60,15 @@ def test_pusht_scripted_goals_move_the_block_and_the_replay_solves_them():
         env.close()
 
 
-def test_relative_pusht_offsets_the_agent_target_and_keeps_the_scripted_goals():
+def test_relative_pusht_offsets_the_agent_target_holds_it_and_replays_its_goals():
     pytest.importorskip("gym_pusht")
-    from vjepa_cli.envs.gym import make_gym_env
+    import gymnasium
 
-    rel = make_gym_env("vjepa/PushTRelative-v0", size=32, goal_steps=12, goal_policy="scripted")
-    absolute = make_gym_env("gym_pusht/PushT-v0", size=32, goal_steps=12, goal_policy="scripted")
+    from vjepa_cli.envs.gym import make_gym_env
+    from vjepa_cli.envs.pusht_relative import ENV_ID
+
+    rel = make_gym_env(ENV_ID, size=32, goal_steps=12, goal_policy="scripted")
+    absolute = make_gym_env("gym_pusht/PushT-v0", size=32)
     try:
         assert rel.spec.action_low == (-100.0, -100.0) and rel.spec.action_high == (100.0, 100.0)
         wrapper = rel.env
@@ -74,18 +77,25 @@ def test_relative_pusht_offsets_the_agent_target_and_keeps_the_scripted_goals():
         rel.reset(np.random.default_rng([0, 0]))
         agent = wrapper.agent_position()
         assert np.allclose(wrapper.action(np.array([30.0, -250.0])), np.clip(agent + [30.0, -100.0], 0, 512))
-        same = 0
-        for i in range(3):  # where no offset is clipped the goal is the absolute push's goal
+        for i in range(3):
             rel.reset(np.random.default_rng([0, i]))
-            absolute.reset(np.random.default_rng([0, i]))
             assert all(np.abs(a).max() <= 100 for a in rel._goal_actions)
-            same += np.allclose(rel._goal_state, absolute._goal_state, atol=1.0)
             for _ in range(12):
                 rel.step(rel.oracle_action())
             assert rel.success()  # replaying the recorded offsets reaches the goal
-        assert same >= 2
+        moved = {}
+        for skip in (1, 5):  # the offset is held for `frame_skip` control steps: 5 cover most of it, 1 a quarter
+            env = gymnasium.make(ENV_ID, frame_skip=skip)
+            env.reset(seed=3)
+            inner = env.unwrapped
+            inner.agent.position, inner.agent.velocity = (100.0, 100.0), (0.0, 0.0)
+            env.step(np.array([60.0, 40.0], np.float32))
+            moved[skip] = float(np.linalg.norm(np.asarray(inner.agent.position) - (100.0, 100.0)))
+            env.close()
+        assert moved[5] > 0.85 * np.hypot(60, 40) and moved[1] < 0.5 * moved[5]
         red = lambda f: int((f[..., 0].astype(int) - f[..., 1] > 40).sum())  # noqa: E731  gym-pusht's target cross
         assert red(rel.step(np.array([60.0, 60.0], np.float32))) == 0  # left out by default
+        absolute.reset(np.random.default_rng(0))
         assert red(absolute.step(np.array([300.0, 300.0], np.float32))) > 0
     finally:
         rel.close()
