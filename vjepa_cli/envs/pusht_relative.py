@@ -5,8 +5,8 @@ al., 2024) and the PushT variants around it act *relative* to the agent instead:
 action. A world model then learns a local effect (the agent moves along the action, as in `push2d`) where an
 absolute target asks it to compare the action with every patch's position. Here the action is an offset of at
 most `max_offset` px per axis; the target is clipped to the arena and held for `frame_skip` of gym-pusht's
-0.1 s control steps (DINO-WM's PushT skips 5: the PD-controlled agent covers about a quarter of an offset in
-one step and nearly all of it in five). Observations, rewards and `info` are
+0.1 s control steps (default 1; DINO-WM's PushT skips 5: the PD-controlled agent covers about a quarter of an
+offset in one step and nearly all of it in five, which planned worse here, docs/results.md). Observations, rewards and `info` are
 gym-pusht's own; so are the frames, except that gym-pusht's cross at the last target is left out unless
 `show_target` (the frame shows the scene, as DINO-WM's do).
 """
@@ -25,7 +25,7 @@ class RelativePushT(gymnasium.ActionWrapper):
     """Offsets [-max_offset, max_offset]^2 (px) -> gym-pusht's absolute agent targets."""
 
     def __init__(self, env: gymnasium.Env, max_offset: float = 100.0, show_target: bool = False,
-                 frame_skip: int = 5):
+                 frame_skip: int = 1):
         super().__init__(env)
         if max_offset <= 0 or frame_skip < 1:
             raise ValueError("max_offset must be > 0 and frame_skip >= 1")
@@ -51,7 +51,7 @@ class RelativePushT(gymnasium.ActionWrapper):
 
 
 def make_pusht_relative(render_mode: str | None = "rgb_array", max_offset: float = 100.0, show_target: bool = False,
-                        frame_skip: int = 5, **kwargs) -> gymnasium.Env:
+                        frame_skip: int = 1, **kwargs) -> gymnasium.Env:
     """gym-pusht's PushT-v0 wrapped in `RelativePushT` (the Gymnasium entry point of `ENV_ID`)."""
     import gym_pusht  # noqa: F401  (registers gym_pusht/PushT-v0)
 
