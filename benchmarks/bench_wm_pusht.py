@@ -181,6 +181,13 @@ def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: in
             "goal_actions_rank_model": float(np.median(rank_model))}
 
 
+def _report(row: dict) -> None:
+    """A table of the row's values, then the row as JSON."""
+    for k, v in row.items():
+        print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
+    print(json.dumps(row))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--episodes", type=int, default=20)
@@ -197,16 +204,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.fidelity:
         for path in args.fidelity:
-            row = fidelity(path, args.episodes, args.seed)
-            for k, v in row.items():
-                print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
-            print(json.dumps(row))
+            _report(fidelity(path, args.episodes, args.seed))
         return
-    row = plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
-                        args.energy, args.max_steps, args.patch)
-    for k, v in row.items():
-        print(f"{k:28s} {v:.3f}" if isinstance(v, float) else f"{k:28s} {v}")
-    print(json.dumps(row))
+    _report(plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
+                          args.energy, args.max_steps, args.patch))
 
 
 if __name__ == "__main__":

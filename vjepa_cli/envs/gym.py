@@ -114,8 +114,11 @@ class GymAdapter:
         if self.goal_steps:
             scripted = self.task.scripted(self.env, self._info, rng, self.goal_steps) \
                 if self.goal_policy == "scripted" else None
-            for i in range(self.goal_steps):  # a scripted policy is a list of actions or a closed loop
-                a = (scripted(self) if callable(scripted) else scripted[i]) if scripted else self._goal_action(rng)
+            for i in range(self.goal_steps):
+                if scripted is None:
+                    a = self._goal_action(rng)
+                else:  # a scripted policy is a list of actions or a closed loop
+                    a = scripted(self) if callable(scripted) else scripted[i]
                 self._goal_actions.append(a)
                 self.step(a)
             self._goal_img, self._goal_state = self.render(), self.task_state()

@@ -135,7 +135,7 @@ def sampling_plan(rollout_fn: RolloutFn, z0: Any, z_goal: torch.Tensor, cfg: Any
     floor = cfg.min_std * span
     history: list[dict[str, float]] = []
     elite_e = torch.zeros(1, device=dev)
-    kept = cand = None  # the previous iteration's best `cfg.keep_elites` sequences (iCEM)
+    kept = None  # the previous iteration's best `cfg.keep_elites` sequences (iCEM)
     best = (math.inf, None)  # the lowest energy seen and its sequence [H, A]
     for _ in range(cfg.iterations):
         noise = torch.randn((cfg.samples, H, A), generator=generator, device=generator.device).to(dev)
