@@ -283,3 +283,30 @@ def test_no_grad_path_equals_autograd_path():
     assert with_grad.requires_grad
     with torch.inference_mode():
         torch.testing.assert_close(enc(x), with_grad.detach())  # in-place GELU etc. only without autograd
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 32, 32), (1, 3, 5, 40, 36)])  # the second leaves remainders
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_patch_embed_gemm_equals_the_conv3d(shape, channels_last):
+    from vjepa_cli.models.layers import PatchEmbed3D
+
+    pe = PatchEmbed3D(3, 24, patch_size=16, tubelet_size=2)
+    x = torch.randn(*shape, generator=gen(13), requires_grad=True)
+    xin = x.permute(0, 2, 3, 4, 1).contiguous().permute(0, 4, 1, 2, 3) if channels_last else x
+    ref = pe.proj(xin).flatten(2).transpose(1, 2)  # (B, N, D)
+    out = pe(xin)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    (g,) = torch.autograd.grad(out.square().sum(), x)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), x)
+    torch.testing.assert_close(g, g_ref, atol=1e-5, rtol=1e-5)
+
+
+def test_block_residual_in_the_gemm_equals_the_plain_sum():
+    blk = Block(dim=32, num_heads=4, mlp_ratio=2.0, use_rope=True).eval()
+    x = torch.randn(2, 6, 32, generator=gen(14))
+    table = RopeTable.build(torch.randint(0, 4, (6, 3), generator=gen(15)), 8)
+    h = x + blk.attn(blk.norm1(x), rope=table)
+    ref = h + blk.mlp(blk.norm2(h))
+    torch.testing.assert_close(blk(x, rope=table), ref, atol=1e-6, rtol=1e-6)
+    with torch.inference_mode():
+        torch.testing.assert_close(blk(x, rope=table), ref.detach(), atol=1e-6, rtol=1e-6)
