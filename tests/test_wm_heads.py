@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vjepa_cli.config.wm import WMHeadsConfig
+from vjepa_cli.config.wm import WMHeadsConfig, WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
@@ -177,6 +177,36 @@ def test_state_energy_is_the_probed_state_distance_to_the_goal():
     assert float(blended_energy(WM, "final", 0.0, state_weight=1.0)(at_goal, goal)[0]) == pytest.approx(0, abs=1e-6)
     with pytest.raises(VjepaError, match="no reward head"):
         blended_energy(WM, "final", 1.0, reward_weight=1.0)
+
+
+def test_rest_energy_is_the_probed_state_change_over_the_last_step():
+    from vjepa_cli.eval.wm_methods import blended_energy
+
+    class WM:
+        reward_head = None
+        state_head = StateHead(StateHeadConfig(N, D, (0, 1), (0.0, 0.0), (1.0, 1.0)))
+
+    probe = lambda z: z[..., 0, :2] * 2.0  # noqa: E731
+    WM.state_head.forward = probe
+    pred, goal = torch.randn(5, 3, N, D), torch.randn(N, D)
+    d = (probe(pred) - probe(goal)).norm(dim=-1)  # (5, 3)
+    moved = (probe(pred[:, 2]) - probe(pred[:, 1])).norm(dim=-1)  # (5,)
+    e = blended_energy(WM, "final", goal_weight=0.0, state_weight=1.0, rest_weight=0.5)(pred, goal)
+    assert torch.allclose(e, d[:, -1] + 0.5 * moved, atol=1e-5)
+    still = pred.clone()
+    still[:, 2] = still[:, 1]  # the last two predicted frames equal: no rest cost
+    e_still = blended_energy(WM, "final", goal_weight=0.0, state_weight=1.0, rest_weight=0.5)(still, goal)
+    assert torch.allclose(e_still, (probe(still[:, 2]) - probe(goal)).norm(dim=-1), atol=1e-5)
+    with pytest.raises(VjepaError, match="horizon of at least 2"):
+        blended_energy(WM, "final", 1.0, rest_weight=1.0)(pred[:, :1], goal)
+
+    class NoHead:
+        reward_head = state_head = None
+
+    with pytest.raises(VjepaError, match="no state head"):
+        blended_energy(NoHead, "final", 1.0, rest_weight=1.0)
+    with pytest.raises(ValueError, match="rest_weight"):
+        WMPlanConfig(rest_weight=-1.0)
 
 
 def test_heads_in_the_model_file_and_in_eval(tmp_path):

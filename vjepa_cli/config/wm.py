@@ -183,6 +183,7 @@ class WMPlanConfig:
     goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
     reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
     state_weight: float = 0.0  # weight of the probed-state distance to the goal image's (needs heads.state)
+    rest_weight: float = 0.0  # weight of the probed state's change over the last planned step: arrive at rest
     prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
     context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
 
@@ -196,6 +197,8 @@ class WMPlanConfig:
         weights = (self.goal_weight, self.reward_weight, self.state_weight)
         if min(weights) < 0 or sum(weights) == 0:
             raise ValueError("goal_weight, reward_weight and state_weight must be >= 0, not all 0")
+        if self.rest_weight < 0:
+            raise ValueError("rest_weight must be >= 0")
 
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""

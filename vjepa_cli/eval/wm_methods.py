@@ -51,13 +51,14 @@ class LearnedPrior:
 
 
 def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float = 0.0,
-                   state_weight: float = 0.0) -> EnergyFn:
+                   state_weight: float = 0.0, rest_weight: float = 0.0) -> EnergyFn:
     """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)
     + state_weight * (distance of the probed states to the goal image's), each reduced over the horizon by
-    `mode` (see `over_horizon`)."""
+    `mode` (see `over_horizon`), + rest_weight * (how far the probed state moves over the last planned step:
+    a plan that arrives at rest, not one that swings through the goal)."""
     if reward_weight and wm.reward_head is None:
         raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
-    if state_weight and wm.state_head is None:
+    if (state_weight or rest_weight) and wm.state_head is None:
         raise VjepaError("this world model has no state head", "train it with --set heads.state=true")
 
     def energy(pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
@@ -69,6 +70,12 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
         if state_weight:
             d = wm.state_head.distance(pred, z_goal)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
+        if rest_weight:
+            if pred.shape[1] < 2:
+                raise VjepaError("plan.rest_weight needs a planning horizon of at least 2 steps",
+                                 "raise the planner's horizon or set plan.rest_weight=0")
+            last = wm.state_head(pred[:, -2:])  # (S, 2, k)
+            e = e + rest_weight * (last[:, 1] - last[:, 0]).norm(dim=-1)
         return e
 
     return energy
@@ -77,16 +84,16 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
 def plan_energy(wm: WorldModel, plan: WMPlanConfig, mode: str, mods: Sequence[str] = ()) -> EnergyFn | None:
     """The energy of the plan settings' weights (`goal_weight`, `reward_weight`, `state_weight`) as changed by the
     method's modifiers; None = the L1 goal energy as it is."""
-    goal_w, reward_w, state_w = plan.goal_weight, plan.reward_weight, plan.state_weight
+    goal_w, reward_w, state_w, rest_w = plan.goal_weight, plan.reward_weight, plan.state_weight, plan.rest_weight
     if "reward" in mods or "reward-only" in mods:
         reward_w = reward_w or 1.0
     if "state" in mods or "state-only" in mods:
         state_w = state_w or 1.0
     if "reward-only" in mods or "state-only" in mods:
         goal_w = 0.0
-    if goal_w == 1.0 and not reward_w and not state_w:
+    if goal_w == 1.0 and not reward_w and not state_w and not rest_w:
         return None
-    return blended_energy(wm, mode, goal_w, reward_w, state_w)
+    return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w)
 
 
 def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> Runner:
