@@ -180,12 +180,8 @@ class Block(nn.Module):
         if isinstance(self.drop_path, nn.Identity):  # the residual adds ride in the projections' GEMMs
             x = self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask, layout=layout, residual=x)
             return self.mlp(self.norm2(x), residual=x)
-        if layout is None:
-            x = x + self.drop_path(self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask))
-            return x + self.drop_path(self.mlp(self.norm2(x)))
-        drop = lambda y: self.drop_path(y, layout)  # noqa: E731
-        x = x + drop(self.attn(self.norm1(x), rope=rope, layout=layout))
-        return x + drop(self.mlp(self.norm2(x)))
+        x = x + self.drop_path(self.attn(self.norm1(x), rope=rope, attn_mask=attn_mask, layout=layout), layout)
+        return x + self.drop_path(self.mlp(self.norm2(x)), layout)
 
 
 class CrossAttention(nn.Module):
