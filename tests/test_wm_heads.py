@@ -158,15 +158,21 @@ def test_state_head_needs_states_and_dims_in_range():
         StateHeadConfig(N, D, (0,), (0.0,), (0.0,))
 
 
-def test_state_energy_is_the_probed_state_distance_to_the_goal():
-    from vjepa_cli.eval.wm_methods import blended_energy
+def _probed_world_model():
+    """A stand-in world model whose state probe is a known function: twice token 0's first two channels."""
 
-    class WM:  # the probe replaced by a known function: twice token 0's first two channels
+    class WM:
         reward_head = None
         state_head = StateHead(StateHeadConfig(N, D, (0, 1), (0.0, 0.0), (1.0, 1.0)))
 
-    probe = lambda z: z[..., 0, :2] * 2.0  # noqa: E731
-    WM.state_head.forward = probe
+    WM.state_head.forward = lambda z: z[..., 0, :2] * 2.0
+    return WM, WM.state_head.forward
+
+
+def test_state_energy_is_the_probed_state_distance_to_the_goal():
+    from vjepa_cli.eval.wm_methods import blended_energy
+
+    WM, probe = _probed_world_model()
     pred, goal = torch.randn(5, 3, N, D), torch.randn(N, D)
     d = (probe(pred) - probe(goal)).norm(dim=-1)  # (5, 3)
     e = blended_energy(WM, "final", goal_weight=0.5, state_weight=2.0)(pred, goal)
@@ -182,12 +188,7 @@ def test_state_energy_is_the_probed_state_distance_to_the_goal():
 def test_rest_energy_is_the_probed_state_change_over_the_last_step():
     from vjepa_cli.eval.wm_methods import blended_energy
 
-    class WM:
-        reward_head = None
-        state_head = StateHead(StateHeadConfig(N, D, (0, 1), (0.0, 0.0), (1.0, 1.0)))
-
-    probe = lambda z: z[..., 0, :2] * 2.0  # noqa: E731
-    WM.state_head.forward = probe
+    WM, probe = _probed_world_model()
     pred, goal = torch.randn(5, 3, N, D), torch.randn(N, D)
     d = (probe(pred) - probe(goal)).norm(dim=-1)  # (5, 3)
     moved = (probe(pred[:, 2]) - probe(pred[:, 1])).norm(dim=-1)  # (5,)
