@@ -310,3 +310,14 @@ def test_block_residual_in_the_gemm_equals_the_plain_sum():
     torch.testing.assert_close(blk(x, rope=table), ref, atol=1e-6, rtol=1e-6)
     with torch.inference_mode():
         torch.testing.assert_close(blk(x, rope=table), ref.detach(), atol=1e-6, rtol=1e-6)
+
+
+def test_block_under_autocast_keeps_the_residual_stream_in_fp32():
+    blk = Block(dim=32, num_heads=4, mlp_ratio=2.0)
+    x = torch.randn(2, 6, 32, generator=gen(16))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = blk(x)
+        h = x + blk.attn(blk.norm1(x))
+        ref = h + blk.mlp(blk.norm2(h))
+    assert y.dtype == torch.float32 == ref.dtype
+    torch.testing.assert_close(y, ref)

@@ -55,8 +55,9 @@ class PatchEmbed3D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # (B, C, T, H, W) -> (B, T'*H'*W', D): the convolution as one GEMM over the tubelets (cut into a
-        # (B*N, C*t*p*p) matrix, the same arithmetic as the Conv3d up to summation order), a third faster than
-        # the Conv3d on CPU, and token-major at once. Remainders that the convolution's stride skips are cut.
+        # (B*N, C*t*p*p) matrix, the same arithmetic as the Conv3d up to summation order), token-major at once;
+        # on CPU 6.5 against 9.2 ms (ViT-S, fp32) and 3 against 13 ms (ViT-B, bf16) for a 16x224 clip.
+        # Remainders that the convolution's stride skips are cut.
         w = self.proj.weight  # (D, C, t, p, p)
         d, c, t, p, q = w.shape
         b, _, tt, hh, ww = x.shape
@@ -75,10 +76,20 @@ class PatchEmbed3D(nn.Module):
 
 def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
     """`residual + linear(x)` as one GEMM accumulating onto `residual + bias`: one pass over the output
-    instead of the GEMM's bias broadcast and a separate residual add (same sums, another rounding order)."""
+    instead of the GEMM's bias broadcast and a separate residual add (same sums, another rounding order).
+    Under autocast the plain sum: the GEMM would run in the low precision and take the residual stream with it."""
+    if _autocast_on(residual.device.type):
+        return residual + linear(x)
     base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
     out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), linear.weight.t())
     return out.view(residual.shape)
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no per-device query
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 class Mlp(nn.Module):
