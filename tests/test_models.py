@@ -301,12 +301,17 @@ def test_patch_embed_gemm_equals_the_conv3d(shape, channels_last):
     torch.testing.assert_close(g, g_ref, atol=1e-5, rtol=1e-5)
 
 
+def _plain_block(blk: Block, x: torch.Tensor, **kw) -> torch.Tensor:
+    """The block as two plain residual sums over its sublayers."""
+    h = x + blk.attn(blk.norm1(x), **kw)
+    return h + blk.mlp(blk.norm2(h))
+
+
 def test_block_residual_in_the_gemm_equals_the_plain_sum():
     blk = Block(dim=32, num_heads=4, mlp_ratio=2.0, use_rope=True).eval()
     x = torch.randn(2, 6, 32, generator=gen(14))
     table = RopeTable.build(torch.randint(0, 4, (6, 3), generator=gen(15)), 8)
-    h = x + blk.attn(blk.norm1(x), rope=table)
-    ref = h + blk.mlp(blk.norm2(h))
+    ref = _plain_block(blk, x, rope=table)
     torch.testing.assert_close(blk(x, rope=table), ref, atol=1e-6, rtol=1e-6)
     with torch.inference_mode():
         torch.testing.assert_close(blk(x, rope=table), ref.detach(), atol=1e-6, rtol=1e-6)
@@ -317,7 +322,6 @@ def test_block_under_autocast_keeps_the_residual_stream_in_fp32():
     x = torch.randn(2, 6, 32, generator=gen(16))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         y = blk(x)
-        h = x + blk.attn(blk.norm1(x))
-        ref = h + blk.mlp(blk.norm2(h))
+        ref = _plain_block(blk, x)
     assert y.dtype == torch.float32 == ref.dtype
     torch.testing.assert_close(y, ref)

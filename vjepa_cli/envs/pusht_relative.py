@@ -6,9 +6,9 @@ action. A world model then learns a local effect (the agent moves along the acti
 absolute target asks it to compare the action with every patch's position. Here the action is an offset of at
 most `max_offset` px per axis; the target is clipped to the arena and held for `frame_skip` of gym-pusht's
 0.1 s control steps (default 1; DINO-WM's PushT skips 5: the PD-controlled agent covers about a quarter of an
-offset in one step and nearly all of it in five, which planned worse here, docs/results.md). Observations, rewards and `info` are
-gym-pusht's own; so are the frames, except that gym-pusht's cross at the last target is left out unless
-`show_target` (the frame shows the scene, as DINO-WM's do).
+offset in one step and nearly all of it in five, which planned worse here, docs/results.md). Observations,
+rewards and `info` are gym-pusht's own; so are the frames, except that gym-pusht's cross at the last target is
+left out unless `show_target` (the frame shows the scene, as DINO-WM's do).
 """
 
 from __future__ import annotations

@@ -69,15 +69,16 @@ class PatchEmbed3D(nn.Module):
         else:
             tubes = x.reshape(b, c, nt, t, nh, p, nw, q).permute(0, 2, 4, 6, 1, 3, 5, 7)
         tubes = tubes.reshape(b * nt * nh * nw, -1)  # (B*N, t*p*p*C or C*t*p*p)
-        out = torch.addmm(self.proj.bias, tubes, w.reshape(d, -1).t()) if self.proj.bias is not None \
-            else tubes @ w.reshape(d, -1).t()
-        return out.view(b, nt * nh * nw, d)
+        return F.linear(tubes, w.reshape(d, -1), self.proj.bias).view(b, nt * nh * nw, d)
 
 
-def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
+def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor | None) -> Tensor:
     """`residual + linear(x)` as one GEMM accumulating onto `residual + bias`: one pass over the output
     instead of the GEMM's bias broadcast and a separate residual add (same sums, another rounding order).
-    Under autocast the plain sum: the GEMM would run in the low precision and take the residual stream with it."""
+    Under autocast the plain sum: the GEMM would run in the low precision and take the residual stream with it.
+    No residual: `linear(x)`."""
+    if residual is None:
+        return linear(x)
     if _autocast_on(residual.device.type):
         return residual + linear(x)
     base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
@@ -107,7 +108,7 @@ class Mlp(nn.Module):
         h = self.fc1(x)
         # Without autograd, GELU in place: a fresh (N, hidden) output costs more than the erf itself on CPU.
         h = self.act(h) if h.requires_grad else torch.ops.aten.gelu_(h)
-        return self.fc2(h) if residual is None else linear_residual(self.fc2, h, residual)
+        return linear_residual(self.fc2, h, residual)
 
 
 class Attention(nn.Module):
@@ -139,8 +140,8 @@ class Attention(nn.Module):
         if layout is not None:
             if attn_mask is not None or (self.use_rope and rope is None):
                 raise ValueError("packed attention takes no attn_mask, and needs the rope table when use_rope")
-            return self._project(packed_attention(self.qkv(x), layout, self.num_heads,
-                                                  rope if self.use_rope else None), residual)
+            return linear_residual(self.proj, packed_attention(self.qkv(x), layout, self.num_heads,
+                                                               rope if self.use_rope else None), residual)
         b, n, d = x.shape
         # unbind on the (B, N, 3, h, hd) view, then transpose: in backward the three grads are stacked straight
         # into the layout of the qkv output (one copy; indexing a permuted view costs zero-fills and two copies).
@@ -154,10 +155,7 @@ class Attention(nn.Module):
                 raise ValueError("this attention uses RoPE: pass the rope table")
             q, k = rope.apply(q), rope.apply(k)  # rotated in the tables' dtype (fp32), returned in v's dtype
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, hd)
-        return self._project(out.transpose(1, 2).reshape(b, n, d), residual)
-
-    def _project(self, out: Tensor, residual: Tensor | None) -> Tensor:
-        return self.proj(out) if residual is None else linear_residual(self.proj, out, residual)
+        return linear_residual(self.proj, out.transpose(1, 2).reshape(b, n, d), residual)
 
 
 class Block(nn.Module):
