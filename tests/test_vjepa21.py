@@ -164,7 +164,9 @@ def test_predictor_matches_reference(release, modality):
     out = levels * release["out_dim"]
     assert tgt.shape == (2, tgt_ids.shape[1], out) and ctx_out.shape == (2, ctx_ids.shape[1], out)
     assert (tgt.double() - ref_t).abs().max() < TOL and (ctx_out.double() - ref_c).abs().max() < TOL
-    assert torch.equal(only, tgt)
+    # the same targets with or without the context outputs, up to the rounding of a product over more rows
+    # (oneDNN's kernels may block a 30-row product differently from a 10-row one)
+    assert (only - tgt).abs().max() <= 1e-6 * tgt.abs().max()
 
 
 def test_predictor_default_grid_is_the_converted_size(release):

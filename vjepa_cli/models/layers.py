@@ -17,6 +17,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from vjepa_cli.models import cpu_gemm
 from vjepa_cli.models.packed import Packed, packed_attention
 from vjepa_cli.models.pos_embed import RopeTable
 
@@ -69,18 +70,20 @@ class PatchEmbed3D(nn.Module):
         else:
             tubes = x.reshape(b, c, nt, t, nh, p, nw, q).permute(0, 2, 4, 6, 1, 3, 5, 7)
         tubes = tubes.reshape(b * nt * nh * nw, -1)  # (B*N, t*p*p*C or C*t*p*p)
-        return F.linear(tubes, w.reshape(d, -1), self.proj.bias).view(b, nt * nh * nw, d)
+        return cpu_gemm.linear(tubes, w.reshape(d, -1), self.proj.bias).view(b, nt * nh * nw, d)
 
 
 def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor | None) -> Tensor:
     """`residual + linear(x)` as one GEMM accumulating onto `residual + bias`: one pass over the output
     instead of the GEMM's bias broadcast and a separate residual add (same sums, another rounding order).
     Under autocast the plain sum: the GEMM would run in the low precision and take the residual stream with it.
-    No residual: `linear(x)`."""
+    No residual: `linear(x)`. fp32 on the CPU: through `cpu_gemm` (oneDNN where it is the faster library)."""
     if residual is None:
-        return linear(x)
+        return cpu_gemm.linear(x, linear.weight, linear.bias)
     if _autocast_on(residual.device.type):
         return residual + linear(x)
+    if cpu_gemm.on_onednn(x, linear.weight):
+        return cpu_gemm.linear(x, linear.weight, linear.bias, residual=residual)
     base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
     out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), linear.weight.t())
     return out.view(residual.shape)
@@ -100,14 +103,13 @@ class Mlp(nn.Module):
         super().__init__()
         hidden = hidden_dim or 4 * dim
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, out_dim or dim)
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         """fc2(gelu(fc1(x))), plus `residual` (x's shape but the last dim: out_dim) when given, in fc2's GEMM."""
-        h = self.fc1(x)
-        # Without autograd, GELU in place: a fresh (N, hidden) output costs more than the erf itself on CPU.
-        h = self.act(h) if h.requires_grad else torch.ops.aten.gelu_(h)
+        # GELU fused into fc1's product (oneDNN), or without autograd in place: a fresh (N, hidden) output costs
+        # more than the erf itself on CPU.
+        h = cpu_gemm.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
         return linear_residual(self.fc2, h, residual)
 
 
@@ -140,22 +142,24 @@ class Attention(nn.Module):
         if layout is not None:
             if attn_mask is not None or (self.use_rope and rope is None):
                 raise ValueError("packed attention takes no attn_mask, and needs the rope table when use_rope")
-            return linear_residual(self.proj, packed_attention(self.qkv(x), layout, self.num_heads,
+            qkv = cpu_gemm.linear(x, self.qkv.weight, self.qkv.bias)  # (S, 3 D)
+            return linear_residual(self.proj, packed_attention(qkv, layout, self.num_heads,
                                                                rope if self.use_rope else None), residual)
         b, n, d = x.shape
         # unbind on the (B, N, 3, h, hd) view, then transpose: in backward the three grads are stacked straight
         # into the layout of the qkv output (one copy; indexing a permuted view costs zero-fills and two copies).
         # On CPU, one copy each to (B, h, N, hd) memory: the CPU flash kernel runs 8 % faster on it than on the
         # strided view (1568 tokens, head dim 64), for 2 % of that in copies. (Not measured on GPUs: left as is.)
-        q, k, v = (t.transpose(1, 2) for t in self.qkv(x).view(b, n, 3, self.num_heads, self.head_dim).unbind(2))
+        qkv = cpu_gemm.linear(x, self.qkv.weight, self.qkv.bias)  # (B, N, 3 D)
+        q, k, v = (t.transpose(1, 2) for t in qkv.view(b, n, 3, self.num_heads, self.head_dim).unbind(2))
         if x.device.type == "cpu":
             q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         if self.use_rope:  # q, k, v: (B, h, N, hd)
             if rope is None:
                 raise ValueError("this attention uses RoPE: pass the rope table")
             q, k = rope.apply(q), rope.apply(k)  # rotated in the tables' dtype (fp32), returned in v's dtype
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, hd)
-        return linear_residual(self.proj, out.transpose(1, 2).reshape(b, n, d), residual)
+        out = cpu_gemm.self_attention(q, k, v, attn_mask=attn_mask)  # (B, N, D): the heads side by side
+        return linear_residual(self.proj, out, residual)
 
 
 class Block(nn.Module):
