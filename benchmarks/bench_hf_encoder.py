@@ -32,7 +32,7 @@ from side_by_side import child_memory, interleaved, loadavg, paired, peak_rss, r
 
 from vjepa_cli.config.model import ModelConfig  # noqa: E402
 from vjepa_cli.io.hf_layout import to_hf_state_dict  # noqa: E402
-from vjepa_cli.models import build_encoder  # noqa: E402
+from vjepa_cli.models import build_encoder, cpu_gemm  # noqa: E402
 from vjepa_cli.runtime import torch_dtype  # noqa: E402
 
 
@@ -116,7 +116,7 @@ def memory_child(args) -> None:
 
 def report(results: list[dict], args) -> None:
     print(f"encoder inference, {args.frames}x{args.size} batch {args.batch}, {args.dtype} inference_mode, "
-          f"{args.threads} threads, torch {torch.__version__}")
+          f"{args.threads} threads, torch {torch.__version__}, our fp32 CPU products: {cpu_gemm.backend()}")
     print(f"{'arch':10} {'side':13} {'median s':>9} {'min s':>7} {'GFLOP/s':>8} {'peak RSS MB':>11} {'growth MB':>9} "
           f"{'ours/hf':>7} {'max|diff|':>9} {'load':>11}")
     for r in results:
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> dict:
     results = [run_arch(a, args) for a in args.archs.split(",")]
     report(results, args)
     out = {"dtype": args.dtype, "frames": args.frames, "size": args.size, "batch": args.batch, "threads": args.threads,
-           "torch": torch.__version__, "results": [{k: v for k, v in r.items() if k != "profile"} for r in results]}
+           "torch": torch.__version__, "cpu_gemm": cpu_gemm.backend(),
+           "results": [{k: v for k, v in r.items() if k != "profile"} for r in results]}
     print(json.dumps(out))
     return out
 

@@ -31,7 +31,7 @@ from vjepa_cli.config.mask import MaskConfig  # noqa: E402
 from vjepa_cli.config.model import ModelConfig  # noqa: E402
 from vjepa_cli.config.train import OptimConfig  # noqa: E402
 from vjepa_cli.data.masks import MaskCollator  # noqa: E402
-from vjepa_cli.models import build_encoder, build_predictor  # noqa: E402
+from vjepa_cli.models import build_encoder, build_predictor, cpu_gemm  # noqa: E402
 from vjepa_cli.train.ema import ema_update_, make_target  # noqa: E402
 from vjepa_cli.train.jepa import JepaModel, build_optimizer, target_features  # noqa: E402
 
@@ -217,7 +217,8 @@ def compare_steps(args, name: str, ours: OurStep, theirs, clips: Tensor, masks: 
     n = args.warmup + args.repeats
     mem = {s: child_memory(script, [*child_argv, "--memory-child", s]) for s in ("ours", name)}
     return {"config": {"arch": args.arch, "frames": args.frames, "size": args.size, "batch": args.batch,
-                       "pred": "12 x 384", "dtype": "fp32", "threads": args.threads, "torch": torch.__version__},
+                       "pred": "12 x 384", "dtype": "fp32", "threads": args.threads, "torch": torch.__version__,
+                       "cpu_gemm": cpu_gemm.backend()},
             "params": ours.n_params(), "tokens_mask0": tokens(masks[0]),
             "loss_step0": loss0, "loss_step0_absdiff": abs(loss0["ours"] - loss0[name]),
             "gflop_per_step": sum(step_gflop(ours.cfg, masks[i], args.batch) for i in range(n - args.repeats, n))
@@ -231,7 +232,7 @@ def compare_steps(args, name: str, ours: OurStep, theirs, clips: Tensor, masks: 
 def step_table(r: dict, name: str) -> None:
     c = r["config"]
     print(f"training step, {c['arch']} {c['frames']}x{c['size']} batch {c['batch']}, predictor {c['pred']}, "
-          f"{c['dtype']}, {c['threads']} threads; load {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}")
+          f"{c['dtype']}, {c['threads']} threads, our fp32 CPU products: {c.get('cpu_gemm', '?')}; load {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}")
     print(f"same work: {r['params']:,} parameters each, tokens [ctx, tgt] per mask at step 0 {r['tokens_mask0']}, "
           f"step-0 loss ours {r['loss_step0']['ours']:.6f} {name} {r['loss_step0'][name]:.6f}")
     print(f"{'side':9} {'median s':>9} {'min s':>7} {'GFLOP/s':>8} {'peak RSS MB':>11} {'growth MB':>9}")

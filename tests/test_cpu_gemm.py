@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vjepa_cli.cli import main
 from vjepa_cli.config.model import ModelConfig
+from vjepa_cli.errors import VjepaError
 from vjepa_cli.models import build_encoder, cpu_gemm
 
 ONEDNN = cpu_gemm.resolve("onednn") == "onednn"
@@ -20,11 +22,21 @@ def _g(seed: int) -> torch.Generator:
 def test_backend_names():
     assert cpu_gemm.resolve("blas") == "blas"
     assert cpu_gemm.resolve("auto") in ("blas", "onednn")
-    with pytest.raises(ValueError, match="VJEPA_CPU_GEMM='mkl'"):
+    with pytest.raises(VjepaError, match="VJEPA_CPU_GEMM='mkl'"):
         cpu_gemm.resolve("mkl")
     with cpu_gemm.use_backend("blas") as name:
         assert name == "blas" and cpu_gemm.backend() == "blas"
         assert not cpu_gemm.on_onednn(torch.zeros(2, 2))
+
+
+def test_bad_environment_value_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("VJEPA_CPU_GEMM", "fast")
+    monkeypatch.setitem(cpu_gemm._state, "backend", None)
+    with pytest.raises(SystemExit) as e:
+        main(["synth", "--help"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "VJEPA_CPU_GEMM='fast'" in err and "auto, onednn, blas" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 @needs_onednn

@@ -60,7 +60,9 @@ def _root(
     from vjepa_cli.data.media import set_verbose
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import set_quiet
+    from vjepa_cli.models.cpu_gemm import backend
 
+    backend()  # a bad $VJEPA_CPU_GEMM fails here, before any work
     if quiet and verbose:
         raise VjepaError("-q/--quiet and -v/--verbose contradict each other", hint="give one of them")
     set_quiet(quiet)

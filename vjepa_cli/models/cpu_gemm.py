@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vjepa_cli.errors import VjepaError
+
 BACKENDS = ("auto", "onednn", "blas")
 MIN_ATTENTION_TOKENS = 512  # below, one flash call beats a Python loop over heads
 SCORE_CHUNK = 3 << 18  # fp32 scores per block (3 MB; 501 query rows at 1568 tokens, the fastest measured)
@@ -51,7 +53,8 @@ def _amd_cpu() -> bool:
 def resolve(name: str) -> str:
     """`auto | onednn | blas` -> the backend that runs here ("onednn" only where oneDNN is in this torch)."""
     if name not in BACKENDS:
-        raise ValueError(f"VJEPA_CPU_GEMM={name!r}: choose one of {', '.join(BACKENDS)}")
+        raise VjepaError(f"VJEPA_CPU_GEMM={name!r} is not a backend of fp32 CPU products",
+                         hint=f"set it to one of {', '.join(BACKENDS)}, or unset it")
     if name == "blas" or not _onednn_available():
         return "blas"
     return "onednn" if name == "onednn" or _amd_cpu() else "blas"
