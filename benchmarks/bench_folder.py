@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "video_size": f"{int(round(h * 16 / 9 / 2)) * 2}x{h}", "load_before": os.getloadavg()[0]}
     runs = []
     out = args.workdir / "out"
+    shutil.rmtree(out, ignore_errors=True)  # features of an earlier run of another folder would be compared too
     for i in range(args.reps):
         for side in (("ours", "hf") if i % 2 == 0 else ("hf", "ours")):
             model = ours_model if side == "ours" else hf_dir
