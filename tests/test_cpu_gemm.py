@@ -15,6 +15,12 @@ ONEDNN = cpu_gemm.resolve("onednn") == "onednn"
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch has no oneDNN")
 
 
+@pytest.fixture(autouse=True)
+def _small_products_too(monkeypatch):
+    """The products below are small; the size threshold has a test of its own."""
+    monkeypatch.setattr(cpu_gemm, "MIN_PRODUCT", 1)
+
+
 def _g(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -75,6 +81,16 @@ def test_linear_matches_float64(mode, grad):
         got.backward(up)
         for mine, theirs in ((xs, xd), (ws, wd), (bs, bd)):
             assert (mine.grad.double() - theirs.grad).abs().max() < 1e-3 * theirs.grad.abs().max()
+
+
+@needs_onednn
+def test_small_products_stay_on_the_blas(monkeypatch):
+    monkeypatch.setattr(cpu_gemm, "MIN_PRODUCT", 1 << 22)
+    w = torch.zeros(384, 96)
+    with cpu_gemm.use_backend("onednn"):
+        assert not cpu_gemm.takes_onednn(torch.zeros(16, 96), w)  # 0.6 M multiply-adds
+        assert cpu_gemm.takes_onednn(torch.zeros(2, 128, 96), w)  # 9.4 M
+        assert not cpu_gemm.takes_onednn(torch.zeros(0, 96), w) and not cpu_gemm.takes_onednn(torch.zeros(96), w)
 
 
 @needs_onednn

@@ -33,6 +33,9 @@ from vjepa_cli.errors import VjepaError
 
 BACKENDS = ("auto", "onednn", "blas")
 MIN_ATTENTION_TOKENS = 512  # below, one flash call beats a Python loop over heads
+# multiply-adds below which MKL wins: oneDNN costs ~10 us more per call forward, ~50 us forward + backward
+# (64 x 96 x 288: level; 256 x 96 x 384: oneDNN 1.8x / 1.3x; 16 x 96 x 96: MKL 3x / 2x)
+MIN_PRODUCT = 1 << 22
 SCORE_CHUNK = 3 << 18  # fp32 scores per block (3 MB; 501 query rows at 1568 tokens, the fastest measured)
 
 _state = {"backend": None}  # the resolved choice: "onednn" | "blas" (None: read VJEPA_CPU_GEMM on first use)
@@ -97,6 +100,14 @@ def on_onednn(*tensors: Tensor) -> bool:
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
+def takes_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether `linear(x, weight)` runs on oneDNN: `on_onednn` and a product of at least MIN_PRODUCT
+    multiply-adds (x (..., in), weight (out, in))."""
+    if x.dim() < 2 or not on_onednn(x, weight):
+        return False
+    return x.numel() > 0 and x.numel() * weight.shape[0] >= MIN_PRODUCT
+
+
 def _product(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
@@ -131,7 +142,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool 
     after GELU is not a block's pattern). x (..., in), weight (out, in), residual (..., out)."""
     if gelu and residual is not None:
         raise ValueError("linear: gelu and residual together are not supported")
-    if x.dim() < 2 or x.numel() == 0 or not on_onednn(x, weight):
+    if not takes_onednn(x, weight):
         out = F.linear(x, weight, bias)
         if gelu:
             return F.gelu(out) if out.requires_grad else torch.ops.aten.gelu_(out)

@@ -82,7 +82,7 @@ def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor | None) -> Te
         return cpu_gemm.linear(x, linear.weight, linear.bias)
     if _autocast_on(residual.device.type):
         return residual + linear(x)
-    if cpu_gemm.on_onednn(x, linear.weight):
+    if cpu_gemm.takes_onednn(x, linear.weight):
         return cpu_gemm.linear(x, linear.weight, linear.bias, residual=residual)
     base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
     out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), linear.weight.t())
