@@ -82,8 +82,9 @@ def use_backend(name: str) -> Iterator[str]:
 
 
 def _tracing() -> bool:
-    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
-            or torch.onnx.is_in_onnx_export())
+    compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return (torch.jit.is_tracing() or torch.jit.is_scripting() or torch.onnx.is_in_onnx_export()
+            or (compiling is not None and compiling()))
 
 
 def _autocast_cpu() -> bool:
