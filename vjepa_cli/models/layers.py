@@ -86,7 +86,9 @@ def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor | None) -> Te
         return cpu_gemm.linear(x, linear.weight, linear.bias, residual=residual)
     base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
     out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), linear.weight.t())
-    return out.view(residual.shape)
+    # a fresh tensor, not a view of the 2-D product (as torch.matmul returns it): FSDP warns that an in-place op
+    # on a wrapped block's view output would skip its hooks
+    return torch.ops.aten._unsafe_view(out, residual.shape)
 
 
 def _autocast_on(device_type: str) -> bool:
