@@ -94,6 +94,16 @@ def test_small_products_stay_on_the_blas(monkeypatch):
 
 
 @needs_onednn
+def test_linear_on_strided_views():
+    """Transposed and sliced operands (as the backward's own products take them) give the same product."""
+    x = torch.randn(48, 3, 70, generator=_g(7)).permute(1, 2, 0)  # (3, 70, 48), not contiguous
+    w = torch.randn(48, 96 * 2, generator=_g(8))[:, ::2].t()  # (96, 48), strided
+    with cpu_gemm.use_backend("onednn"), torch.no_grad():
+        got = cpu_gemm.linear(x, w)
+    assert (got.double() - F.linear(x.double(), w.double())).abs().max() < 1e-4
+
+
+@needs_onednn
 def test_linear_grad_of_the_weight_only():
     """A frozen input (features) and a trained weight: the input gets no gradient, the weight the right one."""
     x, w = torch.randn(40, 16, generator=_g(5)), torch.randn(8, 16, generator=_g(6)).requires_grad_()
