@@ -232,7 +232,7 @@ def compare_steps(args, name: str, ours: OurStep, theirs, clips: Tensor, masks: 
 def step_table(r: dict, name: str) -> None:
     c = r["config"]
     print(f"training step, {c['arch']} {c['frames']}x{c['size']} batch {c['batch']}, predictor {c['pred']}, "
-          f"{c['dtype']}, {c['threads']} threads, our fp32 CPU products: {c.get('cpu_gemm', '?')}; load {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}")
+          f"{c['dtype']}, {c['threads']} threads, our fp32 CPU products: {c['cpu_gemm']}; load {r['loadavg_before'][0]} -> {r['loadavg_after'][0]}")
     print(f"same work: {r['params']:,} parameters each, tokens [ctx, tgt] per mask at step 0 {r['tokens_mask0']}, "
           f"step-0 loss ours {r['loss_step0']['ours']:.6f} {name} {r['loss_step0'][name]:.6f}")
     print(f"{'side':9} {'median s':>9} {'min s':>7} {'GFLOP/s':>8} {'peak RSS MB':>11} {'growth MB':>9}")

@@ -3,6 +3,7 @@ function; errors a user can cause arrive as `VjepaError` and are printed once, h
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -60,9 +61,11 @@ def _root(
     from vjepa_cli.data.media import set_verbose
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import set_quiet
-    from vjepa_cli.models.cpu_gemm import backend
 
-    backend()  # a bad $VJEPA_CPU_GEMM fails here, before any work
+    if os.environ.get("VJEPA_CPU_GEMM"):  # a bad value fails here, before any work (torch imported only then)
+        from vjepa_cli.models.cpu_gemm import backend
+
+        backend()
     if quiet and verbose:
         raise VjepaError("-q/--quiet and -v/--verbose contradict each other", hint="give one of them")
     set_quiet(quiet)

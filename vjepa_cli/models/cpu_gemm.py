@@ -87,16 +87,17 @@ def _tracing() -> bool:
             or (compiling is not None and compiling()))
 
 
-def _autocast_cpu() -> bool:
+def autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for `device_type` ("cpu", "cuda", ...)."""
     try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4
-        return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no per-device query
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def on_onednn(*tensors: Tensor) -> bool:
     """Whether products of these tensors take the oneDNN path: fp32 CPU tensors, backend on, no autocast/tracing."""
-    if backend() != "onednn" or _tracing() or _autocast_cpu():
+    if backend() != "onednn" or _tracing() or autocast_on("cpu"):
         return False
     return all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
@@ -140,25 +141,33 @@ class _Linear(torch.autograd.Function):
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, gelu: bool = False,
            residual: Tensor | None = None) -> Tensor:
     """`residual + act(x @ weight^T + bias)`, act = exact GELU when `gelu`, else identity (not both: a residual
-    after GELU is not a block's pattern). x (..., in), weight (out, in), residual (..., out)."""
+    after GELU is not a block's pattern). x (..., in), weight (out, in), residual (..., out).
+
+    The residual add rides in the product: oneDNN's fused add, or on the BLAS one `addmm` accumulating onto
+    `residual + bias` (one pass over the output instead of the bias broadcast and a separate add; same sums,
+    another rounding order). Under autocast the plain sum: the GEMM would run in the low precision and take the
+    residual stream with it."""
     if gelu and residual is not None:
         raise ValueError("linear: gelu and residual together are not supported")
-    if not takes_onednn(x, weight):
+    if takes_onednn(x, weight):
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+            out = _Linear.apply(x, weight, bias)
+        elif gelu:
+            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
+        elif residual is not None and residual.shape[:-1] == x.shape[:-1] and residual.dtype == torch.float32:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), weight, bias, "add")
+        else:
+            out = _product(x, weight, bias)
+    elif residual is not None and not autocast_on(residual.device.type):
+        base = residual + bias if bias is not None else residual  # addmm leaves its input alone
+        out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), weight.t())
+        # a fresh tensor, not a view of the 2-D product (as torch.matmul returns it): FSDP warns that an
+        # in-place op on a wrapped block's view output would skip its hooks
+        return torch.ops.aten._unsafe_view(out, residual.shape)
+    else:
         out = F.linear(x, weight, bias)
-        if gelu:
-            return F.gelu(out) if out.requires_grad else torch.ops.aten.gelu_(out)
-        return out if residual is None else residual + out
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        out = _Linear.apply(x, weight, bias)
-        if gelu:
-            return F.gelu(out)
-        return out if residual is None else residual + out
-    if gelu:
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "none")
-    if residual is not None and residual.shape[:-1] == x.shape[:-1] and residual.dtype == torch.float32:
-        return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), weight, bias, "add")
-    out = _product(x, weight, bias)
+    if gelu:  # without autograd in place: a fresh (N, hidden) output costs more than the erf itself on CPU
+        return F.gelu(out) if out.requires_grad else torch.ops.aten.gelu_(out)
     return out if residual is None else residual + out
 
 
@@ -166,8 +175,8 @@ def self_attention(q: Tensor, k: Tensor, v: Tensor, attn_mask: Tensor | None = N
     """softmax(q k^T / sqrt(hd) [+ mask]) v for q, k, v (B, h, N, hd) -> (B, N, h * hd), the heads' outputs side
     by side as the output projection takes them."""
     b, h, n, hd = q.shape
-    if (attn_mask is not None or n < MIN_ATTENTION_TOKENS or k.shape[2] != n or torch.is_grad_enabled()
-            and any(t.requires_grad for t in (q, k, v)) or not on_onednn(q, k, v)):
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    if attn_mask is not None or n < MIN_ATTENTION_TOKENS or k.shape[2] != n or grad or not on_onednn(q, k, v):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, h, N, hd)
         return out.transpose(1, 2).reshape(b, n, h * hd)
     out = q.new_empty(b, n, h, hd)

@@ -74,28 +74,9 @@ class PatchEmbed3D(nn.Module):
 
 
 def linear_residual(linear: nn.Linear, x: Tensor, residual: Tensor | None) -> Tensor:
-    """`residual + linear(x)` as one GEMM accumulating onto `residual + bias`: one pass over the output
-    instead of the GEMM's bias broadcast and a separate residual add (same sums, another rounding order).
-    Under autocast the plain sum: the GEMM would run in the low precision and take the residual stream with it.
-    No residual: `linear(x)`. fp32 on the CPU: through `cpu_gemm` (oneDNN where it is the faster library)."""
-    if residual is None:
-        return cpu_gemm.linear(x, linear.weight, linear.bias)
-    if _autocast_on(residual.device.type):
-        return residual + linear(x)
-    if cpu_gemm.takes_onednn(x, linear.weight):
-        return cpu_gemm.linear(x, linear.weight, linear.bias, residual=residual)
-    base = residual + linear.bias if linear.bias is not None else residual  # addmm leaves its input alone
-    out = torch.addmm(base.reshape(-1, base.shape[-1]), x.reshape(-1, x.shape[-1]), linear.weight.t())
-    # a fresh tensor, not a view of the 2-D product (as torch.matmul returns it): FSDP warns that an in-place op
-    # on a wrapped block's view output would skip its hooks
-    return torch.ops.aten._unsafe_view(out, residual.shape)
-
-
-def _autocast_on(device_type: str) -> bool:
-    try:
-        return torch.is_autocast_enabled(device_type)
-    except TypeError:  # torch < 2.4: no per-device query
-        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+    """`residual + linear(x)` with the add inside the product (`cpu_gemm.linear`); no residual: `linear(x)`,
+    on oneDNN where that is the faster library."""
+    return cpu_gemm.linear(x, linear.weight, linear.bias, residual=residual)
 
 
 class Mlp(nn.Module):
@@ -109,9 +90,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
         """fc2(gelu(fc1(x))), plus `residual` (x's shape but the last dim: out_dim) when given, in fc2's GEMM."""
-        # GELU fused into fc1's product (oneDNN), or without autograd in place: a fresh (N, hidden) output costs
-        # more than the erf itself on CPU.
-        h = cpu_gemm.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
+        h = cpu_gemm.linear(x, self.fc1.weight, self.fc1.bias, gelu=True)  # GELU fused where oneDNN runs
         return linear_residual(self.fc2, h, residual)
 
 
@@ -144,7 +123,7 @@ class Attention(nn.Module):
         if layout is not None:
             if attn_mask is not None or (self.use_rope and rope is None):
                 raise ValueError("packed attention takes no attn_mask, and needs the rope table when use_rope")
-            qkv = cpu_gemm.linear(x, self.qkv.weight, self.qkv.bias)  # (S, 3 D)
+            qkv = linear_residual(self.qkv, x, None)  # (S, 3 D)
             return linear_residual(self.proj, packed_attention(qkv, layout, self.num_heads,
                                                                rope if self.use_rope else None), residual)
         b, n, d = x.shape
@@ -152,7 +131,7 @@ class Attention(nn.Module):
         # into the layout of the qkv output (one copy; indexing a permuted view costs zero-fills and two copies).
         # On CPU, one copy each to (B, h, N, hd) memory: the CPU flash kernel runs 8 % faster on it than on the
         # strided view (1568 tokens, head dim 64), for 2 % of that in copies. (Not measured on GPUs: left as is.)
-        qkv = cpu_gemm.linear(x, self.qkv.weight, self.qkv.bias)  # (B, N, 3 D)
+        qkv = linear_residual(self.qkv, x, None)  # (B, N, 3 D)
         q, k, v = (t.transpose(1, 2) for t in qkv.view(b, n, 3, self.num_heads, self.head_dim).unbind(2))
         if x.device.type == "cpu":
             q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
