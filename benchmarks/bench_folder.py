@@ -5,6 +5,7 @@ would write (PyAV decode, `VJEPA2VideoProcessor`, `VJEPA2Model`, one video at a 
     python benchmarks/bench_folder.py --small               # 3 clips of 2 s at 320x180, vit_small 8x128
     python benchmarks/bench_folder.py --clips 5 --seconds 4 --height 360 --reps 3 --workdir /tmp/bf
     python benchmarks/bench_folder.py --dtype bf16          # both models in bf16 (`vjepa extract --dtype bf16`)
+    python benchmarks/bench_folder.py --hf-malloc tuned     # the recipe with the malloc settings `vjepa` uses too
 
 The folder (H.264, natural-ish motion, see folder_make.py) and the model (a random-init `transformers` VJEPA2Model
 converted to our file by `vjepa convert`'s library function) are made once and cached in `--workdir`. Each run is
@@ -31,9 +32,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from folder_make import make_folder, make_models  # noqa: E402
 
+# glibc's environment form of what `vjepa` sets at start-up (vjepa_cli/allocator.py), for `--hf-malloc tuned`
+TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
-def run_side(side: str, videos: Path, model: Path, out: Path, dtype: str = "fp32") -> dict:
+
+def run_side(side: str, videos: Path, model: Path, out: Path, dtype: str = "fp32", hf_malloc: str = "default") -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if side == "hf" and hf_malloc == "tuned":
+        env.update(TUNED_MALLOC)
     p = subprocess.run([sys.executable, str(HERE / "folder_sides.py"), side, str(videos), str(model), str(out), dtype],
                        capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -154,6 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vjepa-bench-folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="both models' weights and compute")
+    ap.add_argument("--hf-malloc", choices=["default", "tuned"], default="default",
+                    help="tuned: give the recipe's process the malloc thresholds `vjepa` sets for itself")
     args = ap.parse_args(argv)
     if args.small:
         args.clips, args.seconds, args.height, args.frames, args.size, args.reps = 3, 2.0, 180, 8, 128, 1
@@ -168,7 +176,7 @@ def main(argv: list[str] | None = None) -> dict:
     for i in range(args.reps):
         for side in (("ours", "hf") if i % 2 == 0 else ("hf", "ours")):
             model = ours_model if side == "ours" else hf_dir
-            runs.append(run_side(side, videos, model, out / side, args.dtype))
+            runs.append(run_side(side, videos, model, out / side, args.dtype, args.hf_malloc))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     res["load_after"] = os.getloadavg()[0]
     res["ours"], res["hf"] = summarise(runs, "ours"), summarise(runs, "hf")

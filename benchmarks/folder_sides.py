@@ -3,7 +3,8 @@
     python folder_sides.py ours VIDEO_DIR MODEL OUT_DIR
     python folder_sides.py hf   VIDEO_DIR HF_DIR OUT_DIR
 
-ours: `run_extract` (what `vjepa extract VIDEO_DIR -o OUT_DIR --model MODEL` runs) with the command's defaults.
+ours: `run_extract` (what `vjepa extract VIDEO_DIR -o OUT_DIR --model MODEL` runs) with the command's defaults,
+after the command's start-up (`keep_freed_memory`).
 Its stages are timed from outside by wrapping module functions (nothing in the library changes): decode (PyAV
 decode + RGB conversion, in the decoding thread), resize/crop (same thread), normalise, model and write (main
 thread) and the main thread's wait for decoded windows.
@@ -90,10 +91,12 @@ def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32") -> 
     import torch
 
     import vjepa_cli
+    from vjepa_cli.allocator import keep_freed_memory
     from vjepa_cli.config.extract import ExtractConfig
     from vjepa_cli.infer.extract import run_extract
     from vjepa_cli.runtime import torch_dtype
 
+    keep_freed_memory()  # what the `vjepa` command does at start-up
     model = vjepa_cli.load_model(model_path, device=torch.device("cpu"), dtype=torch_dtype(dtype))  # as extract --dtype
     instrument_ours()
     base = rss_mb()

@@ -34,7 +34,9 @@ ViewsOpt = Annotated[int, typer.Option("--views", help="Spatial crops per window
 MaskIndexOpt = Annotated[int, typer.Option("--mask-index", help="Predictor mask token to use.")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", "-b", help="Clips per forward pass.")]
 WorkersOpt = Annotated[
-    int, typer.Option("--workers", help="Decoding threads running alongside the model (0: decode inline).")
+    int | None, typer.Option("--workers", min=0, show_default=False,
+                             help="Decoding threads running alongside the model; 0: decode between forwards with "
+                                  "every core. Default: 0 on the CPU, 1 on a GPU.")
 ]
 
 

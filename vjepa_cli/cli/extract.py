@@ -43,7 +43,7 @@ def command(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")] = False,
     combined: Annotated[Path | None, typer.Option(
         "--combined", help="Also write one .safetensors with every window of every video (features, video_index, "

@@ -45,7 +45,7 @@ def command(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     render: RenderOpt = None,
     json_out: JsonOpt = False,

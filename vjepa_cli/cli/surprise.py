@@ -70,7 +70,7 @@ def command(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
-    workers: WorkersOpt = 1,
+    workers: WorkersOpt = None,
     decoder: DecoderOpt = None,
     render: Annotated[Path | None, typer.Option(
         "--render", help="With --decoder: the picture of the most surprising window, .png or .mp4 (default "

@@ -77,13 +77,13 @@ class ExtractConfig:
     batch_size: int = 8  # clips per encoder forward (windows of several videos are batched together)
     device: str | None = None  # cpu, cuda, cuda:N (None: cuda when available)
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # model and compute precision (features are saved fp32)
-    workers: int = 1  # decoding threads running alongside the model (0: decode in the main thread)
+    workers: int | None = None  # decoding threads beside the model; 0: between forwards; None: 0 on CPU, 1 on GPU
     overwrite: bool = False  # recompute outputs that already exist
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise ValueError("workers must be >= 0")
         if self.pool not in ("mean", "none"):
             raise ValueError("pool must be 'mean' or 'none'")
@@ -137,7 +137,7 @@ class SurpriseConfig:
     batch_size: int = 8  # windows per forward pass
     device: str | None = None  # cpu, cuda, cuda:N (None: cuda when available)
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # compute precision
-    workers: int = 1  # decoding threads
+    workers: int | None = None  # decoding threads (None: 0 on the CPU, 1 on a GPU; see `decode_workers`)
 
     def __post_init__(self):
         if not self.context_frames or any(c < 1 for c in self.context_frames):
@@ -146,7 +146,7 @@ class SurpriseConfig:
             raise ValueError(f"every context length must be below the window's {self.window.frames} frames")
         if self.combine not in ("min", "mean"):
             raise ValueError("combine must be 'min' or 'mean'")
-        if self.batch_size < 1 or self.workers < 0 or self.mask_index < 0:
+        if self.batch_size < 1 or (self.workers is not None and self.workers < 0) or self.mask_index < 0:
             raise ValueError("batch_size must be >= 1, workers and mask_index >= 0")
         if self.dtype not in ("fp32", "bf16", "fp16"):
             raise ValueError("dtype must be fp32, bf16 or fp16")

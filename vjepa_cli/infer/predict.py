@@ -27,7 +27,7 @@ from vjepa_cli.errors import VjepaError
 from vjepa_cli.infer.inputs import VideoJob, is_image
 from vjepa_cli.infer.metrics import peak_ratio
 from vjepa_cli.infer.model import load_eval_model, model_record
-from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows
+from vjepa_cli.infer.windows import VideoEnded, VideoStarted, WindowBatch, batched_windows, decode_workers
 from vjepa_cli.runtime import resolve_device, torch_dtype
 
 
@@ -175,7 +175,7 @@ def surprise_curves(model: Any, jobs: list[VideoJob], cfg: SurpriseConfig, devic
         if is_image(job.path):
             results[job.index] = f"{job.path} is a still image: predict and surprise need a video"
     videos = [job for job in jobs if not results[job.index]]
-    for ev in batched_windows(videos, cfg.window, img_size, cfg.workers, cfg.batch_size):
+    for ev in batched_windows(videos, cfg.window, img_size, decode_workers(cfg.workers, device), cfg.batch_size):
         match ev:
             case VideoStarted():
                 state = {"t0": time.perf_counter(), "times": [], "ctx": {c: [] for c in cfg.context_frames},

@@ -83,9 +83,10 @@ def image_window(path: Path, wcfg: WindowConfig, img_size: int) -> tuple[VideoWi
     return VideoWindows(info, 1, 1, np.zeros((1, 1), np.int64)), Window(frames, 0.0, 0.0)
 
 
-def video_events(job: Any, wcfg: WindowConfig, img_size: int, tail: bool = True) -> Iterator[Event]:
+def video_events(job: Any, wcfg: WindowConfig, img_size: int, tail: bool = True,
+                 threads: int = 1) -> Iterator[Event]:
     """Open `job.path` once and yield its events; a failure ends the video with its one-line error. A still
-    image (by extension) is one window of one frame."""
+    image (by extension) is one window of one frame. `threads`: the decoder's threads."""
     reader = None
     try:
         if is_image(job.path):
@@ -94,7 +95,7 @@ def video_events(job: Any, wcfg: WindowConfig, img_size: int, tail: bool = True)
             yield WindowDecoded(job, window)
             yield VideoEnded(job)
             return
-        reader = open_video(job.path, "pyav")  # one sequential decode of the whole file
+        reader = open_video(job.path, "pyav", threads)  # one sequential decode of the whole file
         info = reader.info
         step, stride = wcfg.step_for(info.fps), wcfg.stride_for(info.fps)
         video = VideoWindows(info, step, stride, plan_windows(info.num_frames, wcfg.frames, step, stride, tail))
@@ -114,29 +115,43 @@ def video_events(job: Any, wcfg: WindowConfig, img_size: int, tail: bool = True)
 
 
 class _Prefetch:
-    """Up to `workers` videos decoded ahead, each by its own thread into a bounded queue."""
+    """Videos decoded ahead by `workers` threads, each into a bounded queue of its own.
+
+    A thread that finishes a video takes the next one at once (not when the consumer has read the first), so
+    the decoders never wait on the model across video boundaries; at most `workers + 1` videos are open and
+    unread at a time, each holding at most `queue_size` windows, so memory stays bounded."""
 
     def __init__(self, jobs: list[Any], wcfg: WindowConfig, img_size: int, workers: int, queue_size: int,
                  tail: bool):
-        self.jobs, self.wcfg, self.img_size, self.workers = jobs, wcfg, img_size, workers
+        self.jobs, self.wcfg, self.img_size = jobs, wcfg, img_size
         self.queue_size, self.tail = queue_size, tail
         self.stop = threading.Event()
+        self.slots = threading.Semaphore(workers + 1)  # videos taken by a thread and not yet read to the end
+        self.ready = threading.Condition()
         self.queues: dict[int, queue.Queue] = {}
-        self.threads: list[threading.Thread] = []
-        for i in range(min(workers, len(jobs))):
-            self._launch(i)
-
-    def _launch(self, i: int) -> None:
-        if i < len(self.jobs):
-            self.queues[i] = q = queue.Queue(maxsize=self.queue_size)
-            t = threading.Thread(target=self._produce, args=(self.jobs[i], q), daemon=True)
+        self.taken = 0  # jobs handed to a thread so far (in input order)
+        self.threads = [threading.Thread(target=self._work, daemon=True) for _ in range(min(workers, len(jobs)))]
+        for t in self.threads:
             t.start()
-            self.threads.append(t)
 
-    def _produce(self, job: Any, q: queue.Queue) -> None:
+    def _work(self) -> None:
         import torch
 
         torch.set_num_threads(1)  # per-thread (OpenMP): resizing here must not take the encoder's cores
+        while not self.stop.is_set():
+            if not self.slots.acquire(timeout=0.1):
+                continue
+            with self.ready:
+                i = self.taken
+                if i >= len(self.jobs):
+                    self.slots.release()
+                    return
+                self.taken += 1
+                self.queues[i] = q = queue.Queue(maxsize=self.queue_size)
+                self.ready.notify_all()
+            self._produce(self.jobs[i], q)
+
+    def _produce(self, job: Any, q: queue.Queue) -> None:
         with closing(video_events(job, self.wcfg, self.img_size, self.tail)) as events:
             for ev in events:
                 while not self.stop.is_set():
@@ -149,14 +164,16 @@ class _Prefetch:
                     return  # the consumer has gone
 
     def events(self, i: int) -> Iterator[Event]:
-        """Video i's events, then start decoding the video `workers` places further."""
-        q = self.queues.pop(i)
+        """Video i's events (videos are read in input order)."""
+        with self.ready:
+            self.ready.wait_for(lambda: i in self.queues)
+            q = self.queues.pop(i)
         while True:
             ev = q.get()
             yield ev
             if isinstance(ev, VideoEnded):
                 break
-        self._launch(i + self.workers)
+        self.slots.release()
 
     def close(self) -> None:
         self.stop.set()
@@ -164,13 +181,27 @@ class _Prefetch:
             t.join(timeout=5)
 
 
+def decode_workers(workers: int | None, device: Any) -> int:
+    """`workers` as given, or by default 0 on the CPU and 1 on an accelerator.
+
+    On the CPU a decoding thread beside the model takes cores the model was using: on 2 cores (ViT-S 16x224,
+    30 windows of six 720p clips) the model ran 25 % slower beside it, and decoding between forwards with every
+    core was 5 % faster end to end. On a GPU the thread keeps the GPU fed while the CPU decodes."""
+    if workers is not None:
+        return workers
+    return 0 if getattr(device, "type", str(device)) == "cpu" else 1
+
+
 def stream_windows(jobs: list[Any], wcfg: WindowConfig, img_size: int, workers: int,
                    queue_size: int = 8, tail: bool = True) -> Iterator[Event]:
-    """Every video's events, in video order. `workers` >= 1: that many videos decoded ahead in threads;
-    0: decoded in the calling thread."""
+    """Every video's events, in video order. `workers` >= 1: that many videos decoded ahead in threads (one
+    decoder thread each) while the caller runs the model; 0: decoded in the calling thread between forwards,
+    by as many decoder threads as torch has, so decoding and the model each have every core in turn."""
     if workers == 0:
+        import torch
+
         for job in jobs:
-            yield from video_events(job, wcfg, img_size, tail)
+            yield from video_events(job, wcfg, img_size, tail, threads=torch.get_num_threads())
         return
     with closing(_Prefetch(jobs, wcfg, img_size, workers, queue_size, tail)) as prefetch:
         for i in range(len(jobs)):
