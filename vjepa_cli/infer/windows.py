@@ -181,6 +181,9 @@ class _Prefetch:
             t.join(timeout=5)
 
 
+MAX_DECODE_THREADS = 8  # FFmpeg frame threads hold a frame each in flight; more than this gains little
+
+
 def decode_workers(workers: int | None, device: Any) -> int:
     """`workers` as given, or by default 0 on the CPU and 1 on an accelerator.
 
@@ -196,12 +199,12 @@ def stream_windows(jobs: list[Any], wcfg: WindowConfig, img_size: int, workers: 
                    queue_size: int = 8, tail: bool = True) -> Iterator[Event]:
     """Every video's events, in video order. `workers` >= 1: that many videos decoded ahead in threads (one
     decoder thread each) while the caller runs the model; 0: decoded in the calling thread between forwards,
-    by as many decoder threads as torch has, so decoding and the model each have every core in turn."""
+    by as many decoder threads as torch has (at most MAX_DECODE_THREADS), so decoding and the model each have every core in turn."""
     if workers == 0:
         import torch
 
         for job in jobs:
-            yield from video_events(job, wcfg, img_size, tail, threads=torch.get_num_threads())
+            yield from video_events(job, wcfg, img_size, tail, threads=min(torch.get_num_threads(), MAX_DECODE_THREADS))
         return
     with closing(_Prefetch(jobs, wcfg, img_size, workers, queue_size, tail)) as prefetch:
         for i in range(len(jobs)):
