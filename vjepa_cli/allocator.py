@@ -4,12 +4,13 @@ A forward pass allocates and frees the same large activations again and again (a
 MLP outputs, 3 MB attention blocks). glibc's malloc serves blocks above its mmap threshold (128 KB, raised
 dynamically as blocks are freed) with fresh `mmap`s and returns freed memory at the top of the heap beyond its
 trim threshold, so the next tensor of that size comes back as new pages: page faults and kernel zeroing on
-every use. On the 2-core AMD EPYC of 2026-12-07 that cost 9-10 % of a ViT-S forward (0.350 against 0.319 s).
+every use. On the 2-core AMD EPYC of 2026-12-07 that cost 7 % of a ViT-S 16x224 forward (medians of 8
+alternating processes: 0.345 s, 0.322 s with the thresholds set).
 
 `keep_freed_memory()` sets both thresholds (`mallopt`) so such blocks stay in the heap and are reused: the
 mmap threshold to its 64-bit maximum (32 MB; larger blocks are still mapped and unmapped) and the trim
 threshold to 1 GB. Setting only one of the two is worse than neither (it also freezes the other at its start
-value: 0.55 and 0.82 s for that forward), so both are set or none. Peak memory does not change; memory freed
+value: 0.55 and 0.82 s for that forward, once each), so both are set or none. Peak memory does not change; memory freed
 after the peak is kept by the process until it exits, which suits a command that runs one job.
 
 The `vjepa` command calls it at start-up. It leaves malloc alone where the user tuned it (`MALLOC_*` variables

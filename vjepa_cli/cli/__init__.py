@@ -63,7 +63,7 @@ def _root(
     from vjepa_cli.errors import VjepaError
     from vjepa_cli.log import set_quiet
 
-    keep_freed_memory()  # 9-10 % of a CPU forward went to page faults on re-allocated activations
+    keep_freed_memory()  # 7 % of a CPU forward went to page faults on re-allocated activations
 
     if os.environ.get("VJEPA_CPU_GEMM"):  # a bad value fails here, before any work (torch imported only then)
         from vjepa_cli.models.cpu_gemm import backend
