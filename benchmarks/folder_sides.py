@@ -6,8 +6,9 @@
 ours: `run_extract` (what `vjepa extract VIDEO_DIR -o OUT_DIR --model MODEL` runs) with the command's defaults,
 after the command's start-up (`keep_freed_memory`).
 Its stages are timed from outside by wrapping module functions (nothing in the library changes): decode (PyAV
-decode + RGB conversion, in the decoding thread), resize/crop (same thread), normalise, model and write (main
-thread) and the main thread's wait for decoded windows.
+decode + RGB conversion), resize/crop, normalise, model and write, and the main thread's wait for decoded
+windows. On the CPU the command decodes in the main thread between forwards (its default `--workers 0`), so
+decode and resize/crop are part of that wait; with decoding threads they run beside the model.
 
 hf: the recipe a `transformers` user writes, one video at a time: PyAV decode of the window frames (the
 `read_video_pyav` pattern of the transformers docs; torchcodec, which the V-JEPA 2 model card uses, does not load

@@ -165,7 +165,8 @@ def test_keep_freed_memory_keeps_a_freed_block():
 def test_inline_decoding_uses_the_cores_and_threads_use_one(videos, monkeypatch):
     seen = []
     real = iw.open_video
-    monkeypatch.setattr(iw, "open_video", lambda path, backend, threads=1: seen.append(threads) or real(path, backend, threads))
+    monkeypatch.setattr(iw, "open_video",
+                        lambda path, backend, threads=1: seen.append(threads) or real(path, backend, threads))
     cfg = WindowConfig(frames=4, frame_step=2, size=32)
     list(stream_windows(videos[:2], cfg, 32, 0))
     assert seen == [min(torch.get_num_threads(), iw.MAX_DECODE_THREADS)] * 2

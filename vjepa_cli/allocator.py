@@ -10,8 +10,8 @@ alternating processes: 0.345 s, 0.322 s with the thresholds set).
 `keep_freed_memory()` sets both thresholds (`mallopt`) so such blocks stay in the heap and are reused: the
 mmap threshold to its 64-bit maximum (32 MB; larger blocks are still mapped and unmapped) and the trim
 threshold to 1 GB. Setting only one of the two is worse than neither (it also freezes the other at its start
-value: 0.55 and 0.82 s for that forward, once each), so both are set or none. Peak memory does not change; memory freed
-after the peak is kept by the process until it exits, which suits a command that runs one job.
+value: 0.55 and 0.82 s for that forward, once each), so both are set or none. Peak memory does not change;
+memory freed after the peak is kept by the process until it exits, which suits a command that runs one job.
 
 The `vjepa` command calls it at start-up. It leaves malloc alone where the user tuned it (`MALLOC_*` variables
 or `GLIBC_TUNABLES` set), where the C library is not glibc, and in library use unless called.

@@ -7,9 +7,10 @@ the width. Every file records the token grid (T', H', W') so `--pool none` featu
 `[W, T', H', W', D]`.
 
 Videos are decoded front to back, by worker threads (PyAV releases the GIL) while the main thread runs the
-encoder, or (the CPU's default) in the main thread between forwards with every core (`decode_workers`); windows
-are batched across video boundaries, and on the CPU a batch runs as forwards of about `CPU_FORWARD_TOKENS`. Each video's output is written once,
-atomically, when its last window is encoded; a video that fails is reported and leaves no file.
+encoder, or (the CPU's default) in the main thread between forwards with every core (`decode_workers`). Windows
+are batched across video boundaries; on the CPU a batch runs as forwards of about `CPU_FORWARD_TOKENS`. Each
+video's output is written once, atomically, when its last window is encoded; a video that fails is reported and
+leaves no file.
 """
 
 from __future__ import annotations

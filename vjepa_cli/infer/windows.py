@@ -198,13 +198,15 @@ def decode_workers(workers: int | None, device: Any) -> int:
 def stream_windows(jobs: list[Any], wcfg: WindowConfig, img_size: int, workers: int,
                    queue_size: int = 8, tail: bool = True) -> Iterator[Event]:
     """Every video's events, in video order. `workers` >= 1: that many videos decoded ahead in threads (one
-    decoder thread each) while the caller runs the model; 0: decoded in the calling thread between forwards,
-    by as many decoder threads as torch has (at most MAX_DECODE_THREADS), so decoding and the model each have every core in turn."""
+    decoder thread each) while the caller runs the model; 0: decoded in the calling thread between forwards, by
+    as many decoder threads as torch has (at most MAX_DECODE_THREADS): decoding and the model take turns with
+    every core."""
     if workers == 0:
         import torch
 
+        threads = min(torch.get_num_threads(), MAX_DECODE_THREADS)
         for job in jobs:
-            yield from video_events(job, wcfg, img_size, tail, threads=min(torch.get_num_threads(), MAX_DECODE_THREADS))
+            yield from video_events(job, wcfg, img_size, tail, threads=threads)
         return
     with closing(_Prefetch(jobs, wcfg, img_size, workers, queue_size, tail)) as prefetch:
         for i in range(len(jobs)):
