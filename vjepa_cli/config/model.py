@@ -209,8 +209,20 @@ class ACPredictorConfig:
     # hundreds of units wide (PushT's targets in a 512 px arena) but its direction
     action_low: tuple[float, ...] = ()
     action_high: tuple[float, ...] = ()
+    # the state token's output also predicts the next state (as DINO-WM predicts proprioception), which an
+    # autoregressive rollout feeds back instead of holding the last observed state; states go in and come out
+    # standardised by state_mean / state_std (the training episodes'; () = as given, the official models)
+    predict_states: bool = False
+    state_mean: tuple[float, ...] = ()
+    state_std: tuple[float, ...] = ()
 
     def __post_init__(self):
+        if self.predict_states and not self.state_dim:
+            raise ValueError("predict_states needs state tokens (state_dim >= 1)")
+        if len(self.state_mean) != len(self.state_std) or (self.state_mean and len(self.state_mean) != self.state_dim):
+            raise ValueError("state_mean and state_std need one value per state dimension, or none")
+        if any(sd <= 0 for sd in self.state_std):
+            raise ValueError("every state_std must be > 0")
         if len(self.action_low) != len(self.action_high) or (self.action_low and len(self.action_low) != self.action_dim):
             raise ValueError("action_low and action_high need one value per action dimension, or none")
         if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):

@@ -73,23 +73,32 @@ class WMPredictorConfig:
     pos: Literal["rope", "learned"] = "rope"  # 3D RoPE or learned positions
     use_states: bool = False  # add a state token per frame (needs states in the episodes)
     action_norm: bool = True  # map actions to [-1, 1] by the episodes' action bounds before the predictor
+    # also predict each next state and feed it forward in rollouts, instead of holding the last observed one
+    # (needs use_states; states are standardised by the episodes' mean and spread); loss.state_weight weighs it
+    predict_states: bool = False
 
     def __post_init__(self):
+        if self.predict_states and not self.use_states:
+            raise ValueError("predictor.predict_states needs predictor.use_states: true")
         # the architecture's own checks, with placeholder data sizes: a bad recipe fails before any work
-        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=0, max_frames=1)
+        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=1 if self.use_states else 0, max_frames=1)
 
     def ac_config(self, *, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
-                  max_frames: int, action_low: tuple[float, ...] = (),
-                  action_high: tuple[float, ...] = ()) -> ACPredictorConfig:
+                  max_frames: int, action_low: tuple[float, ...] = (), action_high: tuple[float, ...] = (),
+                  state_mean: tuple[float, ...] = (), state_std: tuple[float, ...] = ()) -> ACPredictorConfig:
         """The predictor's architecture for features of width `embed_dim` on a (H', W') `grid`, actions of
         `action_dim` within [action_low, action_high] (used only with `action_norm`), states of `state_dim`
-        (used only with `use_states`) and windows up to `max_frames`."""
+        with per-dimension `state_mean` and `state_std` (used only with `use_states`; the statistics only with
+        `predict_states`) and windows up to `max_frames`."""
         choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("use_states", "action_norm")}
         norm = self.action_norm and bool(action_low)
+        stats = self.predict_states and bool(state_mean)
         return ACPredictorConfig(**choices, embed_dim=embed_dim, grid=grid, action_dim=action_dim,
                                  state_dim=state_dim if self.use_states else 0, max_frames=max_frames,
                                  action_low=tuple(action_low) if norm else (),
-                                 action_high=tuple(action_high) if norm else ())
+                                 action_high=tuple(action_high) if norm else (),
+                                 state_mean=tuple(state_mean) if stats else (),
+                                 state_std=tuple(state_std) if stats else ())
 
 
 @dataclass(frozen=True)
@@ -99,9 +108,10 @@ class WMLossConfig:
     rollout_steps: int = 2  # frames predicted from the first frame using own predictions (0 = off)
     rollout_weight: float = 1.0  # weight of the rollout loss
     tf_weight: float = 1.0  # weight of the teacher-forcing loss
+    state_weight: float = 1.0  # weight of the predicted states' L1 (standardised) in both (predictor.predict_states)
 
     def __post_init__(self):
-        if self.rollout_steps < 0 or self.rollout_weight < 0 or self.tf_weight < 0:
+        if self.rollout_steps < 0 or self.rollout_weight < 0 or self.tf_weight < 0 or self.state_weight < 0:
             raise ValueError("rollout_steps and the weights must be >= 0")
 
 
@@ -186,6 +196,10 @@ class WMPlanConfig:
     rest_weight: float = 0.0  # weight of the probed state's change over the last planned step: arrive at rest
     prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
     context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
+    # where the state distance (state_weight, rest_weight) reads a planned step's state: the state probe on the
+    # predicted features, or the predictor's own predicted state (a model trained with predictor.predict_states);
+    # the goal's state is the probe's reading of the goal image either way
+    state_from: Literal["probe", "predictor"] = "probe"
 
     def __post_init__(self):
         if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):

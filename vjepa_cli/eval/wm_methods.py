@@ -19,7 +19,7 @@ import torch
 
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.errors import VjepaError
-from vjepa_cli.models.world_model import PlanContext, WorldModel
+from vjepa_cli.models.world_model import PlanContext, Predicted, WorldModel
 from vjepa_cli.plan.base import EnergyFn, energy_l1, over_horizon
 from vjepa_cli.plan.mpc import MPC, EpisodeLog, run_mpc_episode, run_policy_episode
 from vjepa_cli.plan.registry import PLANNERS, make_planner
@@ -61,21 +61,25 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
     if (state_weight or rest_weight) and wm.state_head is None:
         raise VjepaError("this world model has no state head", "train it with --set heads.state=true")
 
-    def energy(pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
+    def energy(pred: torch.Tensor | Predicted, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
+        states = None  # the predictor's own states (S, H, S_dim), from `WorldModel.rollout_states`
+        if isinstance(pred, Predicted):
+            pred, states = pred
         e = torch.zeros(pred.shape[0], device=pred.device)
         if goal_weight:
             e = e + goal_weight * energy_l1(pred, z_goal, mode)
         if reward_weight:
             e = e - reward_weight * wm.reward_head(pred).sum(1)
+        if state_weight or rest_weight:  # standardised states of the planned steps (S, H, K)
+            probed = wm.state_head(pred) if states is None else wm.state_head.standardise(states)
         if state_weight:
-            d = wm.state_head.distance(pred, z_goal)  # (S, H)
+            d = (probed - wm.state_head(z_goal.unsqueeze(0))[0]).norm(dim=-1)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
         if rest_weight:
             if pred.shape[1] < 2:
                 raise VjepaError("plan.rest_weight needs a planning horizon of at least 2 steps",
                                  "raise the planner's horizon or set plan.rest_weight=0")
-            last = wm.state_head(pred[:, -2:])  # (S, 2, k)
-            e = e + rest_weight * (last[:, 1] - last[:, 0]).norm(dim=-1)
+            e = e + rest_weight * (probed[:, -1] - probed[:, -2]).norm(dim=-1)
         return e
 
     return energy
@@ -91,9 +95,20 @@ def plan_energy(wm: WorldModel, plan: WMPlanConfig, mode: str, mods: Sequence[st
         state_w = state_w or 1.0
     if "reward-only" in mods or "state-only" in mods:
         goal_w = 0.0
-    if goal_w == 1.0 and not reward_w and not state_w and not rest_w:
+    if goal_w == 1.0 and not reward_w and not state_w and not rest_w and plan.state_from == "probe":
         return None
     return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w)
+
+
+def plan_rollout(wm: WorldModel, plan: WMPlanConfig) -> Callable[[Any, torch.Tensor], Any]:
+    """The rollout the planner calls: predicted features, or with `plan.state_from=predictor` features and the
+    predictor's own states (`Predicted`, which `plan_energy`'s energy reads)."""
+    if plan.state_from == "predictor":
+        if not wm.predictor.cfg.predict_states:
+            raise VjepaError("plan.state_from=predictor needs a world model that predicts states",
+                             "train it with --set predictor.predict_states=true, or set plan.state_from=probe")
+        return wm.rollout_states
+    return wm.rollout
 
 
 def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> Runner:
@@ -106,7 +121,7 @@ def planned_method(wm: WorldModel, plan: WMPlanConfig, spec: str, seed: int) -> 
     plan = replace(plan, method=method)
     cfg = plan.planner_for(wm.action_low, wm.action_high)
     energy_fn = plan_energy(wm, plan, cfg.energy, mods)
-    planner = make_planner(method, wm.rollout, cfg, energy_fn)
+    planner = make_planner(method, plan_rollout(wm, plan), cfg, energy_fn)
     prior = LearnedPrior(wm) if ("prior" in mods or plan.prior) else None
     gen = torch.Generator(device=wm.device).manual_seed(seed)
 

@@ -34,7 +34,8 @@ def block_causal_mask(num_frames: int, tokens_per_frame: int, device: torch.devi
 
 class ACPredictor(nn.Module):
     """`forward(z [B, T, N, D], actions [B, T, A], states [B, T, S]?, extrinsics [B, T, E]?) -> [B, T, N, D]`:
-    output t predicts frame t+1."""
+    output t predicts frame t+1; with `with_states` (a predictor built with `predict_states`) also the states
+    [B, T, S] it predicts for frames 1..T, in the states' own units."""
 
     def __init__(self, cfg: ACPredictorConfig, generator: torch.Generator | None = None):
         super().__init__()
@@ -49,6 +50,11 @@ class ACPredictor(nn.Module):
             Block(Dp, cfg.num_heads, cfg.mlp_ratio, use_rope=cfg.pos == "rope") for _ in range(cfg.depth))
         self.predictor_norm = nn.LayerNorm(Dp, eps=LN_EPS)
         self.predictor_proj = nn.Linear(Dp, cfg.embed_dim)
+        # reads the state token's output as the next state's change (standardised units)
+        self.state_proj = nn.Linear(Dp, cfg.state_dim) if cfg.predict_states else None
+        if cfg.state_mean:
+            self.register_buffer("state_mean", torch.tensor(cfg.state_mean), persistent=False)
+            self.register_buffer("state_std", torch.tensor(cfg.state_std), persistent=False)
         if cfg.pos == "learned":
             self.pos_embed = nn.Parameter(torch.zeros(1, cfg.max_frames, cfg.tokens_per_frame, Dp))
         self._masks: dict[tuple[int, str], torch.Tensor] = {}  # block-causal masks, cached per (T, device)
@@ -88,9 +94,12 @@ class ACPredictor(nn.Module):
         return pos
 
     def forward(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
-                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
+                extrinsics: torch.Tensor | None = None,
+                with_states: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         B, T, N, _ = z.shape
         cfg = self.cfg
+        if with_states and self.state_proj is None:
+            raise ValueError("this predictor does not predict states (built without predict_states)")
         if N != cfg.grid[0] * cfg.grid[1]:
             raise ValueError(f"expected {cfg.grid[0] * cfg.grid[1]} patch tokens per frame, got {N}")
         if cfg.action_low:  # to [-1, 1] by the recorded bounds (plain numbers: nothing to load or move)
@@ -101,6 +110,8 @@ class ACPredictor(nn.Module):
         if self.state_encoder is not None:
             if states is None:
                 raise ValueError("this predictor was built with state tokens: pass states [B, T, S]")
+            if cfg.state_mean:
+                states = (states - self.state_mean) / self.state_std  # (B, T, S) standardised
             toks.append(self.state_encoder(states).unsqueeze(2))
         if cfg.use_extrinsics:
             if extrinsics is None:
@@ -117,13 +128,24 @@ class ACPredictor(nn.Module):
             rope = self.rope(T, z.device, x.dtype)
         x = x.flatten(1, 2)  # (B, T*P, Dp)
         x, _ = run_blocks(self.predictor_blocks, x, rope=rope, attn_mask=self.mask(T, z.device))
-        x = x.view(B, T, cfg.tokens_per_frame, -1)[:, :, cfg.cond_tokens:]  # patch tokens only (B, T, N, Dp)
-        return self.predictor_proj(self.predictor_norm(x))  # (B, T, N, D)
+        x = x.view(B, T, cfg.tokens_per_frame, -1)  # (B, T, P, Dp)
+        feats = self.predictor_proj(self.predictor_norm(x[:, :, cfg.cond_tokens:]))  # patch tokens (B, T, N, D)
+        if not with_states:
+            return feats
+        nxt = states + self.state_proj(self.predictor_norm(x[:, :, 1]))  # the state token's change (B, T, S)
+        if cfg.state_mean:
+            nxt = nxt * self.state_std + self.state_mean
+        return feats, nxt
 
     def rollout(self, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
-                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
-        """Autoregressive prediction from `context` [B, T0, N, D]; see `autoregress`."""
-        return autoregress(self, context, actions, states, extrinsics)
+                extrinsics: torch.Tensor | None = None,
+                return_states: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Autoregressive prediction from `context` [B, T0, N, D]; see `autoregress`. A predictor built with
+        `predict_states` feeds its predicted states forward (`return_states`: also return them, [B, H, S])."""
+        if return_states and self.state_proj is None:
+            raise ValueError("this predictor does not predict states (built without predict_states)")
+        out = autoregress(self, context, actions, states, extrinsics, feed_states=self.state_proj is not None)
+        return out if return_states or self.state_proj is None else out[0]
 
 
 def _hold_last(x: torch.Tensor | None, length: int) -> torch.Tensor | None:
@@ -134,27 +156,44 @@ def _hold_last(x: torch.Tensor | None, length: int) -> torch.Tensor | None:
 
 
 def autoregress(step_fn, context: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None = None,
-                extrinsics: torch.Tensor | None = None) -> torch.Tensor:
+                extrinsics: torch.Tensor | None = None,
+                feed_states: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Roll a predictor forward on its own outputs.
 
     `step_fn(z [B, T, N, D], a [B, T, A], s [B, T, S] | None) -> [B, T, N, D]` is the predictor (or a
     wrapper of it, e.g. for data parallelism). From `context` [B, T0, N, D] and `actions` [B, T0-1+H, A]
     (the context's own actions, then H new ones) predict H frames -> [B, H, N, D]. Without future
     states, the last given state is held (`states` [B, >=T0, S]); likewise `extrinsics` [B, >=T0, E],
-    which are passed to `step_fn` as a fourth argument only when given.
+    which are passed to `step_fn` as a fourth argument only when given. With `feed_states` the predictor
+    predicts the states too (`step_fn(..., with_states=True) -> (features, states [B, T, S])`): the context's
+    T0 observed states are followed by its own predictions, and the result is (features, states [B, H, S]).
     """
     T0 = context.shape[1]
     H = actions.shape[1] - (T0 - 1)
     if H < 1:
         raise ValueError("actions must cover the context and at least one new step")
-    states, extrinsics = _hold_last(states, actions.shape[1]), _hold_last(extrinsics, actions.shape[1])
-    seq, out = context, []
+    if feed_states:
+        if states is None or states.shape[1] < T0:
+            raise ValueError("a predictor that predicts states needs the context's states [B, T0, S]")
+        states = states[:, :T0]
+    else:
+        states = _hold_last(states, actions.shape[1])
+    extrinsics = _hold_last(extrinsics, actions.shape[1])
+    seq, out, out_s = context, [], []
     for _ in range(H):
         T = seq.shape[1]
         args = (seq, actions[:, :T], None if states is None else states[:, :T])
         if extrinsics is not None:
             args += (extrinsics[:, :T],)
-        nxt = step_fn(*args)[:, -1]  # (B, N, D)
+        if feed_states:
+            feats, nxt_s = step_fn(*args, with_states=True)
+            nxt = feats[:, -1]  # (B, N, D)
+            out_s.append(nxt_s[:, -1])  # (B, S)
+            states = torch.cat([states, nxt_s[:, -1:]], 1)
+        else:
+            nxt = step_fn(*args)[:, -1]  # (B, N, D)
         out.append(nxt)
         seq = torch.cat([seq, nxt.unsqueeze(1)], 1)
+    if feed_states:
+        return torch.stack(out, 1), torch.stack(out_s, 1)  # (B, H, N, D), (B, H, S)
     return torch.stack(out, 1)  # (B, H, N, D)

@@ -53,6 +53,10 @@ class StateHead(nn.Module):
         """Features [..., N, D] -> the state in its own units [..., K]."""
         return self(z) * self.std + self.mean
 
+    def standardise(self, states: Tensor) -> Tensor:
+        """Recorded (or predicted) full state vectors [..., S] -> this head's dims, standardised [..., K]."""
+        return (states[..., list(self.cfg.dims)] - self.mean) / self.std
+
     def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
         """Euclidean distance between probed states, standardised: pred [..., N, D], goal [N, D] -> [...]."""
         return (self(pred) - self(goal.unsqueeze(0))[0]).norm(dim=-1)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +30,13 @@ from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
 
 FORMAT = "vjepa-wm/1"
+
+
+class Predicted(NamedTuple):
+    """A rollout of a predictor that predicts states too (`WorldModel.rollout_states`)."""
+
+    features: torch.Tensor  # (S, H, N, D)
+    states: torch.Tensor  # (S, H, S_dim), in the states' own units
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,17 @@ class WorldModel:
         """Planning rollout: start features z0 [N, D] (or a `PlanContext`: the last observed frames and the
         actions between them), actions [S, H, A] -> predicted features [S, H, N, D]. Differentiable in
         `actions` (the weights are frozen), for gradient planning; sampling planners call it under `no_grad`."""
+        return self._rollout(z0, actions, False)
+
+    def rollout_states(self, z0: PlanContext, actions: torch.Tensor) -> Predicted:
+        """As `rollout`, for a predictor that predicts states (`predictor.predict_states`): the predicted
+        features [S, H, N, D] and states [S, H, S_dim] (in the states' own units)."""
+        if not self.predictor.cfg.predict_states:
+            raise VjepaError("this world model does not predict states (trained without predictor.predict_states)",
+                             "set plan.state_from=probe, or train with --set predictor.predict_states=true")
+        return Predicted(*self._rollout(z0, actions, True))
+
+    def _rollout(self, z0: torch.Tensor | PlanContext, actions: torch.Tensor, with_states: bool):
         S = actions.shape[0]
         if not isinstance(z0, PlanContext):  # one frame: a context with no past actions
             z0 = PlanContext(z0.unsqueeze(0), actions.new_zeros(0, actions.shape[-1]))
@@ -81,7 +99,7 @@ class WorldModel:
         states = None  # (S, T0, S_dim) for a predictor that reads states
         if self.predictor.cfg.state_dim:
             states = z0.states.to(actions).unsqueeze(0).expand(S, *z0.states.shape)
-        return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states)
+        return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states, return_states=with_states)
 
 
 HEADS = {"reward": (RewardHead, RewardHeadConfig), "policy": (PolicyHead, PolicyHeadConfig),

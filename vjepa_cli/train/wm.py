@@ -68,17 +68,30 @@ def wsd_lr(step: int, cfg: WMOptimConfig) -> float:
                                decay_len=max(1, cfg.anneal_steps))
 
 
-def teacher_forcing_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None) -> torch.Tensor:
-    """`pred` is the predictor (any callable with its signature); z [B, T, N, D] features, a [B, T-1, A] actions, s [B, T, S] states -> mean |P(z_<t, a_<t) - z_t|."""
-    out = pred(z[:, :-1], a, None if s is None else s[:, :-1])  # (B, T-1, N, D)
-    return (out - z[:, 1:]).abs().mean()
+def teacher_forcing_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
+                         state_std: torch.Tensor | None = None, state_weight: float = 1.0) -> torch.Tensor:
+    """`pred` is the predictor (any callable with its signature); z [B, T, N, D] features, a [B, T-1, A] actions,
+    s [B, T, S] states -> mean |P(z_<t, a_<t) - z_t|. With `state_std` [S] (a predictor that predicts states),
+    plus `state_weight` x the mean L1 of its predicted states s_1..s_T-1, each dimension divided by its spread."""
+    if state_std is None:
+        out = pred(z[:, :-1], a, None if s is None else s[:, :-1])  # (B, T-1, N, D)
+        return (out - z[:, 1:]).abs().mean()
+    out, s_hat = pred(z[:, :-1], a, s[:, :-1], with_states=True)  # (B, T-1, N, D), (B, T-1, S)
+    return (out - z[:, 1:]).abs().mean() + state_weight * ((s_hat - s[:, 1:]) / state_std).abs().mean()
 
 
-def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None, steps: int) -> torch.Tensor:
+def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None, steps: int,
+                 state_std: torch.Tensor | None = None, state_weight: float = 1.0) -> torch.Tensor:
     """Predict frames 1..steps from frame 0 with the predictor's own outputs -> mean L1 against z[:, 1:steps+1].
-    As in planning, only frame 0's state is known: it is held for the predicted frames."""
-    out = autoregress(pred, z[:, :1], a[:, :steps], None if s is None else s[:, :1])  # (B, steps, N, D)
-    return (out - z[:, 1:steps + 1]).abs().mean()
+    As in planning, only frame 0's state is known: it is held for the predicted frames, or, with `state_std`
+    (a predictor that predicts states), fed forward from its own predictions, whose L1 (each dimension divided by
+    its spread) adds `state_weight` x its mean."""
+    if state_std is None:
+        out = autoregress(pred, z[:, :1], a[:, :steps], None if s is None else s[:, :1])  # (B, steps, N, D)
+        return (out - z[:, 1:steps + 1]).abs().mean()
+    out, s_hat = autoregress(pred, z[:, :1], a[:, :steps], s[:, :1], feed_states=True)  # (B, steps, S) states
+    return ((out - z[:, 1:steps + 1]).abs().mean()
+            + state_weight * ((s_hat - s[:, 1:steps + 1]) / state_std).abs().mean())
 
 
 def recipe_hash(cfg: WMConfig) -> str:
@@ -94,18 +107,22 @@ def recipe_hash(cfg: WMConfig) -> str:
     d.pop("heads")  # trained after the predictor, from the same features: no effect on its training
     if not d["predictor"]["action_norm"]:  # the behaviour before the option: checkpoints of then still resume
         d["predictor"].pop("action_norm")
+    if not d["predictor"]["predict_states"]:  # likewise, and the states' loss weight matters only with it
+        d["predictor"].pop("predict_states")
+        d["loss"].pop("state_weight")
     for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
         d["data"].pop(k)
     return stable_hash(d, 12)
 
 
 def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
-                    action_low: tuple[float, ...] = (), action_high: tuple[float, ...] = ()) -> ACPredictor:
+                    action_low: tuple[float, ...] = (), action_high: tuple[float, ...] = (),
+                    state_mean: tuple[float, ...] = (), state_std: tuple[float, ...] = ()) -> ACPredictor:
     """The predictor of the recipe's choices for this data and encoder (actions within [action_low,
-    action_high]), drawn with the recipe's seed."""
+    action_high], states of mean `state_mean` and spread `state_std`), drawn with the recipe's seed."""
     pcfg = cfg.predictor.ac_config(embed_dim=embed_dim, grid=grid, action_dim=action_dim, state_dim=state_dim,
                                    max_frames=max(16, cfg.data.num_frames), action_low=action_low,
-                                   action_high=action_high)
+                                   action_high=action_high, state_mean=state_mean, state_std=state_std)
     return ACPredictor(pcfg, generator=torch.Generator().manual_seed(cfg.seed))
 
 
@@ -132,6 +149,14 @@ def train_heads(cfg: WMConfig, data: WMData,
     return out
 
 
+def state_stats(data: WMData) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dimension mean and spread of the episodes' states (a constant dimension gets a spread of 1)."""
+    s = torch.cat([torch.as_tensor(x, dtype=torch.float64) for x in data.states])  # (M, S)
+    std = s.std(0)
+    std = torch.where(std > 1e-6, std, torch.ones_like(std))
+    return tuple(s.mean(0).tolist()), tuple(std.tolist())
+
+
 class WMTrainer(Trainer):
     """The action-conditioned predictor on cached features: teacher-forcing + rollout L1, AdamW with the
     warmup-stable-decay schedule. Checkpoint: `<output>/checkpoint.safetensors`, replaced at each save."""
@@ -143,8 +168,10 @@ class WMTrainer(Trainer):
         """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
         self.cfg, self.data = cfg, data
         self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
+        mean, std = state_stats(data) if cfg.predictor.predict_states else ((), ())
         self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim,
-                                         data.action_low, data.action_high)
+                                         data.action_low, data.action_high, mean, std)
+        self.state_std = torch.tensor(std, device=acc.device) if std else None  # (S,) scales the states' L1
         o = cfg.optim
         opt = torch.optim.AdamW(self.predictor.parameters(), lr=o.start_lr, betas=o.betas,
                                 weight_decay=o.weight_decay)
@@ -180,8 +207,9 @@ class WMTrainer(Trainer):
         z, a, s = self.windows.sample(o.batch_size, np.random.default_rng([self.cfg.seed, step]), acc.device)
         self.model.train()
         with acc.autocast():
-            tf = teacher_forcing_loss(self.model, z, a, s)
-            ro = (rollout_loss(self.model, z, a, s, loss_cfg.rollout_steps) if loss_cfg.rollout_steps
+            sw = {"state_std": self.state_std, "state_weight": loss_cfg.state_weight}
+            tf = teacher_forcing_loss(self.model, z, a, s, **sw)
+            ro = (rollout_loss(self.model, z, a, s, loss_cfg.rollout_steps, **sw) if loss_cfg.rollout_steps
                   else tf.new_zeros(()))
             loss = loss_cfg.tf_weight * tf + loss_cfg.rollout_weight * ro
         loss_val = float(loss.detach())
