@@ -93,7 +93,7 @@ def test_state_token_reads_out_a_standardised_change():
         _cfg(state_dim=0)
     with pytest.raises(ValueError, match="state_mean"):
         _cfg(state_mean=(0.0,), state_std=(1.0,))
-    with pytest.raises(ValueError, match="predict_states needs"):
+    with pytest.raises(ValueError, match="need predictor.use_states"):
         WMPredictorConfig(predict_states=True)
 
 
@@ -130,7 +130,7 @@ def test_predictor_learns_state_dynamics_its_rollouts_use():
 def _wm(predict_states: bool):
     head = StateHead(StateHeadConfig(num_tokens=4, embed_dim=16, dims=(1,), mean=(2.0,), std=(4.0,)),
                      generator=torch.Generator().manual_seed(0)).eval()
-    pred = SimpleNamespace(cfg=SimpleNamespace(predict_states=predict_states))
+    pred = SimpleNamespace(cfg=SimpleNamespace(predict_states=predict_states, state_dims=()))
     return SimpleNamespace(state_head=head, reward_head=None, predictor=pred, rollout="features",
                            rollout_states="features and states")
 
@@ -163,3 +163,36 @@ def test_predict_states_is_part_of_the_recipe_a_checkpoint_resumes_with():
     heavier = replace(cfg.loss, state_weight=3.0)
     assert recipe_hash(cfg) == recipe_hash(replace(cfg, loss=heavier))  # unused without predict_states
     assert recipe_hash(on) != recipe_hash(replace(on, loss=heavier))
+
+
+def test_state_dims_pick_the_entries_the_predictor_reads_and_predicts():
+    """`predictor.state_dims` [3, 1]: the predictor reads (and predicts) entries 3 and 1 of a 4-d recorded state,
+    in that order; planning hands it the full observed state and reads its predictions back by entry."""
+    from vjepa_cli.models.world_model import PlanContext, WorldModel
+
+    cfg = _cfg(state_dims=(3, 1), state_mean=(0.0, 0.0), state_std=(1.0, 1.0))
+    pred = ACPredictor(cfg, generator=torch.Generator().manual_seed(1)).eval()
+    wm = WorldModel(None, pred, (-1.0, -1.0), (1.0, 1.0), ("a0", "a1"), None, {})
+    frames, past, a = torch.randn(2, 4, 16), torch.randn(1, 2), torch.randn(5, 3, 2)
+    full = torch.randn(2, 4)
+    out = wm.rollout_states(PlanContext(frames, past, full), a)
+    ref = pred.rollout(frames.unsqueeze(0).expand(5, 2, 4, 16), torch.cat([past.expand(5, 1, 2), a], 1),
+                       full[:, [3, 1]].unsqueeze(0).expand(5, 2, 2), return_states=True)
+    assert torch.equal(out.features, ref[0]) and torch.equal(out.states, ref[1]) and out.states.shape == (5, 3, 2)
+    other = full.clone()
+    other[:, [0, 2]] += 5.0  # entries it does not read change nothing
+    assert torch.equal(wm.rollout_states(PlanContext(frames, past, other), a).states, out.states)
+    head = StateHead(StateHeadConfig(num_tokens=4, embed_dim=16, dims=(1,), mean=(2.0,), std=(4.0,)))
+    torch.testing.assert_close(head.standardise(out.states, (3, 1)), (out.states[..., 1:] - 2.0) / 4.0)
+    with pytest.raises(ValueError, match="probe reads entries"):
+        head.standardise(out.states, (3, 0))
+    with pytest.raises(ValueError, match="state_dims"):
+        _cfg(state_dims=(1, 1))  # two names for one entry
+    with pytest.raises(ValueError, match="out of range"):
+        WMPredictorConfig(use_states=True, state_dims=(5,)).ac_config(
+            embed_dim=16, grid=(2, 2), action_dim=2, state_dim=4, max_frames=4)
+    with pytest.raises(ValueError, match="use_states"):
+        WMPredictorConfig(state_dims=(0,))
+    picked = WMPredictorConfig(use_states=True, state_dims=(2, 0)).ac_config(
+        embed_dim=16, grid=(2, 2), action_dim=2, state_dim=4, max_frames=4)
+    assert picked.state_dim == 2 and picked.state_dims == (2, 0)

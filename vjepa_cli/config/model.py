@@ -215,6 +215,9 @@ class ACPredictorConfig:
     predict_states: bool = False
     state_mean: tuple[float, ...] = ()
     state_std: tuple[float, ...] = ()
+    # which entries of the recorded state vector the state tokens read, in order (() = all of it, state_dim long):
+    # e.g. an agent's own position but not an object's pose (proprioception only)
+    state_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.predict_states and not self.state_dim:
@@ -223,6 +226,9 @@ class ACPredictorConfig:
             raise ValueError("state_mean and state_std need one value per state dimension, or none")
         if any(sd <= 0 for sd in self.state_std):
             raise ValueError("every state_std must be > 0")
+        if self.state_dims and (len(self.state_dims) != self.state_dim or min(self.state_dims) < 0
+                                or len(set(self.state_dims)) != len(self.state_dims)):
+            raise ValueError("state_dims must name state_dim distinct entries of the state vector, or none")
         if len(self.action_low) != len(self.action_high) or (self.action_low and len(self.action_low) != self.action_dim):
             raise ValueError("action_low and action_high need one value per action dimension, or none")
         if any(lo >= hi for lo, hi in zip(self.action_low, self.action_high, strict=True)):

@@ -76,12 +76,16 @@ class WMPredictorConfig:
     # also predict each next state and feed it forward in rollouts, instead of holding the last observed one
     # (needs use_states; states are standardised by the episodes' mean and spread); loss.state_weight weighs it
     predict_states: bool = False
+    # the entries of the episodes' state vector the predictor reads (and predicts), e.g. PushT's agent position
+    # [0, 1] but not the block's pose; () = all (needs use_states)
+    state_dims: tuple[int, ...] = ()
 
     def __post_init__(self):
-        if self.predict_states and not self.use_states:
-            raise ValueError("predictor.predict_states needs predictor.use_states: true")
+        if (self.predict_states or self.state_dims) and not self.use_states:
+            raise ValueError("predictor.predict_states and predictor.state_dims need predictor.use_states: true")
         # the architecture's own checks, with placeholder data sizes: a bad recipe fails before any work
-        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=1 if self.use_states else 0, max_frames=1)
+        self.ac_config(embed_dim=1, grid=(1, 1), action_dim=1, state_dim=max(self.state_dims, default=0) + 1,
+                       max_frames=1)
 
     def ac_config(self, *, embed_dim: int, grid: tuple[int, int], action_dim: int, state_dim: int,
                   max_frames: int, action_low: tuple[float, ...] = (), action_high: tuple[float, ...] = (),
@@ -90,11 +94,16 @@ class WMPredictorConfig:
         `action_dim` within [action_low, action_high] (used only with `action_norm`), states of `state_dim`
         with per-dimension `state_mean` and `state_std` (used only with `use_states`; the statistics only with
         `predict_states`) and windows up to `max_frames`."""
-        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("use_states", "action_norm")}
+        skip = ("use_states", "action_norm", "state_dims")
+        choices = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         norm = self.action_norm and bool(action_low)
         stats = self.predict_states and bool(state_mean)
+        if self.state_dims and max(self.state_dims) >= state_dim:
+            raise ValueError(f"predictor.state_dims {list(self.state_dims)} out of range for {state_dim}-d states")
+        read = (len(self.state_dims) or state_dim) if self.use_states else 0
         return ACPredictorConfig(**choices, embed_dim=embed_dim, grid=grid, action_dim=action_dim,
-                                 state_dim=state_dim if self.use_states else 0, max_frames=max_frames,
+                                 state_dim=read, max_frames=max_frames,
+                                 state_dims=tuple(self.state_dims) if self.use_states else (),
                                  action_low=tuple(action_low) if norm else (),
                                  action_high=tuple(action_high) if norm else (),
                                  state_mean=tuple(state_mean) if stats else (),

@@ -71,7 +71,8 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
         if reward_weight:
             e = e - reward_weight * wm.reward_head(pred).sum(1)
         if state_weight or rest_weight:  # standardised states of the planned steps (S, H, K)
-            probed = wm.state_head(pred) if states is None else wm.state_head.standardise(states)
+            probed = (wm.state_head(pred) if states is None
+                      else wm.state_head.standardise(states, tuple(wm.predictor.cfg.state_dims)))
         if state_weight:
             d = (probed - wm.state_head(z_goal.unsqueeze(0))[0]).norm(dim=-1)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
@@ -104,9 +105,14 @@ def plan_rollout(wm: WorldModel, plan: WMPlanConfig) -> Callable[[Any, torch.Ten
     """The rollout the planner calls: predicted features, or with `plan.state_from=predictor` features and the
     predictor's own states (`Predicted`, which `plan_energy`'s energy reads)."""
     if plan.state_from == "predictor":
-        if not wm.predictor.cfg.predict_states:
+        pcfg = wm.predictor.cfg
+        if not pcfg.predict_states:
             raise VjepaError("plan.state_from=predictor needs a world model that predicts states",
                              "train it with --set predictor.predict_states=true, or set plan.state_from=probe")
+        if wm.state_head is not None and pcfg.state_dims and not set(wm.state_head.cfg.dims) <= set(pcfg.state_dims):
+            raise VjepaError(f"plan.state_from=predictor: the state probe reads entries {list(wm.state_head.cfg.dims)}"
+                             f" of the state, the predictor predicts only {list(pcfg.state_dims)}",
+                             "set plan.state_from=probe")
         return wm.rollout_states
     return wm.rollout
 

@@ -148,6 +148,14 @@ class ACPredictor(nn.Module):
         return out if return_states or self.state_proj is None else out[0]
 
 
+def select_states(cfg: ACPredictorConfig, states: torch.Tensor | None) -> torch.Tensor | None:
+    """The entries of recorded state vectors [..., S_recorded] that the predictor reads (`cfg.state_dims`; all
+    when empty) -> [..., state_dim]; None stays None."""
+    if states is None or not cfg.state_dims:
+        return states
+    return states[..., list(cfg.state_dims)]
+
+
 def _hold_last(x: torch.Tensor | None, length: int) -> torch.Tensor | None:
     """Pad x [B, T, C] to `length` steps by repeating its last step (None stays None)."""
     if x is None or x.shape[1] >= length:

@@ -53,9 +53,13 @@ class StateHead(nn.Module):
         """Features [..., N, D] -> the state in its own units [..., K]."""
         return self(z) * self.std + self.mean
 
-    def standardise(self, states: Tensor) -> Tensor:
-        """Recorded (or predicted) full state vectors [..., S] -> this head's dims, standardised [..., K]."""
-        return (states[..., list(self.cfg.dims)] - self.mean) / self.std
+    def standardise(self, states: Tensor, entries: tuple[int, ...] = ()) -> Tensor:
+        """Recorded (or predicted) state vectors [..., S] -> this head's dims, standardised [..., K]. `entries`:
+        which entries of the recorded vector `states` holds, in order (() = all of it)."""
+        if entries and any(d not in entries for d in self.cfg.dims):
+            raise ValueError(f"the state probe reads entries {list(self.cfg.dims)}, the states hold {list(entries)}")
+        pos = [entries.index(d) for d in self.cfg.dims] if entries else list(self.cfg.dims)
+        return (states[..., pos] - self.mean) / self.std
 
     def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
         """Euclidean distance between probed states, standardised: pred [..., N, D], goal [N, D] -> [...]."""

@@ -23,7 +23,7 @@ from vjepa_cli.config.model import ModelConfig
 from vjepa_cli.config.wm import WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
-from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig
+from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, select_states
 from vjepa_cli.models.frozen import FrozenEncoder, encode_frames
 from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
@@ -36,7 +36,7 @@ class Predicted(NamedTuple):
     """A rollout of a predictor that predicts states too (`WorldModel.rollout_states`)."""
 
     features: torch.Tensor  # (S, H, N, D)
-    states: torch.Tensor  # (S, H, S_dim), in the states' own units
+    states: torch.Tensor  # (S, H, S_dim), in the states' own units: the entries `predictor.cfg.state_dims` names
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,8 @@ class WorldModel:
         past = z0.actions.to(actions).unsqueeze(0).expand(S, *z0.actions.shape)  # (S, T0 - 1, A)
         states = None  # (S, T0, S_dim) for a predictor that reads states
         if self.predictor.cfg.state_dim:
-            states = z0.states.to(actions).unsqueeze(0).expand(S, *z0.states.shape)
+            read = select_states(self.predictor.cfg, z0.states.to(actions))  # (T0, S') the entries it reads
+            states = read.unsqueeze(0).expand(S, *read.shape)
         return self.predictor.rollout(ctx, torch.cat([past, actions], 1), states, return_states=with_states)
 
 

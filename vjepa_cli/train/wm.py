@@ -27,7 +27,7 @@ from vjepa_cli.config._load import to_dict
 from vjepa_cli.config.wm import WMConfig, WMOptimConfig, WMPlanConfig
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.checkpoint import SingleCheckpoint
-from vjepa_cli.models.ac_predictor import ACPredictor, autoregress
+from vjepa_cli.models.ac_predictor import ACPredictor, autoregress, select_states
 from vjepa_cli.models.world_model import save_world_model
 from vjepa_cli.runtime import mixed_precision, resolve_device, stable_hash
 from vjepa_cli.train.accel import make_accelerator
@@ -110,6 +110,8 @@ def recipe_hash(cfg: WMConfig) -> str:
     if not d["predictor"]["predict_states"]:  # likewise, and the states' loss weight matters only with it
         d["predictor"].pop("predict_states")
         d["loss"].pop("state_weight")
+    if not d["predictor"]["state_dims"]:
+        d["predictor"].pop("state_dims")
     for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
         d["data"].pop(k)
     return stable_hash(d, 12)
@@ -135,7 +137,7 @@ def train_heads(cfg: WMConfig, data: WMData,
 
     def rollout(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         dev = next(predictor.parameters()).device
-        held = states.to(dev) if cfg.predictor.use_states else None  # the last context state is held
+        held = select_states(predictor.cfg, states.to(dev)) if cfg.predictor.use_states else None
         return predictor.rollout(ctx.to(dev), acts.to(dev), held)
 
     state = partial(train_state_head, rollout=None if predictor is None else rollout, context=cfg.plan.context)
@@ -149,9 +151,9 @@ def train_heads(cfg: WMConfig, data: WMData,
     return out
 
 
-def state_stats(data: WMData) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-dimension mean and spread of the episodes' states (a constant dimension gets a spread of 1)."""
-    s = torch.cat([torch.as_tensor(x, dtype=torch.float64) for x in data.states])  # (M, S)
+def state_stats(data: WMData, dims: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-dimension mean and spread of the episodes' states at `dims` (a constant one gets a spread of 1)."""
+    s = torch.cat([torch.as_tensor(x, dtype=torch.float64) for x in data.states])[:, list(dims)]  # (M, S)
     std = s.std(0)
     std = torch.where(std > 1e-6, std, torch.ones_like(std))
     return tuple(s.mean(0).tolist()), tuple(std.tolist())
@@ -168,7 +170,12 @@ class WMTrainer(Trainer):
         """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
         self.cfg, self.data = cfg, data
         self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
-        mean, std = state_stats(data) if cfg.predictor.predict_states else ((), ())
+        if cfg.predictor.state_dims and max(cfg.predictor.state_dims) >= data.state_dim:
+            raise VjepaError(f"predictor.state_dims {list(cfg.predictor.state_dims)} out of range: the episodes' "
+                             f"states have {data.state_dim} dims ({', '.join(data.state_names)})",
+                             f"use indices 0..{data.state_dim - 1}")
+        dims = tuple(cfg.predictor.state_dims) or tuple(range(data.state_dim))
+        mean, std = state_stats(data, dims) if cfg.predictor.predict_states else ((), ())
         self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim,
                                          data.action_low, data.action_high, mean, std)
         self.state_std = torch.tensor(std, device=acc.device) if std else None  # (S,) scales the states' L1
@@ -205,6 +212,7 @@ class WMTrainer(Trainer):
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         z, a, s = self.windows.sample(o.batch_size, np.random.default_rng([self.cfg.seed, step]), acc.device)
+        s = select_states(self.predictor.cfg, s)  # (B, T, S) the entries the predictor reads
         self.model.train()
         with acc.autocast():
             sw = {"state_std": self.state_std, "state_weight": loss_cfg.state_weight}
