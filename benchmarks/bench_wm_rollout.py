@@ -7,7 +7,9 @@ state (the head's `state_dims`, in the state's own units), or with `--fingertip`
 distance in metres computed from the probed joint angles (state dims 0-3 = cos q1, cos q2, sin q1, sin q2).
 Row 0 is the probe on the observed frame itself (its own error); rows 1..H the predictions. With a model that
 reads states, planning holds the last observed state over the horizon; `held` measures that, `true` feeds the
-recorded future states instead (what a perfect state forecast would add).
+recorded future states instead (what a perfect state forecast would add). With a model that predicts states
+(`predictor.predict_states`), rollouts feed its own predicted states forward: `fed` is the probe on those
+predictions, and `own` the predicted states themselves (what `plan.state_from: predictor` plans on).
 
     python benchmarks/bench_wm_rollout.py --model R/wm.safetensors --episodes EPS --fingertip
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 import torch
 
 from vjepa_cli.data.episodes import read_episode
+from vjepa_cli.models.ac_predictor import select_states
 from vjepa_cli.models.world_model import load_world_model
 from vjepa_cli.train.wm_heads import windows
 
@@ -38,13 +41,17 @@ def fingertip(s: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def rollout_errors(model: str, episodes: Path, count: int, horizon: int, context: int,
                    tip: bool) -> dict[str, list[torch.Tensor]]:
-    """{"held"|"true": [errors at step 0..H]} over every window of the first `count` episodes."""
+    """{"held"|"true" or "fed"|"own": [errors at step 0..H]} over every window of the first `count` episodes."""
     wm = load_world_model(model)
     if wm.state_head is None:
         sys.exit(f"{model} has no state head: train it with --set heads.state=true")
     dims = list(wm.state_head.cfg.dims)
-    uses_states = bool(wm.predictor.cfg.state_dim)
-    modes = ("held", "true") if uses_states else ("held",)
+    pcfg = wm.predictor.cfg
+    uses_states, predicts = bool(pcfg.state_dim), pcfg.predict_states
+    if predicts and pcfg.state_dims and not set(dims) <= set(pcfg.state_dims):
+        sys.exit(f"the probe reads states {dims}, the predictor predicts only {list(pcfg.state_dims)}")
+    own_pos = [list(pcfg.state_dims).index(d) for d in dims] if pcfg.state_dims else dims  # probe dims, predicted
+    modes = ("fed", "own") if predicts else ("held", "true") if uses_states else ("held",)
     errs: dict[str, list[list[torch.Tensor]]] = {m: [[] for _ in range(horizon + 1)] for m in modes}
     folders = sorted(p for p in episodes.iterdir() if (p / "episode.safetensors").is_file())[:count]
     if not folders:
@@ -60,12 +67,20 @@ def rollout_errors(model: str, episodes: Path, count: int, horizon: int, context
         ctx, act, states = windows(z, a, s, context, horizon, ts)  # states: (B, C + H, S)
         ctx, act = ctx.to(wm.device), act.to(wm.device)
         ref = states[:, context - 1:, dims]  # (B, H+1, K): the last context frame and the H predicted
-        given = {"held": states[:, :context], "true": states[:, :context - 1 + horizon]}
+        given = {"held": states[:, :context], "true": states[:, :context - 1 + horizon], "fed": states[:, :context]}
+        own = None  # (B, H, K) the predicted states at the probe's dims
+        if predicts:
+            pred, own_all = wm.predictor.rollout(ctx, act, select_states(pcfg, given["fed"].to(wm.device)),
+                                                 return_states=True)  # (B, H, N, D), (B, H, S')
+            own = own_all[..., own_pos].cpu()
         for m in modes:
-            st = given[m].to(wm.device) if uses_states else None
-            pred = wm.predictor.rollout(ctx, act, st)  # (B, H, N, D)
+            if not predicts:
+                st = select_states(pcfg, given[m].to(wm.device)) if uses_states else None
+                pred = wm.predictor.rollout(ctx, act, st)  # (B, H, N, D)
             frames = torch.cat([ctx[:, -1:], pred], 1)  # (B, H+1, N, D)
             probed = wm.state_head.decode(frames.flatten(0, 1)).view(len(ts), horizon + 1, -1).cpu()
+            if m == "own":  # step 0 stays the probe on the observed frame, as in every row
+                probed = torch.cat([probed[:, :1], own], 1)
             for h in range(horizon + 1):
                 e = (fingertip(probed[:, h]) - fingertip(ref[:, h])) if tip else probed[:, h] - ref[:, h]
                 errs[m][h].append(e.norm(dim=-1))
@@ -87,8 +102,9 @@ def main() -> None:
     rows = {m: [{"step": h, "median": float(e.median()), "p90": float(e.quantile(0.9)), "n": e.numel()}
                 for h, e in enumerate(v)] for m, v in errs.items()}
     print(f"probed error of the predictions, {unit}; step 0 = the probe on the observed frame")
-    print("| future states | " + " | ".join(f"step {r['step']} median / p90" for r in rows["held"]) + " |")
-    print("|---|" + "---|" * len(rows["held"]))
+    first = next(iter(rows.values()))
+    print("| future states | " + " | ".join(f"step {r['step']} median / p90" for r in first) + " |")
+    print("|---|" + "---|" * len(first))
     for m, v in rows.items():
         print(f"| {m} | " + " | ".join(f"{r['median']:.4f} / {r['p90']:.4f}" for r in v) + " |")
     if args.json:

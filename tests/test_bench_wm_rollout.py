@@ -57,3 +57,34 @@ def test_rollout_errors_of_a_tiny_world_model(tmp_path):
     assert torch.allclose(errs["held"][0], torch.cat(want), atol=1e-5)
     assert not torch.equal(errs["held"][2], errs["true"][2])  # a held state is not the recorded one
     assert np.isfinite(torch.cat(errs["held"]).numpy()).all()
+
+
+def test_rollout_errors_of_a_model_that_predicts_states(tmp_path):
+    """`fed`: the probe on predictions made with the model's own states fed forward; `own`: those predicted states,
+    read back at the probe's dims (step 0 is the probe on the observed frame in both)."""
+    from tests.test_wm_cli import TINY
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.data.episodes import read_episode
+    from vjepa_cli.models.ac_predictor import select_states
+    from vjepa_cli.models.world_model import load_world_model
+    from vjepa_cli.train.wm import run_wm_train
+    from vjepa_cli.train.wm_heads import windows
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 0\n")
+    cfg = load_recipe(WMConfig, recipe, [*TINY, "predictor.use_states=true", "predictor.predict_states=true",
+                                         "predictor.state_dims=[1,0]", "heads.state=true", "heads.state_dims=[0]",
+                                         "heads.steps=5", "heads.hidden=16"])
+    res = run_wm_train(cfg, tmp_path / "run")
+    episodes = tmp_path / "run" / "episodes"
+    errs = rollout_errors(str(res.model_path), episodes, count=1, horizon=2, context=2, tip=False)
+    assert set(errs) == {"fed", "own"} and torch.equal(errs["fed"][0], errs["own"][0])
+    wm = load_world_model(res.model_path)
+    ep = read_episode(sorted(p for p in episodes.iterdir() if p.name.startswith("ep_"))[0])
+    s = torch.as_tensor(ep.states, dtype=torch.float32)
+    ctx, act, st = windows(wm.encode(ep.frames), torch.as_tensor(ep.actions, dtype=torch.float32), s, 2, 2, [1, 2, 3, 4])
+    with torch.no_grad():
+        _, own = wm.predictor.rollout(ctx, act, select_states(wm.predictor.cfg, st[:, :2]), return_states=True)
+    want = (own[:, 1, 1] - st[:, 3, 0]).abs()  # entry 0 is the predictor's second; 2 steps after frame t
+    assert torch.allclose(errs["own"][2], want, atol=1e-5)
