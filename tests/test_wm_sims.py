@@ -129,6 +129,36 @@ def test_reacher_tiny_train_and_eval_every_planner(tmp_path):
     assert all(0 <= r.success_low <= r.success_rate <= r.success_high <= 1 for r in ev.rows)
 
 
+def test_the_reacher_recipe_plans_on_its_predicted_states(tmp_path):
+    """`wm/reacher` as shipped (a predictor that predicts the arm's state, a state probe, `plan.state_from:
+    predictor`), shrunk: trains, records the states' statistics, and plans with every planner on its own states."""
+    pytest.importorskip("mujoco")
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.eval.wm import run_wm_eval
+    from vjepa_cli.models.world_model import load_world_model
+    from vjepa_cli.train.wm import run_wm_train
+
+    sets = ["data.num_episodes=3", "data.steps=8", "data.size=32", "encoder.model.img_size=32",
+            "encoder.model.embed_dim=32", "encoder.model.depth=1", "encoder.model.num_heads=2",
+            "predictor.pred_embed_dim=24", "predictor.depth=1", "predictor.num_heads=2", "optim.steps=3",
+            "optim.batch_size=4", "optim.warmup_steps=1", "optim.anneal_steps=1", "heads.steps=5",
+            "heads.hidden=16", "plan.max_steps=2", "plan.cem.samples=8", "plan.cem.topk=2", "plan.cem.iterations=1",
+            "plan.mppi.samples=8", "plan.mppi.topk=2", "plan.mppi.iterations=1", "plan.gd.samples=2",
+            "plan.gd.iterations=2"]
+    cfg = load_recipe(WMConfig, "wm/reacher", sets)
+    assert cfg.predictor.predict_states and cfg.plan.state_from == "predictor" and cfg.plan.method == "mppi"
+    res = run_wm_train(cfg, tmp_path / "run")
+    wm = load_world_model(res.model_path)
+    pcfg = wm.predictor.cfg
+    assert pcfg.predict_states and pcfg.state_dim == 10 and len(pcfg.state_std) == 10 and min(pcfg.state_std) > 0
+    assert wm.plan.state_from == "predictor" and wm.state_head.cfg.dims == (0, 1, 2, 3)
+    ev = run_wm_eval(res.model_path, "gym:Reacher-v5", episodes=1, methods=["mppi", "cem", "gd"],
+                     out_dir=tmp_path / "ev", device="cpu", baselines=False)
+    assert [r.method for r in ev.rows] == ["world model (MPPI)", "world model (CEM)", "world model (GD)"]
+    assert all(r.plan_ms > 0 and r.steps <= 2 for r in ev.rows)
+
+
 def test_noisy_collection_replays_goal_actions_on_a_gym_env_without_expert(tmp_path):
     """`data.policy: noisy` on an environment with no scripted expert (Reacher-v5) follows the recipe's goal
     actions with noise: wm train's own collection passes data.goal_steps / goal_policy on (it used to fail)."""
