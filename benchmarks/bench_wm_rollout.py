@@ -48,9 +48,6 @@ def rollout_errors(model: str, episodes: Path, count: int, horizon: int, context
     dims = list(wm.state_head.cfg.dims)
     pcfg = wm.predictor.cfg
     uses_states, predicts = bool(pcfg.state_dim), pcfg.predict_states
-    if predicts and pcfg.state_dims and not set(dims) <= set(pcfg.state_dims):
-        sys.exit(f"the probe reads states {dims}, the predictor predicts only {list(pcfg.state_dims)}")
-    own_pos = [list(pcfg.state_dims).index(d) for d in dims] if pcfg.state_dims else dims  # probe dims, predicted
     modes = ("fed", "own") if predicts else ("held", "true") if uses_states else ("held",)
     errs: dict[str, list[list[torch.Tensor]]] = {m: [[] for _ in range(horizon + 1)] for m in modes}
     folders = sorted(p for p in episodes.iterdir() if (p / "episode.safetensors").is_file())[:count]
@@ -67,20 +64,22 @@ def rollout_errors(model: str, episodes: Path, count: int, horizon: int, context
         ctx, act, states = windows(z, a, s, context, horizon, ts)  # states: (B, C + H, S)
         ctx, act = ctx.to(wm.device), act.to(wm.device)
         ref = states[:, context - 1:, dims]  # (B, H+1, K): the last context frame and the H predicted
-        given = {"held": states[:, :context], "true": states[:, :context - 1 + horizon], "fed": states[:, :context]}
-        own = None  # (B, H, K) the predicted states at the probe's dims
-        if predicts:
-            pred, own_all = wm.predictor.rollout(ctx, act, select_states(pcfg, given["fed"].to(wm.device)),
-                                                 return_states=True)  # (B, H, N, D), (B, H, S')
-            own = own_all[..., own_pos].cpu()
-        for m in modes:
-            if not predicts:
-                st = select_states(pcfg, given[m].to(wm.device)) if uses_states else None
-                pred = wm.predictor.rollout(ctx, act, st)  # (B, H, N, D)
+        given = {"held": states[:, :context], "true": states[:, :context - 1 + horizon]}
+        if predicts:  # its own states fed forward; `own` reads them back at the probe's dims
+            pred, own = wm.predictor.rollout(ctx, act, select_states(pcfg, given["held"].to(wm.device)),
+                                             return_states=True)  # (B, H, N, D), (B, H, S')
+            preds = {"fed": pred}
+        else:
+            preds = {m: wm.predictor.rollout(ctx, act, select_states(pcfg, given[m].to(wm.device))
+                                             if uses_states else None) for m in modes}  # (B, H, N, D) each
+        readings = {}  # mode -> (B, H+1, K); step 0 is the probe on the observed frame in every row
+        for m, pred in preds.items():
             frames = torch.cat([ctx[:, -1:], pred], 1)  # (B, H+1, N, D)
-            probed = wm.state_head.decode(frames.flatten(0, 1)).view(len(ts), horizon + 1, -1).cpu()
-            if m == "own":  # step 0 stays the probe on the observed frame, as in every row
-                probed = torch.cat([probed[:, :1], own], 1)
+            readings[m] = wm.state_head.decode(frames.flatten(0, 1)).view(len(ts), horizon + 1, -1).cpu()
+        if predicts:
+            own = wm.state_head.pick(own, tuple(pcfg.state_dims)).cpu()  # (B, H, K)
+            readings["own"] = torch.cat([readings["fed"][:, :1], own], 1)
+        for m, probed in readings.items():
             for h in range(horizon + 1):
                 e = (fingertip(probed[:, h]) - fingertip(ref[:, h])) if tip else probed[:, h] - ref[:, h]
                 errs[m][h].append(e.norm(dim=-1))

@@ -74,7 +74,7 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
             probed = (wm.state_head(pred) if states is None
                       else wm.state_head.standardise(states, tuple(wm.predictor.cfg.state_dims)))
         if state_weight:
-            d = (probed - wm.state_head(z_goal.unsqueeze(0))[0]).norm(dim=-1)  # (S, H)
+            d = wm.state_head.goal_gap(probed, z_goal)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
         if rest_weight:
             if pred.shape[1] < 2:

@@ -53,14 +53,23 @@ class StateHead(nn.Module):
         """Features [..., N, D] -> the state in its own units [..., K]."""
         return self(z) * self.std + self.mean
 
-    def standardise(self, states: Tensor, entries: tuple[int, ...] = ()) -> Tensor:
-        """Recorded (or predicted) state vectors [..., S] -> this head's dims, standardised [..., K]. `entries`:
-        which entries of the recorded vector `states` holds, in order (() = all of it)."""
+    def pick(self, states: Tensor, entries: tuple[int, ...] = ()) -> Tensor:
+        """Recorded (or predicted) state vectors [..., S] -> this head's dims, in their own units [..., K].
+        `entries`: which entries of the recorded vector `states` holds, in order (() = all of it)."""
         if entries and any(d not in entries for d in self.cfg.dims):
             raise ValueError(f"the state probe reads entries {list(self.cfg.dims)}, the states hold {list(entries)}")
         pos = [entries.index(d) for d in self.cfg.dims] if entries else list(self.cfg.dims)
-        return (states[..., pos] - self.mean) / self.std
+        return states[..., pos]
+
+    def standardise(self, states: Tensor, entries: tuple[int, ...] = ()) -> Tensor:
+        """As `pick`, standardised like the head's output [..., K]."""
+        return (self.pick(states, entries) - self.mean) / self.std
+
+    def goal_gap(self, probed: Tensor, goal: Tensor) -> Tensor:
+        """Euclidean distance between standardised states probed [..., K] and the goal features' probed state
+        (goal [N, D]) -> [...]."""
+        return (probed - self(goal.unsqueeze(0))[0]).norm(dim=-1)
 
     def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
         """Euclidean distance between probed states, standardised: pred [..., N, D], goal [N, D] -> [...]."""
-        return (self(pred) - self(goal.unsqueeze(0))[0]).norm(dim=-1)
+        return self.goal_gap(self(pred), goal)

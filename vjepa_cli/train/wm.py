@@ -36,7 +36,13 @@ from vjepa_cli.train.runlog import RunLog
 from vjepa_cli.train.schedules import warmup_stable_decay
 from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
 from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
-from vjepa_cli.train.wm_heads import check_heads, train_policy_head, train_reward_head, train_state_head
+from vjepa_cli.train.wm_heads import (
+    check_heads,
+    mean_spread,
+    train_policy_head,
+    train_reward_head,
+    train_state_head,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -154,9 +160,8 @@ def train_heads(cfg: WMConfig, data: WMData,
 def state_stats(data: WMData, dims: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-dimension mean and spread of the episodes' states at `dims` (a constant one gets a spread of 1)."""
     s = torch.cat([torch.as_tensor(x, dtype=torch.float64) for x in data.states])[:, list(dims)]  # (M, S)
-    std = s.std(0)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))
-    return tuple(s.mean(0).tolist()), tuple(std.tolist())
+    mean, std = mean_spread(s)
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 class WMTrainer(Trainer):

@@ -44,6 +44,12 @@ def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Ten
     return losses
 
 
+def mean_spread(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension mean and spread of states s [M, K]; a constant dimension gets a spread of 1 (kept unscaled)."""
+    mu, sd = s.mean(0), s.std(0)
+    return mu, torch.where(sd > 1e-6, sd, torch.ones_like(sd))
+
+
 def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
     """Fail before any training when the episodes lack what a wanted head learns from."""
     if cfg.reward and any(r is None for r in data.rewards):
@@ -148,8 +154,7 @@ def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollo
         zp, sp = rollout_samples(data, rollout, context, cfg.state_rollout)
         z, s = torch.cat([z, zp.float()]), torch.cat([s, sp])
     s = s[:, list(dims)]  # (M, K)
-    mu, sd = s.mean(0), s.std(0)
-    sd = torch.where(sd > 1e-6, sd, torch.ones_like(sd))  # a constant dimension: predict it, unscaled
+    mu, sd = mean_spread(s)
     y = (s - mu) / sd
     gen = torch.Generator().manual_seed(seed + 2)
     head = StateHead(StateHeadConfig(z.shape[1], z.shape[2], dims, tuple(mu.tolist()), tuple(sd.tolist()), cfg.proj,
