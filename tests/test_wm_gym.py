@@ -5,6 +5,7 @@ registered with Gymnasium, rewards in episodes, the Wilson interval; Reacher-v5 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from vjepa_cli.data.episodes import read_episode, read_manifest
 from vjepa_cli.envs.collect import run_wm_collect
 from vjepa_cli.envs.gym import GymAdapter, resize_frame
-from vjepa_cli.envs.tasks import flatten_obs
+from vjepa_cli.envs.tasks import GENERIC, flatten_obs, unwrap_angles
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.eval.wm_stats import wilson_interval
 
@@ -76,6 +77,21 @@ def test_flatten_obs_and_area_resize():
     for r, c in [(0, 0), (5, 63), (63, 17), (31, 32)]:
         cell = big[edges[r]:edges[r + 1], edges[c]:edges[c + 1]].reshape(-1, 3).astype(np.float64)
         assert np.array_equal(out[r, c], (cell.mean(0) + 0.5).astype(np.uint8)), (r, c)
+
+
+def test_angle_entries_are_recorded_as_cosine_and_sine_continuous_across_a_turn():
+    # an angle just below 2 pi and just above 0 is the same pose: as raw numbers 2 pi apart, as (cos, sin) close
+    below, above = unwrap_angles(np.array([3.0, 2 * np.pi - 0.01]), (1,)), unwrap_angles(np.array([3.0, 0.01]), (1,))
+    assert below.shape == (3,) and below[0] == above[0] == 3.0
+    assert np.abs(below - above).max() < 0.021 and np.allclose(below[1:], [np.cos(0.01), -np.sin(0.01)], atol=1e-6)
+    # an adapter whose task names the angle entries records them so, and names them
+    env = GymAdapter(PointGym(), name="point", task=replace(GENERIC, angles=(1,)), success_radius=0.1)
+    env.reset(np.random.default_rng(0))
+    vel, pos = env._obs["vel"], env._obs["pos"]
+    assert env.spec.state_names == ("obs0", "obs1_cos", "obs1_sin", "obs2", "obs3")
+    assert np.allclose(env.state(), [pos[0], np.cos(pos[1]), np.sin(pos[1]), *vel])
+    with pytest.raises(VjepaError, match="angle entries"):
+        GymAdapter(PointGym(), name="point", task=replace(GENERIC, angles=(4,)))
 
 
 def test_goal_protocol_seeded_goal_then_same_start_and_replay_oracle():

@@ -55,7 +55,10 @@ def test_pusht_scripted_goals_move_the_block_and_the_replay_solves_them():
                 env.step(env.oracle_action())
             solved.append(env.success())
         assert max(moved) > 20 and sum(solved) >= 2  # goals differ from the start; the replay reaches them
-        assert env.state().shape == (5,)  # agent (x, y), block (x, y, angle)
+        state, block = env.state(), env.task_state()  # agent (x, y), block (x, y, cos, sin); the block's pose
+        assert state.shape == (6,) and env.spec.state_names[4:] == ("obs4_cos", "obs4_sin")
+        assert np.allclose(state[2:4], block[:2]) and np.allclose(state[4:], [np.cos(block[2]), np.sin(block[2])],
+                                                                     atol=1e-5)
     finally:
         env.close()
 

@@ -16,7 +16,7 @@ from vjepa_cli.eval.wm_methods import blended_energy, plan_energy, plan_rollout
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, autoregress
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
 from vjepa_cli.models.world_model import Predicted
-from vjepa_cli.train.wm import recipe_hash, rollout_loss, teacher_forcing_loss
+from vjepa_cli.train.wm import recipe_hash, rollout_loss, state_error, teacher_forcing_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,6 +70,25 @@ def test_losses_score_the_predicted_states_in_standardised_units():
     assert teacher_forcing_loss(off, z, a, s, std, 3.0).item() == pytest.approx(0.3, abs=1e-5)
     # a rollout compounds it: 0.2, 0.4, 0.6 of the spread -> (0 + 0.4) / 2, times 3
     assert rollout_loss(off, z, a, s, 3, std, 3.0).item() == pytest.approx(0.6, abs=1e-5)
+    # squared instead: 0.2 ** 2 / 2 x 3, and (0.2 ** 2 + 0.4 ** 2 + 0.6 ** 2) / 3 / 2 x 3
+    assert teacher_forcing_loss(off, z, a, s, std, 3.0, "l2").item() == pytest.approx(0.06, abs=1e-5)
+    assert rollout_loss(off, z, a, s, 3, std, 3.0, "l2").item() == pytest.approx(0.28, abs=1e-5)
+
+
+def test_squared_state_error_learns_a_rare_push_where_the_absolute_one_predicts_no_change():
+    # a block that moves by 5 in one step of five and stays otherwise: the L1 fit is the median change (0), blind
+    # to the push a planner is looking for; the L2 fit is the mean change (1)
+    change = torch.tensor([5.0, 0.0, 0.0, 0.0, 0.0]).unsqueeze(-1)  # (5, 1)
+    fits = {}
+    for kind in ("l1", "l2"):
+        guess = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([guess], lr=0.05)
+        for _ in range(400):
+            opt.zero_grad()
+            state_error(guess.expand(5, 1), change, torch.ones(1), kind).backward()
+            opt.step()
+        fits[kind] = guess.item()
+    assert fits["l1"] == pytest.approx(0.0, abs=0.06) and fits["l2"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_state_token_reads_out_a_standardised_change():
@@ -163,6 +182,7 @@ def test_predict_states_is_part_of_the_recipe_a_checkpoint_resumes_with():
     heavier = replace(cfg.loss, state_weight=3.0)
     assert recipe_hash(cfg) == recipe_hash(replace(cfg, loss=heavier))  # unused without predict_states
     assert recipe_hash(on) != recipe_hash(replace(on, loss=heavier))
+    assert recipe_hash(on) != recipe_hash(replace(on, loss=replace(on.loss, state_loss="l2")))
 
 
 def test_state_dims_pick_the_entries_the_predictor_reads_and_predicts():

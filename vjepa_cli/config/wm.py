@@ -117,7 +117,10 @@ class WMLossConfig:
     rollout_steps: int = 2  # frames predicted from the first frame using own predictions (0 = off)
     rollout_weight: float = 1.0  # weight of the rollout loss
     tf_weight: float = 1.0  # weight of the teacher-forcing loss
-    state_weight: float = 1.0  # weight of the predicted states' L1 (standardised) in both (predictor.predict_states)
+    state_weight: float = 1.0  # weight of the predicted states' error (standardised) in both (predictor.predict_states)
+    # that error: "l1" (its minimiser is the median change: a rare event such as a pushed block predicts as no
+    # change at all) or "l2" (the mean change: what a planner needs to see an occasional push pay off)
+    state_loss: Literal["l1", "l2"] = "l1"
 
     def __post_init__(self):
         if self.rollout_steps < 0 or self.rollout_weight < 0 or self.tf_weight < 0 or self.state_weight < 0:

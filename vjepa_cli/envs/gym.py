@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from vjepa_cli.envs.base import EnvSpec
-from vjepa_cli.envs.tasks import GENERIC, Task, flatten_obs, task_for
+from vjepa_cli.envs.tasks import GENERIC, Task, angle_names, flatten_obs, task_for, unwrap_angles
 from vjepa_cli.errors import VjepaError
 
 # uniform actions; a Gaussian random walk from the bounds' midpoint; the task's scripted goal (PushT: a push)
@@ -75,9 +75,12 @@ class GymAdapter:
         self._goal_actions: list[np.ndarray] = []
         self._t = 0
         n_state = _state_size(env.observation_space)
+        if task.angles and max(task.angles) >= n_state:
+            raise VjepaError(f"{name}: angle entries {list(task.angles)} out of range for {n_state}-d observations")
         inner = getattr(env, "unwrapped", env)  # a simulator of ours names its actions and states
         a_names = getattr(inner, "action_names", None) or tuple(f"a{i}" for i in range(len(low)))
         s_names = getattr(inner, "state_names", None) or tuple(f"obs{i}" for i in range(n_state))
+        s_names = angle_names(tuple(s_names), task.angles)
         self.spec = EnvSpec(name, tuple(a_names), tuple(float(x) for x in low),
                             tuple(float(x) for x in high), tuple(s_names),
                             fps=float(env.metadata.get("render_fps", 10)), success_radius=self.radius)
@@ -149,7 +152,7 @@ class GymAdapter:
         return resize_frame(frame.astype(np.uint8), self.size)
 
     def state(self) -> np.ndarray | None:
-        s = flatten_obs(self._obs)
+        s = unwrap_angles(flatten_obs(self._obs), self.task.angles)
         return s if s.size else None
 
     def task_state(self) -> np.ndarray:

@@ -5,7 +5,8 @@ observation and a distance threshold from the recipe (`GENERIC`).
 Reacher-v5 (MuJoCo): rendered top-down (world +x right, +y up), shadows off, its own target hidden: the goal is
 the goal image. Task state = fingertip (x, y) in metres; solved within `radius` of the goal's fingertip.
 PushT (gym-pusht): task state = block pose (x, y, angle) in pixels of the 512 px arena and radians; solved when
-the block is within `radius` px and pi / 9 rad of the goal pose (our threshold, stated in the README).
+the block is within `radius` px and pi / 9 rad of the goal pose (our threshold, stated in the README). Its
+observation (agent x, y, block x, y, angle in [0, 2 pi)) is recorded with the angle as its cosine and sine.
 """
 
 from __future__ import annotations
@@ -25,6 +26,25 @@ def flatten_obs(obs: Any) -> np.ndarray:
     return np.asarray(obs, dtype=np.float32).reshape(-1)
 
 
+def unwrap_angles(flat: np.ndarray, angles: tuple[int, ...]) -> np.ndarray:
+    """A flattened observation [S] -> the recorded state [S + len(angles)]: each angle entry (radians) becomes its
+    cosine followed by its sine, so that a state that turns past 2 pi stays continuous for regression."""
+    if not angles:
+        return flat
+    parts = []
+    for i, x in enumerate(flat):
+        parts += [np.cos(x), np.sin(x)] if i in angles else [x]
+    return np.asarray(parts, dtype=np.float32)
+
+
+def angle_names(names: tuple[str, ...], angles: tuple[int, ...]) -> tuple[str, ...]:
+    """State names matching `unwrap_angles`: an angle entry `n` becomes `n_cos`, `n_sin`."""
+    out: list[str] = []
+    for i, n in enumerate(names):
+        out += [f"{n}_cos", f"{n}_sin"] if i in angles else [n]
+    return tuple(out)
+
+
 def _no_setup(env) -> None:
     return None
 
@@ -42,6 +62,7 @@ class Task:
     # (env, info, rng, K) -> K actions of a scripted goal policy (`--goal-policy scripted`), or a closed loop
     # (adapter) -> the next action; None = no scripted policy
     scripted: Callable[[Any, dict, np.random.Generator, int], Any] | None = None
+    angles: tuple[int, ...] = ()  # entries of the flattened observation that are angles (recorded as cos, sin)
 
 
 def _l2(a: np.ndarray, b: np.ndarray) -> float:
@@ -117,9 +138,9 @@ def _obs_state(env, obs, info) -> np.ndarray:
 TASKS: dict[str, Task] = {
     "Reacher-v5": Task(_reacher_kwargs, _reacher_state, _l2, _within, radius=0.02, setup=_reacher_setup),
     "gym_pusht/PushT-v0": Task(lambda size: {}, _pusht_state, _pusht_distance, _pusht_solved, radius=20.0,
-                               scripted=_pusht_push),
+                               scripted=_pusht_push, angles=(4,)),
     "vjepa/PushTRelative-v0": Task(lambda size: {}, _pusht_state, _pusht_distance, _pusht_solved, radius=20.0,
-                                   scripted=_pusht_push_relative),
+                                   scripted=_pusht_push_relative, angles=(4,)),
     # the built-in simulators as Gymnasium environments: they report their own goal, distance and success
     "vjepa/Reach2D-v0": Task(lambda size: {"size": size}, _obs_state, _l2, _within, radius=0.05),
     "vjepa/Push2D-v0": Task(lambda size: {"size": size}, _obs_state, _l2, _within, radius=0.06),

@@ -74,30 +74,39 @@ def wsd_lr(step: int, cfg: WMOptimConfig) -> float:
                                decay_len=max(1, cfg.anneal_steps))
 
 
+def state_error(s_hat: torch.Tensor, s: torch.Tensor, std: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean error of predicted states [..., S] against the recorded ones, each dimension divided by its spread
+    std [S]: absolute ("l1") or squared ("l2")."""
+    d = (s_hat - s) / std
+    return d.abs().mean() if kind == "l1" else d.square().mean()
+
+
 def teacher_forcing_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None,
-                         state_std: torch.Tensor | None = None, state_weight: float = 1.0) -> torch.Tensor:
+                         state_std: torch.Tensor | None = None, state_weight: float = 1.0,
+                         state_loss: str = "l1") -> torch.Tensor:
     """`pred` is the predictor (any callable with its signature); z [B, T, N, D] features, a [B, T-1, A] actions,
     s [B, T, S] states -> mean |P(z_<t, a_<t) - z_t|. With `state_std` [S] (a predictor that predicts states),
-    plus `state_weight` x the mean L1 of its predicted states s_1..s_T-1, each dimension divided by its spread."""
+    plus `state_weight` x the `state_error` of its predicted states s_1..s_T-1."""
     if state_std is None:
         out = pred(z[:, :-1], a, None if s is None else s[:, :-1])  # (B, T-1, N, D)
         return (out - z[:, 1:]).abs().mean()
     out, s_hat = pred(z[:, :-1], a, s[:, :-1], with_states=True)  # (B, T-1, N, D), (B, T-1, S)
-    return (out - z[:, 1:]).abs().mean() + state_weight * ((s_hat - s[:, 1:]) / state_std).abs().mean()
+    return (out - z[:, 1:]).abs().mean() + state_weight * state_error(s_hat, s[:, 1:], state_std, state_loss)
 
 
 def rollout_loss(pred, z: torch.Tensor, a: torch.Tensor, s: torch.Tensor | None, steps: int,
-                 state_std: torch.Tensor | None = None, state_weight: float = 1.0) -> torch.Tensor:
+                 state_std: torch.Tensor | None = None, state_weight: float = 1.0,
+                 state_loss: str = "l1") -> torch.Tensor:
     """Predict frames 1..steps from frame 0 with the predictor's own outputs -> mean L1 against z[:, 1:steps+1].
     As in planning, only frame 0's state is known: it is held for the predicted frames, or, with `state_std`
-    (a predictor that predicts states), fed forward from its own predictions, whose L1 (each dimension divided by
-    its spread) adds `state_weight` x its mean."""
+    (a predictor that predicts states), fed forward from its own predictions, whose `state_error` adds
+    `state_weight` x its value."""
     if state_std is None:
         out = autoregress(pred, z[:, :1], a[:, :steps], None if s is None else s[:, :1])  # (B, steps, N, D)
         return (out - z[:, 1:steps + 1]).abs().mean()
     out, s_hat = autoregress(pred, z[:, :1], a[:, :steps], s[:, :1], feed_states=True)  # (B, steps, S) states
     return ((out - z[:, 1:steps + 1]).abs().mean()
-            + state_weight * ((s_hat - s[:, 1:steps + 1]) / state_std).abs().mean())
+            + state_weight * state_error(s_hat, s[:, 1:steps + 1], state_std, state_loss))
 
 
 def recipe_hash(cfg: WMConfig) -> str:
@@ -116,6 +125,8 @@ def recipe_hash(cfg: WMConfig) -> str:
     if not d["predictor"]["predict_states"]:  # likewise, and the states' loss weight matters only with it
         d["predictor"].pop("predict_states")
         d["loss"].pop("state_weight")
+    if d["loss"]["state_loss"] == "l1":
+        d["loss"].pop("state_loss")
     if not d["predictor"]["state_dims"]:
         d["predictor"].pop("state_dims")
     for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
@@ -220,7 +231,8 @@ class WMTrainer(Trainer):
         s = select_states(self.predictor.cfg, s)  # (B, T, S) the entries the predictor reads
         self.model.train()
         with acc.autocast():
-            sw = {"state_std": self.state_std, "state_weight": loss_cfg.state_weight}
+            sw = {"state_std": self.state_std, "state_weight": loss_cfg.state_weight,
+                  "state_loss": loss_cfg.state_loss}
             tf = teacher_forcing_loss(self.model, z, a, s, **sw)
             ro = (rollout_loss(self.model, z, a, s, loss_cfg.rollout_steps, **sw) if loss_cfg.rollout_steps
                   else tf.new_zeros(()))
