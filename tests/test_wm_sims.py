@@ -162,6 +162,37 @@ def test_the_reacher_recipe_plans_on_its_predicted_states(tmp_path):
     assert all(r.plan_ms > 0 and r.steps <= 2 for r in ev.rows)
 
 
+def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
+    """`wm/pusht-relative` as shipped (noisy pushes, predicted agent and block states with a squared error, a
+    probe of all six entries, MPPI on the predicted states), shrunk: trains on the 6-entry states with the
+    block angle as cos/sin, and plans."""
+    pytest.importorskip("gym_pusht")
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.envs.pusht_relative import ENV_ID
+    from vjepa_cli.eval.wm import run_wm_eval
+    from vjepa_cli.models.world_model import load_world_model
+    from vjepa_cli.train.wm import run_wm_train
+
+    sets = ["data.num_episodes=3", "data.steps=5", "data.size=32", "encoder.model.img_size=32",
+            "encoder.model.embed_dim=32", "encoder.model.depth=1", "encoder.model.num_heads=2",
+            "predictor.pred_embed_dim=24", "predictor.depth=1", "predictor.num_heads=2", "optim.steps=3",
+            "optim.batch_size=4", "optim.warmup_steps=1", "optim.anneal_steps=1", "heads.steps=5",
+            "heads.hidden=16", "heads.batch_size=8", "plan.max_steps=2", "plan.mppi.samples=8", "plan.mppi.topk=2",
+            "plan.mppi.iterations=1"]
+    cfg = load_recipe(WMConfig, "wm/pusht-relative", sets)
+    assert cfg.data.policy == "noisy" and cfg.loss.state_loss == "l2" and cfg.plan.state_from == "predictor"
+    res = run_wm_train(cfg, tmp_path / "run")
+    wm = load_world_model(res.model_path)
+    pcfg = wm.predictor.cfg
+    assert pcfg.predict_states and pcfg.state_dim == 6 and min(pcfg.state_std) > 0
+    assert wm.state_head.cfg.dims == (0, 1, 2, 3, 4, 5)
+    ev = run_wm_eval(res.model_path, f"gym:{ENV_ID}", episodes=1, methods=["mppi"], out_dir=tmp_path / "ev",
+                     device="cpu")
+    assert [r.method for r in ev.rows] == ["world model (MPPI)", "random", "oracle"]
+    assert ev.rows[0].plan_ms > 0 and all(r.steps <= 2 for r in ev.rows)
+
+
 def test_noisy_collection_replays_goal_actions_on_a_gym_env_without_expert(tmp_path):
     """`data.policy: noisy` on an environment with no scripted expert (Reacher-v5) follows the recipe's goal
     actions with noise: wm train's own collection passes data.goal_steps / goal_policy on (it used to fail)."""
