@@ -17,6 +17,13 @@ def _reacher():
     return make_gym_env("Reacher-v5", size=32, goal_steps=6)
 
 
+# a shipped recipe shrunk to seconds: 3 episodes, a 1-block encoder and predictor, 3 steps, MPPI of 8 samples
+SHRUNK = ["data.num_episodes=3", "data.size=32", "encoder.model.img_size=32", "encoder.model.embed_dim=32",
+          "encoder.model.depth=1", "encoder.model.num_heads=2", "predictor.pred_embed_dim=24", "predictor.depth=1",
+          "predictor.num_heads=2", "optim.steps=3", "optim.batch_size=4", "optim.warmup_steps=1",
+          "optim.anneal_steps=1", "heads.steps=5", "heads.hidden=16", "plan.max_steps=2", "plan.mppi.samples=8",
+          "plan.mppi.topk=2", "plan.mppi.iterations=1"]
+
 def test_reacher_goal_images_fingertip_success_and_fresh_kinematics():
     env = _reacher()
     try:
@@ -142,13 +149,8 @@ def test_the_reacher_recipe_plans_on_its_predicted_states(tmp_path):
     from vjepa_cli.models.world_model import load_world_model
     from vjepa_cli.train.wm import run_wm_train
 
-    sets = ["data.num_episodes=3", "data.steps=8", "data.size=32", "encoder.model.img_size=32",
-            "encoder.model.embed_dim=32", "encoder.model.depth=1", "encoder.model.num_heads=2",
-            "predictor.pred_embed_dim=24", "predictor.depth=1", "predictor.num_heads=2", "optim.steps=3",
-            "optim.batch_size=4", "optim.warmup_steps=1", "optim.anneal_steps=1", "heads.steps=5",
-            "heads.hidden=16", "plan.max_steps=2", "plan.cem.samples=8", "plan.cem.topk=2", "plan.cem.iterations=1",
-            "plan.mppi.samples=8", "plan.mppi.topk=2", "plan.mppi.iterations=1", "plan.gd.samples=2",
-            "plan.gd.iterations=2"]
+    sets = SHRUNK + ["data.steps=8", "plan.cem.samples=8", "plan.cem.topk=2", "plan.cem.iterations=1",
+                     "plan.gd.samples=2", "plan.gd.iterations=2"]
     cfg = load_recipe(WMConfig, "wm/reacher", sets)
     assert cfg.predictor.predict_states and cfg.plan.state_from == "predictor" and cfg.plan.method == "mppi"
     res = run_wm_train(cfg, tmp_path / "run")
@@ -174,12 +176,7 @@ def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
     from vjepa_cli.models.world_model import load_world_model
     from vjepa_cli.train.wm import run_wm_train
 
-    sets = ["data.num_episodes=3", "data.steps=5", "data.size=32", "encoder.model.img_size=32",
-            "encoder.model.embed_dim=32", "encoder.model.depth=1", "encoder.model.num_heads=2",
-            "predictor.pred_embed_dim=24", "predictor.depth=1", "predictor.num_heads=2", "optim.steps=3",
-            "optim.batch_size=4", "optim.warmup_steps=1", "optim.anneal_steps=1", "heads.steps=5",
-            "heads.hidden=16", "heads.batch_size=8", "plan.max_steps=2", "plan.mppi.samples=8", "plan.mppi.topk=2",
-            "plan.mppi.iterations=1"]
+    sets = SHRUNK + ["data.steps=5", "heads.batch_size=8"]
     cfg = load_recipe(WMConfig, "wm/pusht-relative", sets)
     assert cfg.data.policy == "noisy" and cfg.loss.state_loss == "l2" and cfg.plan.state_from == "predictor"
     res = run_wm_train(cfg, tmp_path / "run")
