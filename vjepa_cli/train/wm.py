@@ -38,6 +38,7 @@ from vjepa_cli.train.trainer import StepOutput, StopFlag, Trainer
 from vjepa_cli.train.wm_data import WindowSampler, WMData, prepare_data
 from vjepa_cli.train.wm_heads import (
     check_heads,
+    check_state_dims,
     mean_spread,
     train_policy_head,
     train_reward_head,
@@ -186,10 +187,7 @@ class WMTrainer(Trainer):
         """The predictor for `data`'s features and actions (drawn with the recipe's seed) and its AdamW."""
         self.cfg, self.data = cfg, data
         self.windows = WindowSampler(data, cfg.data.num_frames, use_states=cfg.predictor.use_states)
-        if cfg.predictor.state_dims and max(cfg.predictor.state_dims) >= data.state_dim:
-            raise VjepaError(f"predictor.state_dims {list(cfg.predictor.state_dims)} out of range: the episodes' "
-                             f"states have {data.state_dim} dims ({', '.join(data.state_names)})",
-                             f"use indices 0..{data.state_dim - 1}")
+        check_state_dims(data, "predictor.state_dims", cfg.predictor.state_dims)
         dims = tuple(cfg.predictor.state_dims) or tuple(range(data.state_dim))
         mean, std = state_stats(data, dims) if cfg.predictor.predict_states else ((), ())
         self.predictor = build_predictor(cfg, data.embed_dim, data.grid, data.action_dim, data.state_dim,

@@ -58,8 +58,13 @@ def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
         return
     if data.state_dim == 0 or any(s is None for s in data.states):
         raise VjepaError("heads.state needs states in the episodes", "collect them from an environment with states")
-    if cfg.state_dims and (max(cfg.state_dims) >= data.state_dim or min(cfg.state_dims) < 0):
-        raise VjepaError(f"heads.state_dims {list(cfg.state_dims)} out of range: the episodes' states have "
+    check_state_dims(data, "heads.state_dims", cfg.state_dims)
+
+
+def check_state_dims(data: WMData, name: str, dims: tuple[int, ...]) -> None:
+    """Fail with the episodes' state names when a recipe's `name` (a list of state entries) is out of range."""
+    if dims and (max(dims) >= data.state_dim or min(dims) < 0):
+        raise VjepaError(f"{name} {list(dims)} out of range: the episodes' states have "
                          f"{data.state_dim} dims ({', '.join(data.state_names)})",
                          f"use indices 0..{data.state_dim - 1}")
 
