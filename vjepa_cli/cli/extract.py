@@ -24,7 +24,7 @@ from vjepa_cli.cli._eval_options import (
 from vjepa_cli.cli._options import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt
 
 HELP = "Extract frozen-encoder features from videos and images (one safetensors file per input)."
-EXAMPLES = """Examples:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors\n\n  vjepa extract videos/ -o feats/ --pool none --frames 16 --frame-step 4 --stride 2s\n\n  vjepa extract photos/ -o feats/ --pool none --levels all --model vjepa2_1_vitb.safetensors\n\n  find data -name '*.mp4' | vjepa extract - -o feats/ --json"""
+EXAMPLES = """Examples:\n\n  vjepa extract video.mp4 -o feats.safetensors --model encoder.safetensors\n\n  vjepa extract videos/ -o feats/ --pool none --frames 16 --frame-step 4 --stride 2s\n\n  vjepa extract photos/ -o feats/ --pool none --levels all --model vjepa2_1_vitb.safetensors\n\n  find data -name '*.mp4' | vjepa extract - -o feats/ --json\n\n  vjepa extract videos/ -o feats/ -j 2     # two processes: a CPU's cores busy with decoding and forwards"""
 
 
 def command(
@@ -44,6 +44,8 @@ def command(
     device: DeviceOpt = None,
     dtype: DtypeOpt = "fp32",
     workers: WorkersOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes sharing the videos, each with its own copy "
+                                      "of the model and, on the CPU, 1/N of the threads (on CUDA one GPU each).")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute outputs that already exist.")] = False,
     combined: Annotated[Path | None, typer.Option(
         "--combined", help="Also write one .safetensors with every window of every video (features, video_index, "
@@ -61,7 +63,7 @@ def command(
     wcfg = window_config(frames, frame_step, fps, stride, size, resize, views)
     try:
         cfg = ExtractConfig(window=wcfg, pool=pool, levels=parse_levels(levels), batch_size=batch_size, device=device,
-                            dtype=dtype, workers=workers, overwrite=overwrite)
+                            dtype=dtype, workers=workers, overwrite=overwrite, jobs=jobs)
     except ValueError as e:
         raise VjepaError(f"bad option: {e}") from None
     stdin_lines = sys.stdin if "-" in inputs else None

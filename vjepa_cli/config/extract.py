@@ -79,10 +79,13 @@ class ExtractConfig:
     dtype: Literal["fp32", "bf16", "fp16"] = "fp32"  # model and compute precision (features are saved fp32)
     workers: int | None = None  # decoding threads beside the model; 0: between forwards; None: 0 on CPU, 1 on GPU
     overwrite: bool = False  # recompute outputs that already exist
+    jobs: int = 1  # processes sharing the videos, each with its own model (`vjepa_cli.infer.extract_jobs`)
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.jobs < 1:
+            raise ValueError("jobs must be >= 1")
         if self.workers is not None and self.workers < 0:
             raise ValueError("workers must be >= 0")
         if self.pool not in ("mean", "none"):

@@ -191,7 +191,13 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
     result = ExtractResult()
     listener.videos_planned(len(jobs))
     todo = [job for job in jobs if not _done_before(job, cfg, run.settings_id, result, listener)]
-    _Extractor(model.encoder, device, cfg, run, listener, result).extract(todo)
+    if cfg.jobs > 1 and len(todo) > 1:
+        from vjepa_cli.infer.extract_jobs import extract_in_processes
+
+        model = None  # each process loads its own; ours (unless the caller holds it) is freed
+        extract_in_processes(todo, cfg.jobs, cfg, run, model_path, device, listener, result)
+    else:
+        _Extractor(model.encoder, device, cfg, run, listener, result).extract(todo)
     order = {str(job.path): job.index for job in jobs}
     result.videos.sort(key=lambda r: order.get(r.path, len(order)))  # input order, whatever finished first
     if combined is not None and not result.failed:
