@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from vjepa_cli.data.episodes import read_episode, read_manifest
 from vjepa_cli.envs.collect import run_wm_collect
@@ -195,3 +196,62 @@ def test_wilson_interval_closed_form(k, n):
     assert lo == pytest.approx(max(roots[0], 0.0), abs=1e-9) and hi == pytest.approx(min(roots[1], 1.0), abs=1e-9)
     assert lo <= p <= hi
     assert wilson_interval(47, 50) == pytest.approx((0.8378, 0.9794), abs=1e-4)  # a textbook value
+
+
+def test_probe_resets_record_each_first_and_goal_frame_with_its_state(tmp_path, monkeypatch):
+    import vjepa_cli.envs.gym as ga
+    from vjepa_cli.data.episodes import PROBE_FILE
+    from vjepa_cli.envs.collect import PROBE_STREAM
+    from vjepa_cli.io.tensors import load_tensors
+
+    monkeypatch.setattr(ga, "make_gym_env", lambda name, size, **kw: GymAdapter(PointGym(), f"gym:{name}", size,
+                                                                               **{**kw, "success_radius": 0.05}))
+    res = run_wm_collect("gym:Point", 2, tmp_path / "eps", steps=3, size=16, goal_steps=3, probe_resets=4)
+    t, meta = load_tensors(tmp_path / "eps" / PROBE_FILE)
+    assert res.probe_frames == 8 and t["frames"].shape == (8, 16, 16, 3) and t["states"].shape == (8, 4)
+    env = GymAdapter(PointGym(), "gym:Point", 16, goal_steps=3)
+    rng = np.random.default_rng([0, PROBE_STREAM])  # the resets' own stream
+    for i in range(4):
+        first = env.reset(rng)
+        assert np.array_equal(t["frames"][2 * i].numpy(), first)
+        assert np.allclose(t["states"][2 * i].numpy(), env.state())
+        assert np.array_equal(t["frames"][2 * i + 1].numpy(), env.goal_image())
+        p = env.state()[:2].astype(np.float64)  # the goal frame's state: where the goal actions lead, at their speed
+        for a in env._goal_actions:
+            p = np.clip(p + a, 0, 1)
+        assert np.allclose(t["states"][2 * i + 1].numpy(), [*p, *env._goal_actions[-1]], atol=1e-6)
+    # the episodes are the ones a collection without resets records
+    run_wm_collect("gym:Point", 2, tmp_path / "plain", steps=3, size=16, goal_steps=3)
+    for a, b in zip(read_manifest(tmp_path / "eps"), read_manifest(tmp_path / "plain"), strict=True):
+        assert np.array_equal(read_episode(a).frames, read_episode(b).frames)
+    monkeypatch.undo()
+    res = run_wm_collect("reach2d", 1, tmp_path / "r", steps=2, size=32, probe_resets=3)  # no goal state: first frames
+    assert res.probe_frames == 3
+    with pytest.raises(VjepaError, match="probe-resets must be >= 0"):
+        run_wm_collect("reach2d", 1, tmp_path / "r2", probe_resets=-1)
+
+
+def test_training_data_carry_the_probe_resets_encoded_and_cached(tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from vjepa_cli.config import load_recipe
+    from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.data.episodes import PROBE_FILE
+    from vjepa_cli.io.tensors import load_tensors
+    from vjepa_cli.models.frozen import encode_frames
+    from vjepa_cli.train.wm import recipe_hash
+    from vjepa_cli.train.wm_data import prepare_data
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 0\n")
+    sets = ["data.env=reach2d", "data.num_episodes=2", "data.steps=4", "data.size=32", "data.num_frames=3",
+            "data.probe_resets=5", "encoder.model={arch: vit_tiny, embed_dim: 32, depth: 1, num_heads: 2, "
+            "patch_size: 16, tubelet_size: 2, num_frames: 2, img_size: 32}"]
+    cfg = load_recipe(WMConfig, recipe, sets)
+    data = prepare_data(cfg, tmp_path / "run", "cpu")
+    t, _ = load_tensors(tmp_path / "run" / "episodes" / PROBE_FILE)
+    assert data.probe_features.shape == (5, 4, 32) and np.array_equal(data.probe_states, t["states"].numpy())
+    torch.testing.assert_close(data.probe_features, encode_frames(data.encoder, t["frames"].numpy()))
+    assert (tmp_path / "run" / "episodes" / "features" / data.encoder.key / PROBE_FILE).is_file()
+    # the resets teach the probe only: the predictor's training (and its resume hash) is the same without them
+    assert recipe_hash(cfg) == recipe_hash(dc_replace(cfg, data=dc_replace(cfg.data, probe_resets=0)))

@@ -279,3 +279,30 @@ def test_heads_cosine_schedule_follows_the_closed_form_and_constant_stays_flat(m
         assert seen == pytest.approx(want)
     with pytest.raises(ValueError, match="lr_schedule"):
         WMHeadsConfig(lr_schedule="linear")
+
+
+def test_state_probe_learns_from_the_collections_extra_poses():
+    """Episodes that show few poses (token 0 holds a position p in [0.05, 0.15]^2; the state is 10 |p|) and extra
+    reset frames that show the whole range: only a probe trained on those reads held-out poses over the range
+    (fit on the episodes alone, 10 |p| looks like 10 p and is extrapolated as such)."""
+    g = np.random.default_rng(0)
+
+    def frames(p: np.ndarray) -> torch.Tensor:  # (M, 2) -> (M, N, D)
+        z = g.normal(0, 0.02, (len(p), N, D)).astype(np.float32)
+        z[:, 0, :2], z[:, 0, 2] = p, 1.0  # a constant beside p: the probe's LayerNorm keeps its scale
+        return torch.from_numpy(z)
+
+    eps = [g.uniform(0.05, 0.15, (11, 2)).astype(np.float32) for _ in range(24)]
+    wide, held = g.uniform(-1, 1, (600, 2)).astype(np.float32), g.uniform(-1, 1, (200, 2)).astype(np.float32)
+    data = WMData(None, [frames(p) for p in eps], [np.zeros((10, 2), np.float32)] * 24, [10 * np.abs(p) for p in eps],
+                  [None] * 24, ["dx", "dy"], [-0.2, -0.2], [0.2, 0.2], ["x", "y"], 10.0, 1, "toy")
+    cfg = WMHeadsConfig(steps=1000, hidden=64, lr=3e-3, batch_size=64)
+    zh, sh = frames(held), torch.from_numpy(10 * np.abs(held))
+    err = {}
+    for extra in (False, True):
+        if extra:
+            data.probe_features, data.probe_states = frames(wide), 10 * np.abs(wide)
+        head, _ = train_state_head(data, cfg, seed=0)
+        with torch.no_grad():
+            err[extra] = float((head.decode(zh) - sh).abs().mean())
+    assert err[True] < 0.6 and err[False] > 4 * err[True], err

@@ -48,6 +48,9 @@ def collect(
     policy: Annotated[str, typer.Option("--policy", help="random (uniform actions) or noisy (scripted expert + noise).")] = "random",
     goal_steps: GoalStepsOpt = None,
     goal_policy: GoalPolicyOpt = None,
+    probe_resets: Annotated[int, typer.Option(
+        "--probe-resets", min=0, help="Also record this many seeded resets (first frame, and the goal frame with "
+                                      "--goal-steps) with their states, for the state probe alone.")] = 0,
     json_out: JsonOpt = False,
 ) -> None:
     from vjepa_cli.envs.collect import run_wm_collect
@@ -59,13 +62,16 @@ def collect(
         raise VjepaError("no output folder given", hint="add -o FOLDER (a new folder for the episodes)")
     with progress() as bar:
         task = bar.add_task(f"collect {env}", total=episodes, info="")
+        resets = bar.add_task("probe resets", total=probe_resets, info="", visible=probe_resets > 0)
         res = run_wm_collect(env, episodes, out, steps=steps, size=size, seed=seed, policy=policy,
                              goal_steps=goal_steps or 0, goal_policy=goal_policy or "random",
-                             on_episode=lambda i: bar.advance(task))
+                             on_episode=lambda i: bar.advance(task), probe_resets=probe_resets,
+                             on_reset=lambda i: bar.advance(resets))
     if json_out:
         typer.echo(json.dumps({**asdict(res), "out_dir": str(res.out_dir)}))
     else:
-        console().print(f"wrote {res.episodes} episodes ({res.frames} frames, {res.solved} solved) to {res.out_dir}")
+        probe = f", {res.probe_frames} probe frames" if res.probe_frames else ""
+        console().print(f"wrote {res.episodes} episodes ({res.frames} frames, {res.solved} solved{probe}) to {res.out_dir}")
 
 
 @app.command(help="Train an action-conditioned predictor on episodes (collects them first if the recipe says so).",

@@ -35,10 +35,14 @@ class WMDataConfig:
     goal_steps: int = 25  # actions of the goal policy from the seeded reset to the goal frame
     goal_policy: Literal["random", "walk", "scripted"] = "random"  # how those actions are chosen
     success_radius: float = 0.0  # task-distance threshold of success (0 = the environment's own or known one)
+    # more poses for the state probe (`heads.state`): seeded resets' first and goal frames with their states
+    probe_resets: int = 0
 
     def __post_init__(self):
         if self.num_episodes < 1 or self.steps < 1 or self.size < 16:
             raise ValueError("num_episodes and steps must be >= 1, size >= 16")
+        if self.probe_resets < 0:
+            raise ValueError("probe_resets must be >= 0")
         if self.num_frames < 2:
             raise ValueError("num_frames must be >= 2 (a frame and its successor)")
         if self.goal_steps < 0 or self.success_radius < 0:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from vjepa_cli.data.episodes import Episode, write_episode, write_manifest
+from vjepa_cli.data.episodes import PROBE_FILE, Episode, write_episode, write_manifest
 from vjepa_cli.data.manifest import ManifestRow
 from vjepa_cli.data.manifest import write_manifest as write_video_manifest
 from vjepa_cli.envs.registry import make_env
@@ -16,6 +17,7 @@ from vjepa_cli.errors import VjepaError
 
 # the episodes' videos as a video manifest: `vjepa pretrain --set "data.datasets=[DIR/videos.csv]"`
 VIDEOS = "videos.csv"
+PROBE_STREAM = 0x5EED_9B0E  # the resets' generator is default_rng([seed, PROBE_STREAM]): not the episodes' or eval's
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,7 @@ class CollectResult:
     episodes: int  # episodes written
     frames: int  # frames written in total
     solved: int  # episodes that ended within the task's success radius
+    probe_frames: int = 0  # frames written to PROBE_FILE (the state probe's resets)
 
 
 def policy_action(env, policy: str, rng: np.random.Generator, noise: float = 0.6) -> np.ndarray:
@@ -45,12 +48,16 @@ def step_reward(env) -> float:
 
 def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int = 24, size: int = 64,
                    seed: int = 0, policy: str = "random", goal_steps: int = 0, goal_policy: str = "random",
-                   on_episode: Callable[[int], None] | None = None) -> CollectResult:
+                   on_episode: Callable[[int], None] | None = None, probe_resets: int = 0,
+                   on_reset: Callable[[int], None] | None = None) -> CollectResult:
     """Record `episodes` episodes of `steps` actions (steps + 1 frames) into `out_dir`, with the rewards (the
     Gymnasium environment's, or minus the task distance for the built-in simulators) and, where there is one,
-    the goal image (Gymnasium environments: after `goal_steps` actions of `goal_policy`, see `envs/gym.py`)."""
+    the goal image (Gymnasium environments: after `goal_steps` actions of `goal_policy`, see `envs/gym.py`);
+    then `probe_resets` more seeded resets for the state probe (`collect_probe_poses`)."""
     if episodes < 1 or steps < 1:
         raise VjepaError("--episodes and --steps must be >= 1")
+    if probe_resets < 0:
+        raise VjepaError("--probe-resets must be >= 0")
     if policy not in ("random", "noisy"):
         raise VjepaError(f"unknown policy '{policy}'", "use random or noisy")
     env = make_env(env_name, size=size, goal_steps=goal_steps, goal_policy=goal_policy)
@@ -94,6 +101,36 @@ def run_wm_collect(env_name: str, episodes: int, out_dir: str | Path, steps: int
                                                             height=size) for r in rows])
         if on_episode is not None:
             on_episode(i)
+    probe = collect_probe_poses(env, probe_resets, np.random.default_rng([seed, PROBE_STREAM]), out_dir / PROBE_FILE,
+                                on_reset) if probe_resets else 0
     if hasattr(env, "close"):
         env.close()
-    return CollectResult(out_dir, len(rows), total, solved)
+    return CollectResult(out_dir, len(rows), total, solved, probe)
+
+
+def collect_probe_poses(env, resets: int, rng: np.random.Generator, path: Path,
+                        on_reset: Callable[[int], None] | None = None) -> int:
+    """Write `path`: the first frame of `resets` seeded resets and, where the environment builds a goal, the
+    goal frame too, each with its state (frames uint8 [M, H, W, 3], states float32 [M, S]) -> M.
+
+    The state probe reads the goal image at planning time; episodes show it few poses (an episode's block hardly
+    moves), and seeded resets with their goal frames are cheap poses from the very distribution it must read."""
+    from vjepa_cli.io.tensors import save_tensors
+
+    frames, states = [], []
+    for i in range(resets):
+        frames.append(env.reset(rng))
+        states.append(env.state())
+        if states[-1] is None:
+            raise VjepaError(f"{env.spec.name} has no states: nothing for --probe-resets to record",
+                             "collect without --probe-resets")
+        goal_obs = env.goal_observation() if hasattr(env, "goal_observation") else None
+        if goal_obs is not None and env.goal_image() is not None:
+            frames.append(env.goal_image())
+            states.append(goal_obs)
+        if on_reset is not None:
+            on_reset(i)
+    save_tensors(path, {"frames": torch.from_numpy(np.stack(frames)),
+                        "states": torch.from_numpy(np.stack(states).astype(np.float32))},
+                 {"env": env.spec.name, "resets": resets, "state_names": list(env.spec.state_names)})
+    return len(frames)

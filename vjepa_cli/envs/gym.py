@@ -72,6 +72,7 @@ class GymAdapter:
         self._obs, self._info, self._rng = None, {}, np.random.default_rng(0)
         self._goal_img: np.ndarray | None = None
         self._goal_state: np.ndarray | None = None
+        self._goal_obs: np.ndarray | None = None  # the goal frame's `state()` (what the state probe learns)
         self._goal_actions: list[np.ndarray] = []
         self._t = 0
         n_state = _state_size(env.observation_space)
@@ -111,9 +112,9 @@ class GymAdapter:
         self._goal_actions = []
         if "goal_image" in self._info:  # the environment supplies its goal
             self._goal_img = resize_frame(np.asarray(self._info["goal_image"]), self.size)
-            self._goal_state = None
+            self._goal_state = self._goal_obs = None
             return self.render()
-        self._goal_img = self._goal_state = None
+        self._goal_img = self._goal_state = self._goal_obs = None
         if self.goal_steps:
             scripted = self.task.scripted(self.env, self._info, rng, self.goal_steps) \
                 if self.goal_policy == "scripted" else None
@@ -124,7 +125,7 @@ class GymAdapter:
                     a = scripted(self) if callable(scripted) else scripted[i]
                 self._goal_actions.append(a)
                 self.step(a)
-            self._goal_img, self._goal_state = self.render(), self.task_state()
+            self._goal_img, self._goal_state, self._goal_obs = self.render(), self.task_state(), self.state()
             self._reset(seed)
         return self.render()
 
@@ -163,6 +164,10 @@ class GymAdapter:
     def goal_image(self) -> np.ndarray | None:
         """The goal frame uint8 [H, W, 3] (None without goals: collection with goal_steps 0)."""
         return self._goal_img
+
+    def goal_observation(self) -> np.ndarray | None:
+        """The goal frame's state [S] (as `state()` reads it; None without a goal built here)."""
+        return self._goal_obs
 
     def distance(self) -> float:
         if "distance" in self._info:

@@ -132,6 +132,7 @@ def recipe_hash(cfg: WMConfig) -> str:
         d["predictor"].pop("state_dims")
     for k in ("goal_steps", "goal_policy", "success_radius"):  # evaluation goals only
         d["data"].pop(k)
+    d["data"].pop("probe_resets")  # the state probe's extra poses: heads only
     return stable_hash(d, 12)
 
 

@@ -13,7 +13,14 @@ import numpy as np
 import torch
 
 from vjepa_cli.config.wm import WMConfig
-from vjepa_cli.data.episodes import read_episode, read_manifest, stride_for, window_actions, window_indices
+from vjepa_cli.data.episodes import (
+    PROBE_FILE,
+    read_episode,
+    read_manifest,
+    stride_for,
+    window_actions,
+    window_indices,
+)
 from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, save_tensors
 from vjepa_cli.models.frozen import FrozenEncoder, encode_frames, load_frozen_encoder
@@ -58,6 +65,8 @@ class WMData:
     fps: float  # recording fps of the episodes
     stride: int  # frame step of the training windows
     env: str  # environment name recorded in the episodes ("" when unknown)
+    probe_features: torch.Tensor | None = None  # (M, N, D) frames of extra resets, for the state probe alone
+    probe_states: np.ndarray | None = None  # (M, S) their states
 
     @property
     def embed_dim(self) -> int:
@@ -86,11 +95,14 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
         from vjepa_cli.envs.collect import run_wm_collect
 
         if on_phase:
-            on_phase("collect", d.num_episodes)
-        # "noisy" follows the environment's expert, or (Gymnasium envs without one) replays the goal actions
-        goal = {"goal_steps": d.goal_steps, "goal_policy": d.goal_policy} if d.policy == "noisy" else {}
+            on_phase("collect", d.num_episodes + d.probe_resets)
+        # "noisy" follows the environment's expert, or (Gymnasium envs without one) replays the goal actions;
+        # the probe's resets keep their goal frames
+        goal = {"goal_steps": d.goal_steps, "goal_policy": d.goal_policy} \
+            if d.policy == "noisy" or d.probe_resets else {}
         run_wm_collect(d.env, d.num_episodes, root, steps=d.steps, size=d.size, seed=d.seed, policy=d.policy,
-                       on_episode=(lambda i: on_step(i, {})) if on_step else None, **goal)
+                       on_episode=(lambda i: on_step(i, {})) if on_step else None, probe_resets=d.probe_resets,
+                       on_reset=(lambda i: on_step(d.num_episodes + i, {})) if on_step else None, **goal)
     dirs = read_manifest(root)
     first = read_episode(dirs[0], frames=False)
     stride = stride_for(first.fps, d.fps)
@@ -116,10 +128,29 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
         rewards.append(ep.rewards)
     if not feats:
         raise VjepaError(f"no episode in {root} has {need} frames", "lower data.num_frames or collect longer episodes")
+    probe_z, probe_s = probe_poses(encoder, root / PROBE_FILE, cache, cfg.encoder.batch_size, first.states)
     low = list(first.action_low) or [float(x) for x in np.min([a.min(0) for a in acts], 0)]
     high = list(first.action_high) or [float(x) for x in np.max([a.max(0) for a in acts], 0)]
     return WMData(encoder, feats, acts, states, rewards, list(first.action_names), low, high, list(first.state_names),
-                  first.fps, stride, str(first.info.get("env", "")))
+                  first.fps, stride, str(first.info.get("env", "")), probe_z, probe_s)
+
+
+def probe_poses(enc: FrozenEncoder, path: Path, cache_dir: Path, batch_size: int,
+                states: np.ndarray | None) -> tuple[torch.Tensor | None, np.ndarray | None]:
+    """The collection's extra probe poses (`PROBE_FILE`, see `envs.collect`) encoded (cached as `cache_dir/PROBE_FILE`):
+    features (M, N, D) and states (M, S); (None, None) when it has none."""
+    if not path.is_file():
+        return None, None
+    tensors, _ = load_tensors(path)
+    s = tensors["states"].numpy()
+    if states is None or s.shape[1] != states.shape[1]:
+        raise VjepaError(f"{path}: states of {s.shape[1]} entries do not match the episodes'",
+                         "collect the episodes and the probe's resets again together")
+    cached = cache_dir / PROBE_FILE
+    if not cached.is_file():
+        z = encode_frames(enc, tensors["frames"].numpy(), batch_size)  # (M, N, D)
+        save_tensors(cached, {"features": z}, {"probe": str(path), "encoder": enc.key})
+    return load_cached(cached), s
 
 
 class WindowSampler:

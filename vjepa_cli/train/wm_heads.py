@@ -149,12 +149,16 @@ def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
 
 def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollout | None = None,
                      context: int = 1) -> tuple[StateHead, list[float]]:
-    """Fit s_t[dims] ~ S(z_t) on every recorded frame (dims = `cfg.state_dims`, all when empty), and with
-    `cfg.state_rollout` > 0 on the `rollout`'s predictions from `context` frames too."""
+    """Fit s_t[dims] ~ S(z_t) on every recorded frame (dims = `cfg.state_dims`, all when empty) and the
+    collection's extra resets, and with `cfg.state_rollout` > 0 on the `rollout`'s predictions from `context`
+    frames too."""
     check_heads(data, WMHeadsConfig(state=True, state_dims=cfg.state_dims))
     dims = tuple(cfg.state_dims) or tuple(range(data.state_dim))
     z = torch.cat(list(data.features)).float()  # (M, N, D), every frame
     s = torch.cat([torch.as_tensor(x, dtype=torch.float32) for x in data.states])  # (M, S)
+    if data.probe_features is not None:  # the collection's extra resets (`data.probe_resets`)
+        z = torch.cat([z, data.probe_features.float()])
+        s = torch.cat([s, torch.as_tensor(data.probe_states, dtype=torch.float32)])
     if cfg.state_rollout and rollout is not None:
         zp, sp = rollout_samples(data, rollout, context, cfg.state_rollout)
         z, s = torch.cat([z, zp.float()]), torch.cat([s, sp])
