@@ -6,6 +6,7 @@ would write (PyAV decode, `VJEPA2VideoProcessor`, `VJEPA2Model`, one video at a 
     python benchmarks/bench_folder.py --clips 5 --seconds 4 --height 360 --reps 3 --workdir /tmp/bf
     python benchmarks/bench_folder.py --dtype bf16          # both models in bf16 (`vjepa extract --dtype bf16`)
     python benchmarks/bench_folder.py --hf-malloc tuned     # the recipe with the malloc settings `vjepa` uses too
+    python benchmarks/bench_folder.py --jobs 1,2            # ours as one process and as `vjepa extract -j 2`
 
 The folder (H.264, natural-ish motion, see folder_make.py) and the model (a random-init `transformers` VJEPA2Model
 converted to our file by `vjepa convert`'s library function) are made once and cached in `--workdir`. Each run is
@@ -36,16 +37,23 @@ from folder_make import make_folder, make_models  # noqa: E402
 TUNED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
 
 
-def run_side(side: str, videos: Path, model: Path, out: Path, dtype: str = "fp32", hf_malloc: str = "default") -> dict:
+def side_name(jobs: int) -> str:
+    """Our side's name for `vjepa extract -j jobs` ("ours" for one process, as before)."""
+    return "ours" if jobs == 1 else f"ours-j{jobs}"
+
+
+def run_side(side: str, videos: Path, model: Path, out: Path, dtype: str = "fp32", hf_malloc: str = "default",
+             jobs: int = 1) -> dict:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if side == "hf" and hf_malloc == "tuned":
         env.update(TUNED_MALLOC)
-    p = subprocess.run([sys.executable, str(HERE / "folder_sides.py"), side, str(videos), str(model), str(out), dtype],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run([sys.executable, str(HERE / "folder_sides.py"), side, str(videos), str(model), str(out), dtype,
+                        str(jobs)], capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    name = side_name(jobs) if side == "ours" else side
     if p.returncode or not lines:
-        return {"side": side, "error": (p.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(lines[-1])
+        return {"side": name, "error": (p.stderr.strip().splitlines() or ["no output"])[-1]}
+    return {**json.loads(lines[-1]), "side": name}
 
 
 def compare_features(ours: Path, hf: Path) -> dict:
@@ -132,19 +140,24 @@ def print_table(res: dict) -> None:
           f"{res['windows']} windows, {a['reps']} interleaved runs per side, load {res['load_before']:.1f} -> "
           f"{res['load_after']:.1f}")
     print(f"{'side':26s} {'median s':>9s} {'windows/s':>10s} {'peak RSS MB':>12s}  stages (median s)")
-    for side, name in (("ours", "vjepa extract (library)"), ("hf", "transformers recipe")):
+    named = [(side_name(j), "vjepa extract (library)" + (f" -j {j}" if j > 1 else "")) for j in res["jobs"]]
+    for side, name in [*named, ("hf", "transformers recipe")]:
         s = res[side]
         if "error" in s:
             print(f"{name:26s} failed: {s['error']}")
             continue
         st = ", ".join(f"{k} {v:.2f}" for k, v in s["stages_s"].items())
         print(f"{name:26s} {s['median_s']:9.2f} {s['windows'] / s['median_s']:10.2f} {s['peak_rss_mb']:12.0f}  {st}")
-    if "speedup" in res:
-        print(f"speed-up (hf / ours): {res['speedup']:.2f}x")
-    if "features" in res:
-        f, p = res["features"], res.get("pixels", {})
-        print(f"features: max abs diff {f['max_abs_diff']:.2e}, min cosine {f['min_cosine']:.6f} (feature rms "
-              f"{f['feature_rms']:.3f}); {json.dumps(p)}")
+    for j in res["jobs"]:
+        if f"speedup_{side_name(j)}" in res:
+            print(f"speed-up (hf / {side_name(j)}): {res[f'speedup_{side_name(j)}']:.2f}x")
+    for j in res["jobs"]:
+        if f"features_{side_name(j)}" in res:
+            f = res[f"features_{side_name(j)}"]
+            print(f"features of {side_name(j)}: max abs diff {f['max_abs_diff']:.2e}, min cosine "
+                  f"{f['min_cosine']:.6f} (feature rms {f['feature_rms']:.3f})")
+    if "pixels" in res:
+        print(f"pixels: {json.dumps(res['pixels'])}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -160,6 +173,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vjepa-bench-folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the result here")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="both models' weights and compute")
+    ap.add_argument("--jobs", default="1", help="our side's processes (`vjepa extract -j`), comma-separated: "
+                                                 "1,2 runs both, interleaved with the recipe")
     ap.add_argument("--hf-malloc", choices=["default", "tuned"], default="default",
                     help="tuned: give the recipe's process the malloc thresholds `vjepa` sets for itself")
     args = ap.parse_args(argv)
@@ -173,18 +188,27 @@ def main(argv: list[str] | None = None) -> dict:
     runs = []
     out = args.workdir / "out"
     shutil.rmtree(out, ignore_errors=True)  # features of an earlier run of another folder would be compared too
+    res["jobs"] = jobs = [int(j) for j in args.jobs.split(",")]
+    order = [("ours", j) for j in jobs] + [("hf", 1)]
     for i in range(args.reps):
-        for side in (("ours", "hf") if i % 2 == 0 else ("hf", "ours")):
-            model = ours_model if side == "ours" else hf_dir
-            runs.append(run_side(side, videos, model, out / side, args.dtype, args.hf_malloc))
+        for side, j in (order if i % 2 == 0 else order[::-1]):
+            model, name = (ours_model, side_name(j)) if side == "ours" else (hf_dir, "hf")
+            runs.append(run_side(side, videos, model, out / name, args.dtype, args.hf_malloc, j))
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     res["load_after"] = os.getloadavg()[0]
-    res["ours"], res["hf"] = summarise(runs, "ours"), summarise(runs, "hf")
-    res["windows"] = res["ours"].get("windows", 0)
+    res["hf"] = summarise(runs, "hf")
+    for j in jobs:
+        res[side_name(j)] = summarise(runs, side_name(j))
+    first = side_name(jobs[0])
+    res["windows"] = res[first].get("windows", 0)
     res["runs"] = runs
-    if "error" not in res["ours"] and "error" not in res["hf"]:
-        res["speedup"] = res["hf"]["median_s"] / res["ours"]["median_s"]
-        res["features"] = compare_features(out / "ours", out / "hf")
+    for j in jobs:
+        ours = side_name(j)
+        if "error" not in res[ours] and "error" not in res["hf"]:
+            res[f"speedup_{ours}"] = res["hf"]["median_s"] / res[ours]["median_s"]
+            res[f"features_{ours}"] = compare_features(out / ours, out / "hf")
+    if f"speedup_{first}" in res:
+        res["speedup"], res["features"] = res[f"speedup_{first}"], res[f"features_{first}"]
         try:
             res["pixels"] = pixel_check(videos, hf_dir, ours_model)
         except Exception as e:  # e.g. no torchvision in this process: the timings still stand

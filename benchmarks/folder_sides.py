@@ -1,7 +1,7 @@
 """The two sides of bench_folder.py, each run once per child process (so peak resident memory is its own):
 
-    python folder_sides.py ours VIDEO_DIR MODEL OUT_DIR
-    python folder_sides.py hf   VIDEO_DIR HF_DIR OUT_DIR
+    python folder_sides.py ours VIDEO_DIR MODEL OUT_DIR [DTYPE [JOBS]]
+    python folder_sides.py hf   VIDEO_DIR HF_DIR OUT_DIR [DTYPE]
 
 ours: `run_extract` (what `vjepa extract VIDEO_DIR -o OUT_DIR --model MODEL` runs) with the command's defaults,
 after the command's start-up (`keep_freed_memory`).
@@ -15,6 +15,10 @@ hf: the recipe a `transformers` user writes, one video at a time: PyAV decode of
 on this machine), `VJEPA2VideoProcessor`, `VJEPA2Model.get_vision_features` on all windows of the video, mean over
 tokens, `safetensors.torch.save_file`. Windows: the frame indices `vjepa extract` takes by default (16 frames,
 every 4th, back to back, plus a last window ending at the final frame), computed here the way a user would.
+
+With JOBS > 1 (`vjepa extract -j JOBS`) the videos go to that many processes that load the model themselves,
+inside the clock; their stages are not timed (the timers live in this process) and the peak resident memory is
+this process's plus the largest child's times JOBS.
 
 Prints one JSON line: seconds end to end (model loaded beforehand), stage seconds, resident memory.
 """
@@ -41,8 +45,9 @@ def rss_mb() -> float:
     return 0.0
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb(jobs: int = 1) -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return own + (jobs * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if jobs > 1 else 0.0)
 
 
 def _timed(name: str, fn):
@@ -88,7 +93,7 @@ def instrument_ours() -> None:
     ex.stream_windows = _timed_iter("wait_for_decode", ex.stream_windows)
 
 
-def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32") -> dict:
+def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32", jobs: int = 1) -> dict:
     import torch
 
     import vjepa_cli
@@ -102,12 +107,13 @@ def run_ours(videos: Path, model_path: Path, out: Path, dtype: str = "fp32") -> 
     instrument_ours()
     base = rss_mb()
     t = time.perf_counter()
-    r = run_extract([videos], out, ExtractConfig(overwrite=True, dtype=dtype), model_path=model_path, model=model)
+    r = run_extract([videos], out, ExtractConfig(overwrite=True, dtype=dtype, jobs=jobs), model_path=model_path,
+                    model=model)
     total = time.perf_counter() - t
     assert not r.failed, r.failed
     if "crop" in TIMES:
         TIMES["decode"] -= TIMES["resize"]
-    return {"total_s": total, "windows": sum(v.windows for v in r.videos), "rss_after_load_mb": base}
+    return {"total_s": total, "windows": sum(v.windows for v in r.videos), "rss_after_load_mb": base, "jobs": jobs}
 
 
 def user_windows(num_frames: int, frames: int = 16, step: int = 4) -> list[list[int]]:
@@ -201,8 +207,10 @@ def run_hf(videos: Path, hf_dir: Path, out: Path, dtype: str = "fp32") -> dict:
 def main() -> None:
     side, videos, model, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     dtype = sys.argv[5] if len(sys.argv) > 5 else "fp32"
-    res = (run_ours if side == "ours" else run_hf)(videos, model, out, dtype)
-    res.update(side=side, dtype=dtype, stages=dict(TIMES), peak_rss_mb=peak_mb(), threads=__import__("torch").get_num_threads())
+    jobs = int(sys.argv[6]) if len(sys.argv) > 6 else 1
+    res = run_ours(videos, model, out, dtype, jobs) if side == "ours" else run_hf(videos, model, out, dtype)
+    res.update(side=side, dtype=dtype, stages=dict(TIMES), peak_rss_mb=peak_mb(jobs),
+               threads=__import__("torch").get_num_threads())
     print(json.dumps(res))
 
 

@@ -44,7 +44,7 @@ def suite(full: bool, tmp: Path) -> list[tuple[str, list[str]]]:
          ["bench_extract.py", *([] if full else ["--arch", "vit_small", "--clips", "4", "--reps", "1",
                                                  "--long-minutes", "1"])]),
         ("extract: folder of videos vs the transformers recipe",
-         ["bench_folder.py", *([] if full else ["--small"]), "--workdir", str(tmp / "folder"),
+         ["bench_folder.py", *([] if full else ["--small"]), "--jobs", "1,2", "--workdir", str(tmp / "folder"),
           "--json", str(tmp / "folder.json")]),
         ("gpu check (tiny CPU sizes; --full: the GPU check)", ["gpu_check.py", *([] if full else ["--cpu"]),
                                                  "--json", str(tmp / "gpu.json")]),

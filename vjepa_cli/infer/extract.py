@@ -194,8 +194,7 @@ def run_extract(inputs: Iterable[str | Path], output: str | Path, cfg: ExtractCo
     if cfg.jobs > 1 and len(todo) > 1:
         from vjepa_cli.infer.extract_jobs import extract_in_processes
 
-        model = None  # each process loads its own; ours (unless the caller holds it) is freed
-        extract_in_processes(todo, cfg.jobs, cfg, run, model_path, device, listener, result)
+        extract_in_processes(todo, cfg.jobs, cfg, run, model, model_path, device, listener, result)
     else:
         _Extractor(model.encoder, device, cfg, run, listener, result).extract(todo)
     order = {str(job.path): job.index for job in jobs}

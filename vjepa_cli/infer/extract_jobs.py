@@ -1,4 +1,5 @@
-"""`vjepa extract -j N`: the videos shared among N processes, each with its own copy of the model.
+"""`vjepa extract -j N`: the videos shared among N processes: this one, with the model it has loaded, and N - 1
+started here (spawned: a fresh interpreter each) that load their own copy.
 
 On the CPU each process gets 1/N of torch's threads for its forwards and its decoder. One process alternates
 decoding and forwards on every core, so a core idles whenever one of them scales badly to two threads; N
@@ -6,8 +7,8 @@ processes of one core each keep every core busy with whichever they are doing, a
 model. Videos go to the processes by size, largest first to the least loaded, so the shares end together.
 On CUDA process k uses device k modulo the number of GPUs (or the one device named).
 
-Every process writes its videos' files itself (atomically, as one process does) and sends its progress and
-results to the parent, which hands them to the caller's `Listener` in the order they arrive.
+Every process writes its videos' files itself (atomically, as one process does); the started ones send their
+progress and results here, handed to the caller's `Listener` between this process's own callbacks and after.
 """
 
 from __future__ import annotations
@@ -86,64 +87,113 @@ def _work(rank: int, share: list[VideoJob], cfg: Any, run: Any, model_path: str,
         q.put(("error", (rank, f"{type(e).__name__}: {e}" if not isinstance(e, VjepaError) else str(e))))
 
 
-def extract_in_processes(todo: list[VideoJob], n: int, cfg: Any, run: Any, model_path: Path, device: torch.device,
-                         listener: Any, result: Any) -> None:
-    """Extract `todo` in `n` processes; every video ends in `result.videos` (ok, or failed with the reason)."""
-    from vjepa_cli.infer.extract import VideoResult
+def extract_in_processes(todo: list[VideoJob], n: int, cfg: Any, run: Any, model: Any, model_path: Path,
+                         device: torch.device, listener: Any, result: Any) -> None:
+    """Extract `todo` in `n` processes: this one (with `model`, already loaded) and n - 1 started here; every
+    video ends in `result.videos` (ok, or failed with the reason)."""
+    from vjepa_cli.infer.extract import _Extractor
 
-    if not model_path.is_file() and not model_path.is_dir():
+    parts = shares(todo, n)
+    if len(parts) > 1 and not (model_path.is_file() or model_path.is_dir()):
         raise VjepaError("--jobs above 1 needs the model as a file or folder (each process loads it)",
                          "pass --model PATH, or use -j 1")
-    parts = shares(todo, n)
     threads = max(1, torch.get_num_threads() // len(parts)) if device.type == "cpu" else 1
     ctx = mp.get_context("spawn")  # a fresh interpreter: no OpenMP pool or CUDA context inherited through fork
     q = ctx.Queue()
-    procs = [ctx.Process(target=_work, args=(k, s, cfg, run, str(model_path), device, threads, q), daemon=True)
-             for k, s in enumerate(parts)]
-    pending = {k: {j.index: j for j in s} for k, s in enumerate(parts)}  # per process: videos not yet reported
-    running = set(range(len(procs)))
-    for p in procs:
-        p.start()
+    procs = {k: ctx.Process(target=_work, args=(k, parts[k], cfg, run, str(model_path), device, threads, q),
+                            daemon=True) for k in range(1, len(parts))}
+    pool = _Children(procs, {k: {j.index: j for j in parts[k]} for k in procs}, q, listener, result)
+    before = torch.get_num_threads()
     try:
-        while running:
-            try:
-                kind, payload = q.get(timeout=POLL_S)
-            except queue.Empty:
-                for k in [k for k in running if procs[k].exitcode is not None]:  # died without a word
-                    _fail_rest(pending[k], f"extraction process exited with code {procs[k].exitcode}", result,
-                               listener, VideoResult)
-                    running.discard(k)
-                continue
-            if kind == "started":
-                listener.video_started(*payload)
-            elif kind == "windows":
-                listener.windows_done(payload)
-            elif kind == "done":
-                for share in pending.values():
-                    share.pop(_index(share, payload.path), None)
-                result.videos.append(payload)
-                listener.video_done(payload)
-            elif kind in ("exit", "error"):
-                k = payload if kind == "exit" else payload[0]
-                if kind == "error":
-                    _fail_rest(pending[k], payload[1], result, listener, VideoResult)
-                running.discard(k)
+        for p in procs.values():
+            p.start()
+        torch.set_num_threads(threads)  # this process's share, on its 1/n of the threads, beside the others
+        _Extractor(model.encoder, worker_device(device, 0), cfg, run, _Forward(listener, pool), result).extract(parts[0])
+        torch.set_num_threads(before)
+        pool.wait()
     finally:
-        for p in procs:
+        torch.set_num_threads(before)
+        for p in procs.values():
             if p.is_alive():
                 p.terminate()
             p.join()
         q.close()
 
 
+class _Forward:
+    """This process's `Listener`: its own callbacks go to the caller's, and between them the other processes'
+    messages are handed on too (so their progress shows while this one works)."""
+
+    def __init__(self, listener: Any, pool: _Children):
+        self.listener, self.pool = listener, pool
+
+    def videos_planned(self, n: int) -> None: ...
+
+    def video_started(self, job: VideoJob, planned_windows: int) -> None:
+        self.listener.video_started(job, planned_windows)
+        self.pool.drain()
+
+    def windows_done(self, n: int) -> None:
+        self.listener.windows_done(n)
+        self.pool.drain()
+
+    def video_done(self, result: Any) -> None:
+        self.listener.video_done(result)  # `_Extractor` has put it in the result already
+        self.pool.drain()
+
+
+class _Children:
+    """The started processes' messages, handed to the caller's `Listener` and `result`."""
+
+    def __init__(self, procs: dict[int, Any], pending: dict[int, dict[int, VideoJob]], q: Any, listener: Any,
+                 result: Any):
+        self.procs, self.pending, self.q, self.listener, self.result = procs, pending, q, listener, result
+        self.running = set(procs)
+
+    def drain(self) -> None:
+        """Hand on every message waiting now."""
+        while self.running:
+            try:
+                self._handle(*self.q.get_nowait())
+            except queue.Empty:
+                return
+
+    def wait(self) -> None:
+        """Hand on messages until every process has ended (or died: its unreported videos then fail)."""
+        while self.running:
+            try:
+                self._handle(*self.q.get(timeout=POLL_S))
+            except queue.Empty:
+                for k in [k for k in self.running if self.procs[k].exitcode is not None]:
+                    self._fail_rest(k, f"extraction process exited with code {self.procs[k].exitcode}")
+                    self.running.discard(k)
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "started":
+            self.listener.video_started(*payload)
+        elif kind == "windows":
+            self.listener.windows_done(payload)
+        elif kind == "done":
+            for share in self.pending.values():
+                share.pop(_index(share, payload.path), None)
+            self.result.videos.append(payload)
+            self.listener.video_done(payload)
+        elif kind == "exit":
+            self.running.discard(payload)
+        elif kind == "error":
+            self._fail_rest(payload[0], payload[1])
+            self.running.discard(payload[0])
+
+    def _fail_rest(self, k: int, error: str) -> None:
+        """Report every video process `k` has not reported as failed, with the reason it stopped."""
+        from vjepa_cli.infer.extract import VideoResult
+
+        for job in self.pending[k].values():
+            r = VideoResult(str(job.path), str(job.output), "failed", error=error)
+            self.result.videos.append(r)
+            self.listener.video_done(r)
+        self.pending[k].clear()
+
+
 def _index(share: dict[int, VideoJob], path: str) -> int | None:
     return next((i for i, j in share.items() if str(j.path) == path), None)
-
-
-def _fail_rest(share: dict[int, VideoJob], error: str, result: Any, listener: Any, video_result: type) -> None:
-    """Report every video of a process that stopped early as failed with its reason."""
-    for job in share.values():
-        r = video_result(str(job.path), str(job.output), "failed", error=error)
-        result.videos.append(r)
-        listener.video_done(r)
-    share.clear()
