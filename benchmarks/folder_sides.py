@@ -17,8 +17,8 @@ tokens, `safetensors.torch.save_file`. Windows: the frame indices `vjepa extract
 every 4th, back to back, plus a last window ending at the final frame), computed here the way a user would.
 
 With JOBS > 1 (`vjepa extract -j JOBS`) the videos go to that many processes that load the model themselves,
-inside the clock; their stages are not timed (the timers live in this process) and the peak resident memory is
-this process's plus the largest child's times JOBS.
+inside the clock (this process extracts the first share itself; its stages are the ones timed) and the peak
+resident memory is this process's plus the largest child's times JOBS - 1.
 
 Prints one JSON line: seconds end to end (model loaded beforehand), stage seconds, resident memory.
 """
@@ -47,7 +47,7 @@ def rss_mb() -> float:
 
 def peak_mb(jobs: int = 1) -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return own + (jobs * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if jobs > 1 else 0.0)
+    return own + ((jobs - 1) * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if jobs > 1 else 0.0)
 
 
 def _timed(name: str, fn):
