@@ -171,15 +171,20 @@ def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
     pytest.importorskip("gym_pusht")
     from vjepa_cli.config import load_recipe
     from vjepa_cli.config.wm import WMConfig
+    from vjepa_cli.data.episodes import PROBE_FILE
     from vjepa_cli.envs.pusht_relative import ENV_ID
+    from vjepa_cli.io.tensors import load_tensors
     from vjepa_cli.eval.wm import run_wm_eval
     from vjepa_cli.models.world_model import load_world_model
     from vjepa_cli.train.wm import run_wm_train
 
-    sets = SHRUNK + ["data.steps=5", "heads.batch_size=8"]
+    assert load_recipe(WMConfig, "wm/pusht-relative", []).data.probe_resets == 10000  # as shipped
+    sets = SHRUNK + ["data.steps=5", "heads.batch_size=8", "data.probe_resets=4"]
     cfg = load_recipe(WMConfig, "wm/pusht-relative", sets)
     assert cfg.data.policy == "noisy" and cfg.loss.state_loss == "l2" and cfg.plan.state_from == "predictor"
     res = run_wm_train(cfg, tmp_path / "run")
+    probe, _ = load_tensors(tmp_path / "run" / "episodes" / PROBE_FILE)  # each reset's first and goal frame
+    assert probe["frames"].shape == (8, 32, 32, 3) and probe["states"].shape == (8, 6)
     wm = load_world_model(res.model_path)
     pcfg = wm.predictor.cfg
     assert pcfg.predict_states and pcfg.state_dim == 6 and min(pcfg.state_std) > 0
