@@ -14,7 +14,8 @@ energy reads:
   and of the goal image): what a perfect predictor would give the shipped planner (slow: every sampled step
   is rendered); `--patch 8` reads the frames as 8 x 8 tokens instead of the recipe's 4 x 4.
 
-With `--fidelity WM [WM ...]` it measures instead how well learned world models stand in for the simulator:
+With `--fidelity WM [WM ...]` it measures instead how well learned world models stand in for the simulator
+(a model that predicts states, as `wm/pusht-relative`'s, is scored on its own energy: see `state_fidelity`):
 from states along the goal actions' path (steps 0, 3, 6, 9), 63 uniformly random action sequences of 3 steps
 and the goal's own next 3 actions are scored by the image L1 twice, on the true frames (rendered and encoded by
 the model's encoder) and on the model's predictions: the rank correlation of the two scorings, how many of the
@@ -22,6 +23,7 @@ true 8 best the model also ranks in its 8 best, and where each puts the goal's o
 
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 3 --energy block
     python benchmarks/bench_wm_pusht.py --episodes 10 --fidelity runs/pusht/wm.safetensors
+    python benchmarks/bench_wm_pusht.py --episodes 12 --fidelity P/wm.safetensors   # wm/pusht-relative's model
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 6 --samples 128 --iterations 4 --energy block+agent
 """
 
@@ -143,7 +145,9 @@ def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: in
 
     wm = load_world_model(path)
     if wm.predictor.cfg.state_dim:
-        raise SystemExit(f"{path}: a model that reads states is not covered by --fidelity")
+        if not wm.predictor.cfg.predict_states or wm.state_head is None:
+            raise SystemExit(f"{path}: --fidelity covers image energies and models that predict states and probe them")
+        return state_fidelity(wm, path, episodes, seed, samples, horizon)
     env = make_gym_env("gym_pusht/PushT-v0", size=64, goal_steps=12, goal_policy="scripted")
     inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
     rho, overlap, rank_true, rank_model = [], [], [], []
@@ -179,6 +183,69 @@ def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: in
     return {"model": path, "episodes": episodes, "states": len(rho), "spearman_true_vs_model": float(np.mean(rho)),
             "top8_overlap": float(np.mean(overlap)), "goal_actions_rank_true": float(np.median(rank_true)),
             "goal_actions_rank_model": float(np.median(rank_model))}
+
+
+def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3) -> dict:
+    """For a model that predicts states (`wm/pusht-relative`, on `vjepa/PushTRelative-v0`): from states along the
+    goal path (t = 1, 4, 7: two frames of context), the goal's own next actions and samples - 1 random sequences
+    scored three ways: the planning energy (the standardised predicted states' distance to the goal image's probed
+    state, summed over the horizon) on the model's predictions, the same energy on the true states, and the task's
+    own distance (block pose to the goal's, in success units) at the end. Rank correlations between the three."""
+    import torch
+
+    from vjepa_cli.envs.pusht_relative import ENV_ID
+    from vjepa_cli.envs.registry import make_env
+
+    env = make_env(f"gym:{ENV_ID}", size=64, goal_steps=12, goal_policy="scripted")
+    inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
+    head, dims = wm.state_head, tuple(wm.predictor.cfg.state_dims)
+    ranks = lambda e: np.argsort(np.argsort(e))  # noqa: E731
+    rows: dict[str, list[float]] = {k: [] for k in ("model_vs_true_states", "model_vs_task", "true_states_vs_task",
+                                                     "goal_rank_model", "goal_rank_true_states", "goal_rank_task")}
+    try:
+        for i in range(episodes):
+            env.reset(np.random.default_rng([seed, i]))
+            z_goal, goal = wm.encode(env.goal_image()[None])[0], env._goal_state
+            goal_acts = [np.asarray(a, np.float32) for a in env._goal_actions]
+            frames, states = [env.render()], [env.state()]
+            for t in range(len(goal_acts)):
+                if t % 3 == 1 and t + horizon <= len(goal_acts):
+                    acts = np.random.default_rng([seed, i, t]).uniform(low, high, (samples, horizon, len(low)))
+                    acts = acts.astype(np.float32)
+                    acts[0] = np.stack(goal_acts[t:t + horizon])
+                    snap, true_states, task = _snapshot(inner), [], []
+                    for seq in acts:
+                        _restore(inner, snap)
+                        visited = []
+                        for a in seq:
+                            env.step(a)
+                            visited.append(env.state())  # (S,)
+                        true_states.append(visited)
+                        task.append(env.task.distance(env.task_state(), goal))
+                    _restore(inner, snap)
+                    ctx = wm.encode(np.stack(frames[t - 1:t + 1]))[None].expand(samples, -1, -1, -1)
+                    prev = torch.from_numpy(goal_acts[t - 1])[None, None].expand(samples, 1, -1)
+                    s_ctx = torch.tensor(np.stack(states[t - 1:t + 1]), dtype=torch.float32)[None].expand(samples, -1, -1)
+                    with torch.no_grad():
+                        _, pred = wm.predictor.rollout(ctx, torch.cat([prev, torch.from_numpy(acts)], 1), s_ctx,
+                                                       return_states=True)
+                        e_model = head.goal_gap(head.standardise(pred[:, -horizon:], dims), z_goal).sum(1).numpy()
+                        true = torch.tensor(np.array(true_states), dtype=torch.float32)
+                        e_true = head.goal_gap(head.standardise(true), z_goal).sum(1).numpy()
+                    rm, rt, rk = ranks(e_model), ranks(e_true), ranks(np.array(task))
+                    rows["model_vs_true_states"].append(float(np.corrcoef(rm, rt)[0, 1]))
+                    rows["model_vs_task"].append(float(np.corrcoef(rm, rk)[0, 1]))
+                    rows["true_states_vs_task"].append(float(np.corrcoef(rt, rk)[0, 1]))
+                    rows["goal_rank_model"].append(rm[0])
+                    rows["goal_rank_true_states"].append(rt[0])
+                    rows["goal_rank_task"].append(rk[0])
+                frames.append(env.step(goal_acts[t]))
+                states.append(env.state())
+    finally:
+        env.close()
+    return {"model": path, "episodes": episodes, "states": len(rows["goal_rank_model"]),
+            **{f"spearman_{k}": float(np.mean(v)) for k, v in rows.items() if "rank" not in k},
+            **{k: float(np.median(v)) for k, v in rows.items() if "rank" in k}}
 
 
 def _report(row: dict) -> None:

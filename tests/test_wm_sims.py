@@ -173,8 +173,8 @@ def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
     from vjepa_cli.config.wm import WMConfig
     from vjepa_cli.data.episodes import PROBE_FILE
     from vjepa_cli.envs.pusht_relative import ENV_ID
-    from vjepa_cli.io.tensors import load_tensors
     from vjepa_cli.eval.wm import run_wm_eval
+    from vjepa_cli.io.tensors import load_tensors
     from vjepa_cli.models.world_model import load_world_model
     from vjepa_cli.train.wm import run_wm_train
 
