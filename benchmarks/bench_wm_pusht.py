@@ -189,16 +189,18 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
     """For a model that predicts states (`wm/pusht-relative`, on `vjepa/PushTRelative-v0`): from states along the
     goal path (t = 1, 4, 7: two frames of context), the goal's own next actions and samples - 1 random sequences
     scored three ways: the planning energy (the standardised predicted states' distance to the goal image's probed
-    state, summed over the horizon) on the model's predictions, the same energy on the true states, and the task's
+    state, reduced over the horizon as the model's planner does: `plan.<method>.energy`) on the model's predictions, the same energy on the true states, and the task's
     own distance (block pose to the goal's, in success units) at the end. Rank correlations between the three."""
     import torch
 
     from vjepa_cli.envs.pusht_relative import ENV_ID
     from vjepa_cli.envs.registry import make_env
+    from vjepa_cli.plan.base import over_horizon
 
     env = make_env(f"gym:{ENV_ID}", size=64, goal_steps=12, goal_policy="scripted")
     inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
     head, dims = wm.state_head, tuple(wm.predictor.cfg.state_dims)
+    mode = getattr(wm.plan, wm.plan.method).energy  # as the model's planner reduces the horizon
     ranks = lambda e: np.argsort(np.argsort(e))  # noqa: E731
     rows: dict[str, list[float]] = {k: [] for k in ("model_vs_true_states", "model_vs_task", "true_states_vs_task",
                                                      "goal_rank_model", "goal_rank_true_states", "goal_rank_task")}
@@ -229,9 +231,10 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
                     with torch.no_grad():
                         _, pred = wm.predictor.rollout(ctx, torch.cat([prev, torch.from_numpy(acts)], 1), s_ctx,
                                                        return_states=True)
-                        e_model = head.goal_gap(head.standardise(pred[:, -horizon:], dims), z_goal).sum(1).numpy()
-                        true = torch.tensor(np.array(true_states), dtype=torch.float32)
-                        e_true = head.goal_gap(head.standardise(true), z_goal).sum(1).numpy()
+                        d_model = head.goal_gap(head.standardise(pred[:, -horizon:], dims), z_goal)  # (S, H)
+                        e_model = over_horizon(d_model, mode).numpy()
+                        true = torch.tensor(np.array(true_states), dtype=torch.float32)  # (S, H, S_dim)
+                        e_true = over_horizon(head.goal_gap(head.standardise(true), z_goal), mode).numpy()
                     rm, rt, rk = ranks(e_model), ranks(e_true), ranks(np.array(task))
                     rows["model_vs_true_states"].append(float(np.corrcoef(rm, rt)[0, 1]))
                     rows["model_vs_task"].append(float(np.corrcoef(rm, rk)[0, 1]))
@@ -243,7 +246,7 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
                 states.append(env.state())
     finally:
         env.close()
-    return {"model": path, "episodes": episodes, "states": len(rows["goal_rank_model"]),
+    return {"model": path, "episodes": episodes, "states": len(rows["goal_rank_model"]), "energy": mode,
             **{f"spearman_{k}": float(np.mean(v)) for k, v in rows.items() if "rank" not in k},
             **{k: float(np.median(v)) for k, v in rows.items() if "rank" in k}}
 
