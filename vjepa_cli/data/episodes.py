@@ -31,10 +31,9 @@ from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
 
 MANIFEST = "manifest.csv"
 MANIFEST_HEADER = ("path", "num_frames", "fps", "width", "height")
-
-
 # a collection's extra seeded resets for the state probe: frames uint8 [M, H, W, 3], states float32 [M, S]
 PROBE_FILE = "probe.safetensors"
+
 
 @dataclass
 class Episode:

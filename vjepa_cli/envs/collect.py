@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vjepa_cli.data.episodes import PROBE_FILE, Episode, write_episode, write_manifest
 from vjepa_cli.data.manifest import ManifestRow
@@ -115,6 +114,8 @@ def collect_probe_poses(env, resets: int, rng: np.random.Generator, path: Path,
 
     The state probe reads the goal image at planning time; episodes show it few poses (an episode's block hardly
     moves), and seeded resets with their goal frames are cheap poses from the very distribution it must read."""
+    import torch
+
     from vjepa_cli.io.tensors import save_tensors
 
     frames, states = [], []

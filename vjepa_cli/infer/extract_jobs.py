@@ -37,9 +37,9 @@ def shares(jobs: list[VideoJob], n: int) -> list[list[VideoJob]]:
             return 0  # missing: fails fast in whichever process takes it
 
     loads, out = [0] * n, [[] for _ in range(n)]
-    for job in sorted(jobs, key=size, reverse=True):
+    for nbytes, job in sorted(((size(j), j) for j in jobs), key=lambda t: t[0], reverse=True):
         k = loads.index(min(loads))
-        loads[k] += size(job) + 1
+        loads[k] += nbytes + 1
         out[k].append(job)
     return [sorted(s, key=lambda j: j.index) for s in out if s]
 
@@ -102,14 +102,13 @@ def extract_in_processes(todo: list[VideoJob], n: int, cfg: Any, run: Any, model
     q = ctx.Queue()
     procs = {k: ctx.Process(target=_work, args=(k, parts[k], cfg, run, str(model_path), device, threads, q),
                             daemon=True) for k in range(1, len(parts))}
-    pool = _Children(procs, {k: {j.index: j for j in parts[k]} for k in procs}, q, listener, result)
+    pool = _Children(procs, {k: {str(j.path): j for j in parts[k]} for k in procs}, q, listener, result)
     before = torch.get_num_threads()
     try:
         for p in procs.values():
             p.start()
         torch.set_num_threads(threads)  # this process's share, on its 1/n of the threads, beside the others
         _Extractor(model.encoder, worker_device(device, 0), cfg, run, _Forward(listener, pool), result).extract(parts[0])
-        torch.set_num_threads(before)
         pool.wait()
     finally:
         torch.set_num_threads(before)
@@ -145,8 +144,8 @@ class _Forward:
 class _Children:
     """The started processes' messages, handed to the caller's `Listener` and `result`."""
 
-    def __init__(self, procs: dict[int, Any], pending: dict[int, dict[int, VideoJob]], q: Any, listener: Any,
-                 result: Any):
+    def __init__(self, procs: dict[int, Any], pending: dict[int, dict[str, VideoJob]], q: Any, listener: Any,
+                 result: Any):  # pending: per process, its videos not reported yet, by path
         self.procs, self.pending, self.q, self.listener, self.result = procs, pending, q, listener, result
         self.running = set(procs)
 
@@ -175,7 +174,7 @@ class _Children:
             self.listener.windows_done(payload)
         elif kind == "done":
             for share in self.pending.values():
-                share.pop(_index(share, payload.path), None)
+                share.pop(payload.path, None)
             self.result.videos.append(payload)
             self.listener.video_done(payload)
         elif kind == "exit":
@@ -194,6 +193,3 @@ class _Children:
             self.listener.video_done(r)
         self.pending[k].clear()
 
-
-def _index(share: dict[int, VideoJob], path: str) -> int | None:
-    return next((i for i, j in share.items() if str(j.path) == path), None)

@@ -137,20 +137,23 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
 
 def probe_poses(enc: FrozenEncoder, path: Path, cache_dir: Path, batch_size: int,
                 states: np.ndarray | None) -> tuple[torch.Tensor | None, np.ndarray | None]:
-    """The collection's extra probe poses (`PROBE_FILE`, see `envs.collect`) encoded (cached as `cache_dir/PROBE_FILE`):
-    features (M, N, D) and states (M, S); (None, None) when it has none."""
+    """The collection's extra probe poses (`PROBE_FILE`, see `envs.collect`), encoded once and cached with their
+    states as `cache_dir/PROBE_FILE` (the frames are read only to encode them): features (M, N, D) and states
+    (M, S); (None, None) when it has none."""
     if not path.is_file():
         return None, None
-    tensors, _ = load_tensors(path)
+    cached = cache_dir / PROBE_FILE
+    tensors = load_tensors(cached)[0] if cached.is_file() else {}
+    if "states" not in tensors:  # not cached yet
+        raw, _ = load_tensors(path)
+        z = encode_frames(enc, raw["frames"].numpy(), batch_size)  # (M, N, D)
+        tensors = {"features": z, "states": raw["states"]}
+        save_tensors(cached, tensors, {"probe": str(path), "encoder": enc.key})
     s = tensors["states"].numpy()
     if states is None or s.shape[1] != states.shape[1]:
         raise VjepaError(f"{path}: states of {s.shape[1]} entries do not match the episodes'",
                          "collect the episodes and the probe's resets again together")
-    cached = cache_dir / PROBE_FILE
-    if not cached.is_file():
-        z = encode_frames(enc, tensors["frames"].numpy(), batch_size)  # (M, N, D)
-        save_tensors(cached, {"features": z}, {"probe": str(path), "encoder": enc.key})
-    return load_cached(cached), s
+    return tensors["features"], s
 
 
 class WindowSampler:
