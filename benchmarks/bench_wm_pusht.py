@@ -135,7 +135,8 @@ def plan_true_sim(episodes: int, seed: int, horizon: int, samples: int, iteratio
             "steps": float(np.mean(steps)), "plan_ms_per_action": float(np.median(ms)) if ms else 0.0}
 
 
-def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3) -> dict:
+def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3,
+             state_weights: tuple[float, ...] | None = None) -> dict:
     """How a world model's L1 energies of candidate sequences rank against the true simulator's (see above)."""
     import torch
 
@@ -147,7 +148,7 @@ def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: in
     if wm.predictor.cfg.state_dim:
         if not wm.predictor.cfg.predict_states or wm.state_head is None:
             raise SystemExit(f"{path}: --fidelity covers image energies and models that predict states and probe them")
-        return state_fidelity(wm, path, episodes, seed, samples, horizon)
+        return state_fidelity(wm, path, episodes, seed, samples, horizon, state_weights)
     env = make_gym_env("gym_pusht/PushT-v0", size=64, goal_steps=12, goal_policy="scripted")
     inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
     rho, overlap, rank_true, rank_model = [], [], [], []
@@ -185,12 +186,14 @@ def fidelity(path: str, episodes: int, seed: int, samples: int = 64, horizon: in
             "goal_actions_rank_model": float(np.median(rank_model))}
 
 
-def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3) -> dict:
+def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, horizon: int = 3,
+                   state_weights: tuple[float, ...] | None = None) -> dict:
     """For a model that predicts states (`wm/pusht-relative`, on `vjepa/PushTRelative-v0`): from states along the
     goal path (t = 1, 4, 7: two frames of context), the goal's own next actions and samples - 1 random sequences
     scored three ways: the planning energy (the standardised predicted states' distance to the goal image's probed
     state, reduced over the horizon as the model's planner does: `plan.<method>.energy`) on the model's predictions, the same energy on the true states, and the task's
-    own distance (block pose to the goal's, in success units) at the end. Rank correlations between the three."""
+    own distance (block pose to the goal's, in success units) at the end. Rank correlations between the three.
+    `state_weights`: the energy's per-entry weights (None = the model's `plan.state_weights`)."""
     import torch
 
     from vjepa_cli.envs.pusht_relative import ENV_ID
@@ -201,6 +204,8 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
     inner, low, high = env._inner, np.asarray(env.spec.action_low), np.asarray(env.spec.action_high)
     head, dims = wm.state_head, tuple(wm.predictor.cfg.state_dims)
     mode = getattr(wm.plan, wm.plan.method).energy  # as the model's planner reduces the horizon
+    sw = wm.plan.state_weights if state_weights is None else state_weights
+    w = torch.tensor(sw, dtype=torch.float32) if sw else None
     ranks = lambda e: np.argsort(np.argsort(e))  # noqa: E731
     rows: dict[str, list[float]] = {k: [] for k in ("model_vs_true_states", "model_vs_task", "true_states_vs_task",
                                                      "goal_rank_model", "goal_rank_true_states", "goal_rank_task")}
@@ -231,10 +236,10 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
                     with torch.no_grad():
                         _, pred = wm.predictor.rollout(ctx, torch.cat([prev, torch.from_numpy(acts)], 1), s_ctx,
                                                        return_states=True)
-                        d_model = head.goal_gap(head.standardise(pred[:, -horizon:], dims), z_goal)  # (S, H)
+                        d_model = head.goal_gap(head.standardise(pred[:, -horizon:], dims), z_goal, w)  # (S, H)
                         e_model = over_horizon(d_model, mode).numpy()
                         true = torch.tensor(np.array(true_states), dtype=torch.float32)  # (S, H, S_dim)
-                        e_true = over_horizon(head.goal_gap(head.standardise(true), z_goal), mode).numpy()
+                        e_true = over_horizon(head.goal_gap(head.standardise(true), z_goal, w), mode).numpy()
                     rm, rt, rk = ranks(e_model), ranks(e_true), ranks(np.array(task))
                     rows["model_vs_true_states"].append(float(np.corrcoef(rm, rt)[0, 1]))
                     rows["model_vs_task"].append(float(np.corrcoef(rm, rk)[0, 1]))
@@ -247,6 +252,7 @@ def state_fidelity(wm, path: str, episodes: int, seed: int, samples: int = 64, h
     finally:
         env.close()
     return {"model": path, "episodes": episodes, "states": len(rows["goal_rank_model"]), "energy": mode,
+            "state_weights": list(sw) or "all 1",
             **{f"spearman_{k}": float(np.mean(v)) for k, v in rows.items() if "rank" not in k},
             **{k: float(np.median(v)) for k, v in rows.items() if "rank" in k}}
 
@@ -271,10 +277,12 @@ def main() -> None:
     ap.add_argument("--patch", type=int, default=16, help="encoder patch size of --energy l1 (16: the recipe's 4 x 4 tokens)")
     ap.add_argument("--fidelity", nargs="+", metavar="WM", help="rank candidate sequences by these world models "
                     "against the true simulator instead of planning")
+    ap.add_argument("--state-weights", type=lambda t: tuple(float(x) for x in t.split(",")), default=None,
+                    help="with --fidelity: the state energy's per-entry weights, comma-separated (default: the model's)")
     args = ap.parse_args()
     if args.fidelity:
         for path in args.fidelity:
-            _report(fidelity(path, args.episodes, args.seed))
+            _report(fidelity(path, args.episodes, args.seed, state_weights=args.state_weights))
         return
     _report(plan_true_sim(args.episodes, args.seed, args.horizon, args.samples, args.iterations, args.topk,
                           args.energy, args.max_steps, args.patch))

@@ -175,6 +175,34 @@ def test_energy_reads_the_predicted_states_against_the_goal_images_probe():
         plan_rollout(_wm(False), plan)
 
 
+def _wm2():
+    head = StateHead(StateHeadConfig(num_tokens=4, embed_dim=16, dims=(0, 1), mean=(0.0, 2.0), std=(1.0, 4.0)),
+                     generator=torch.Generator().manual_seed(0)).eval()
+    pred = SimpleNamespace(cfg=SimpleNamespace(predict_states=True, state_dims=()))
+    return SimpleNamespace(state_head=head, reward_head=None, predictor=pred, rollout_states="features and states")
+
+
+def test_state_weights_scale_each_entrys_gap_and_a_zero_ignores_it():
+    wm, feats, goal = _wm2(), torch.randn(6, 2, 4, 16), torch.randn(4, 16)
+    states = torch.randn(6, 2, 2) * 3
+    plan = WMPlanConfig(goal_weight=0.0, state_weight=1.0, state_from="predictor", state_weights=(0.0, 3.0))
+    e = plan_energy(wm, plan, "final")(Predicted(feats, states), goal)
+    with torch.no_grad():
+        goal_state = wm.state_head(goal[None])[0]  # (2,) standardised
+    expected = 3.0 * ((states[:, -1, 1] - 2.0) / 4.0 - goal_state[1]).abs()  # entry 0 weighs nothing
+    torch.testing.assert_close(e, expected)
+    moved = states.clone()
+    moved[..., 0] += 5.0
+    assert torch.equal(plan_energy(wm, plan, "final")(Predicted(feats, moved), goal), e)
+    even = plan_energy(wm, replace(plan, state_weights=()), "final")(Predicted(feats, moved), goal)
+    assert not torch.allclose(even, e)  # with no weights entry 0 counts again
+    with pytest.raises(VjepaError, match="3 entries, the state probe reads 2"):
+        plan_energy(wm, replace(plan, state_weights=(1.0, 1.0, 1.0)), "final")
+    for bad in ((0.0, 0.0), (-1.0, 1.0)):
+        with pytest.raises(ValueError, match="state_weights"):
+            WMPlanConfig(state_weight=1.0, state_weights=bad)
+
+
 def test_predict_states_is_part_of_the_recipe_a_checkpoint_resumes_with():
     cfg = WMConfig(predictor=WMPredictorConfig(use_states=True))
     on = replace(cfg, predictor=replace(cfg.predictor, predict_states=True))

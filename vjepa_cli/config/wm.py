@@ -209,6 +209,9 @@ class WMPlanConfig:
     goal_weight: float = 1.0  # weight of the goal-image energy (0 = the learned reward alone)
     reward_weight: float = 0.0  # weight of minus the learned reward summed over the horizon (needs heads.reward)
     state_weight: float = 0.0  # weight of the probed-state distance to the goal image's (needs heads.state)
+    # per-entry weights of that distance, one per entry the state probe reads (its standardised units; () = all 1):
+    # e.g. 0 for an agent whose position the goal image shows but the task ignores
+    state_weights: tuple[float, ...] = ()
     rest_weight: float = 0.0  # weight of the probed state's change over the last planned step: arrive at rest
     prior: bool = False  # seed each plan with the learned policy head's action (needs heads.policy)
     context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
@@ -229,6 +232,8 @@ class WMPlanConfig:
             raise ValueError("goal_weight, reward_weight and state_weight must be >= 0, not all 0")
         if self.rest_weight < 0:
             raise ValueError("rest_weight must be >= 0")
+        if self.state_weights and (min(self.state_weights) < 0 or max(self.state_weights) == 0):
+            raise ValueError("state_weights must be >= 0, not all 0")
 
     def cem_for(self, low: Sequence[float], high: Sequence[float]) -> CEMConfig:
         """The CEM settings for a model whose actions lie in [low, high] (per dimension)."""

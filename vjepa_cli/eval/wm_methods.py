@@ -51,15 +51,24 @@ class LearnedPrior:
 
 
 def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight: float = 0.0,
-                   state_weight: float = 0.0, rest_weight: float = 0.0) -> EnergyFn:
+                   state_weight: float = 0.0, rest_weight: float = 0.0,
+                   state_weights: Sequence[float] = ()) -> EnergyFn:
     """goal_weight * L1 goal energy - reward_weight * (learned reward summed over the horizon)
     + state_weight * (distance of the probed states to the goal image's), each reduced over the horizon by
     `mode` (see `over_horizon`), + rest_weight * (how far the probed state moves over the last planned step:
-    a plan that arrives at rest, not one that swings through the goal)."""
+    a plan that arrives at rest, not one that swings through the goal). `state_weights` weigh the state
+    distance's entries (one per entry the state probe reads; () = all 1)."""
     if reward_weight and wm.reward_head is None:
         raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
     if (state_weight or rest_weight) and wm.state_head is None:
         raise VjepaError("this world model has no state head", "train it with --set heads.state=true")
+    w = None
+    if state_weights:
+        k = len(wm.state_head.cfg.dims) if wm.state_head is not None else 0
+        if len(state_weights) != k:
+            raise VjepaError(f"plan.state_weights has {len(state_weights)} entries, the state probe reads {k}",
+                             f"give one weight per entry ({k}), or leave plan.state_weights empty")
+        w = torch.tensor(state_weights, dtype=torch.float32)
 
     def energy(pred: torch.Tensor | Predicted, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
         states = None  # the predictor's own states (S, H, S_dim), from `WorldModel.rollout_states`
@@ -74,7 +83,7 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
             probed = (wm.state_head(pred) if states is None
                       else wm.state_head.standardise(states, tuple(wm.predictor.cfg.state_dims)))
         if state_weight:
-            d = wm.state_head.goal_gap(probed, z_goal)  # (S, H)
+            d = wm.state_head.goal_gap(probed, z_goal, None if w is None else w.to(probed.device))  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
         if rest_weight:
             if pred.shape[1] < 2:
@@ -98,7 +107,7 @@ def plan_energy(wm: WorldModel, plan: WMPlanConfig, mode: str, mods: Sequence[st
         goal_w = 0.0
     if goal_w == 1.0 and not reward_w and not state_w and not rest_w and plan.state_from == "probe":
         return None
-    return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w)
+    return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w, plan.state_weights if state_w else ())
 
 
 def plan_rollout(wm: WorldModel, plan: WMPlanConfig) -> Callable[[Any, torch.Tensor], Any]:
