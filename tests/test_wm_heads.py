@@ -109,6 +109,27 @@ def test_state_head_probes_the_chosen_state_dims_in_state_units():
     assert full.cfg.dims == (0, 1, 2, 3) and full.cfg.std[2] == 1.0
 
 
+def test_state_probe_ensemble_averages_members_fitted_apart():
+    data = _data(states=True)
+    cfg = WMHeadsConfig(steps=60, hidden=32, lr=3e-3, state_dims=(0, 1))
+    single, one_losses = train_state_head(data, cfg, seed=0)
+    ens, losses = train_state_head(data, replace(cfg, state_members=3), seed=0)
+    assert ens.cfg.members == 3 and len(ens.more) == 2 and len(losses) == 60
+    for a, b in zip(single.body.parameters(), ens.body.parameters(), strict=True):
+        assert torch.equal(a, b)  # member 0 is the single probe, to the bit
+    assert not torch.equal(ens.more[0].proj.weight, ens.body.proj.weight)  # its own initialisation
+    z = torch.cat(list(data.features))
+    s = torch.from_numpy(np.concatenate(data.states))[:, :2]
+    with torch.no_grad():
+        outs = [single(z), ens.more[0](z), ens.more[1](z)]  # (M, 2) each, standardised
+        torch.testing.assert_close(ens(z), torch.stack(outs).mean(0))
+        err = lambda p: float(((p * ens.std + ens.mean - s) ** 2).mean())  # noqa: E731
+        assert err(ens(z)) <= np.mean([err(o) for o in outs])  # the mean's error is at most the members'
+    assert not ens.training and not any(p.requires_grad for p in ens.parameters())
+    with pytest.raises(ValueError, match="state_members"):
+        WMHeadsConfig(state_members=0)
+
+
 def _integrator(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
     """A perfect toy predictor: the position (token 0, channels 0-1) of the last context frame plus the summed
     actions after it; (ctx [B, T0, N, D], acts [B, T0 - 1 + H, A], states) -> [B, H, N, D]."""
@@ -221,11 +242,13 @@ def test_heads_in_the_model_file_and_in_eval(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("seed: 0\n")
     cfg = load_recipe(WMConfig, recipe, [*TINY, "heads.reward=true", "heads.policy=true", "heads.state=true",
-                                         "heads.state_dims=[0,1]", "heads.steps=5", "heads.hidden=16"])
+                                         "heads.state_dims=[0,1]", "heads.steps=5", "heads.hidden=16",
+                                         "heads.state_members=2"])
     res = run_wm_train(cfg, tmp_path / "run")
     wm = load_world_model(res.model_path)
     assert wm.reward_head is not None and wm.policy_head is not None and wm.state_head is not None
     assert wm.state_head.cfg.dims == (0, 1) and wm.state_head.cfg.proj == 8
+    assert wm.state_head.cfg.members == 2 and len(wm.state_head.more) == 1  # the ensemble round-trips strictly
     assert set(wm.meta["heads_loss"]) == {"reward", "policy", "state"}
     ev = run_wm_eval(res.model_path, "reach2d", episodes=1,
                      methods=["cem+prior", "cem+reward", "mppi+reward-only", "gd+state-only", "cem+state"],

@@ -171,6 +171,7 @@ class WMHeadsConfig:
     state: bool = False  # train the state probe (the recorded states at `state_dims`)
     state_dims: tuple[int, ...] = ()  # state indices the probe predicts (empty = all)
     state_rollout: int = 0  # also fit the probe on the predictor's own 1..K-step rollouts (what planning probes)
+    state_members: int = 1  # state probes trained apart (own init and batches) and averaged: an ensemble
     proj: int = 8  # per-token channels before flattening the token grid
     hidden: int = 128  # MLP hidden width
     steps: int = 400  # AdamW steps per head
@@ -184,6 +185,8 @@ class WMHeadsConfig:
             raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
         if self.state_rollout < 0:
             raise ValueError("heads.state_rollout must be >= 0")
+        if self.state_members < 1:
+            raise ValueError("heads.state_members must be >= 1")
         if self.lr_schedule not in get_args(LRSchedule):  # recipes are checked by the loader; this guards code
             raise ValueError(f"heads.lr_schedule must be one of {get_args(LRSchedule)}, not {self.lr_schedule!r}")
 

@@ -26,28 +26,36 @@ class StateHeadConfig:
     std: tuple[float, ...]  # (K,) per-dimension spread (> 0)
     proj: int = 8  # channels per token before flattening
     hidden: int = 128  # MLP hidden width
+    members: int = 1  # probes trained apart and averaged (an ensemble: less of each one's own error)
 
     def __post_init__(self):
         if not self.dims or len(self.mean) != len(self.dims) or len(self.std) != len(self.dims):
             raise ValueError("a state head needs dims, and a mean and std for each")
+        if self.members < 1:
+            raise ValueError("a state head needs at least 1 member")
         if min(self.std) <= 0:
             raise ValueError("state std must be > 0")
 
 
 class StateHead(nn.Module):
-    """Features [..., N, D] -> standardised state [..., K]."""
+    """Features [..., N, D] -> standardised state [..., K], the mean of `cfg.members` probes (`body` and `more`)."""
 
     def __init__(self, cfg: StateHeadConfig, generator: torch.Generator | None = None):
         super().__init__()
         self.cfg = cfg
         self.body = TokenMLP(cfg.num_tokens, cfg.embed_dim, len(cfg.dims), cfg.proj, cfg.hidden)
+        self.more = nn.ModuleList(TokenMLP(cfg.num_tokens, cfg.embed_dim, len(cfg.dims), cfg.proj, cfg.hidden)
+                                  for _ in range(cfg.members - 1))  # the ensemble's other members
         self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32), persistent=False)
         init_fan_in(self, generator)
 
     def forward(self, z: Tensor) -> Tensor:
-        lead = z.shape[:-2]
-        return self.body(z.reshape(-1, *z.shape[-2:])).reshape(*lead, len(self.cfg.dims))  # (..., K)
+        lead, flat = z.shape[:-2], z.reshape(-1, *z.shape[-2:])  # (M, N, D)
+        out = self.body(flat)  # (M, K)
+        if len(self.more):
+            out = torch.stack([out, *(m(flat) for m in self.more)]).mean(0)
+        return out.reshape(*lead, len(self.cfg.dims))  # (..., K)
 
     def decode(self, z: Tensor) -> Tensor:
         """Features [..., N, D] -> the state in its own units [..., K]."""

@@ -5,7 +5,8 @@
   1..goal_horizon (clipped to the episode), regress (MSE) the action a_t that was taken;
 - state: regression (MSE) of the recorded state s_t[dims], standardised, on the features of its frame z_t and
   (with `state_rollout` K) on the predictor's k-step predictions of it, k = 1..K, from `context` recorded frames
-  and the recorded actions: planning probes predicted features, which are blurrier than encoded ones.
+  and the recorded actions: planning probes predicted features, which are blurrier than encoded ones; with
+  `state_members` M, M probes fitted apart (own initialisation and batches) whose outputs are averaged.
 
 Both draw every batch from a torch.Generator seeded with the recipe's seed, so the heads are reproducible.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
+import numpy as np
 import torch
 
 from vjepa_cli.config.wm import WMHeadsConfig
@@ -23,6 +26,8 @@ from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
 from vjepa_cli.train.wm_data import WMData
+
+MEMBER_SEED_STRIDE = 1000  # member k of a state-probe ensemble draws from seed + 2 + k * this
 
 
 def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], cfg: WMHeadsConfig,
@@ -165,12 +170,22 @@ def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollo
     s = s[:, list(dims)]  # (M, K)
     mu, sd = mean_spread(s)
     y = (s - mu) / sd
-    gen = torch.Generator().manual_seed(seed + 2)
-    head = StateHead(StateHeadConfig(z.shape[1], z.shape[2], dims, tuple(mu.tolist()), tuple(sd.tolist()), cfg.proj,
-                                     cfg.hidden), generator=gen)
+    one = StateHeadConfig(z.shape[1], z.shape[2], dims, tuple(mu.tolist()), tuple(sd.tolist()), cfg.proj, cfg.hidden)
+    members, losses = [], []
+    for k in range(cfg.state_members):  # member 0 is the single probe of state_members=1, to the bit
+        gen = torch.Generator().manual_seed(seed + 2 + MEMBER_SEED_STRIDE * k)
+        member = StateHead(one, generator=gen)
 
-    def loss(g: torch.Generator) -> torch.Tensor:
-        i = torch.randint(len(z), (cfg.batch_size,), generator=g)
-        return ((head(z[i]) - y[i]) ** 2).mean()
+        def loss(g: torch.Generator, member: StateHead = member) -> torch.Tensor:
+            i = torch.randint(len(z), (cfg.batch_size,), generator=g)
+            return ((member(z[i]) - y[i]) ** 2).mean()
 
-    return head, _fit(head, loss, cfg, gen)
+        members.append(member)
+        losses.append(_fit(member, loss, cfg, gen))
+    if len(members) == 1:
+        return members[0], losses[0]
+    head = StateHead(replace(one, members=len(members)))
+    head.body.load_state_dict(members[0].body.state_dict())
+    for slot, member in zip(head.more, members[1:], strict=True):
+        slot.load_state_dict(member.body.state_dict())
+    return head.eval().requires_grad_(False), [float(np.mean(x)) for x in zip(*losses, strict=True)]
