@@ -24,6 +24,7 @@ true 8 best the model also ranks in its 8 best, and where each puts the goal's o
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 3 --energy block
     python benchmarks/bench_wm_pusht.py --episodes 10 --fidelity runs/pusht/wm.safetensors
     python benchmarks/bench_wm_pusht.py --episodes 12 --fidelity P/wm.safetensors   # wm/pusht-relative's model
+    python benchmarks/bench_wm_pusht.py --episodes 12 --fidelity P/wm.safetensors --state-weights 0.3,0.3,1,1,1,1
     python benchmarks/bench_wm_pusht.py --episodes 20 --horizon 6 --samples 128 --iterations 4 --energy block+agent
 """
 
