@@ -62,13 +62,13 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
         raise VjepaError("this world model has no reward head", "train it with --set heads.reward=true")
     if (state_weight or rest_weight) and wm.state_head is None:
         raise VjepaError("this world model has no state head", "train it with --set heads.state=true")
-    w = None
-    if state_weights:
-        k = len(wm.state_head.cfg.dims) if wm.state_head is not None else 0
+    w = None  # (K,) on the head's device
+    if state_weight and state_weights:
+        k = len(wm.state_head.cfg.dims)
         if len(state_weights) != k:
             raise VjepaError(f"plan.state_weights has {len(state_weights)} entries, the state probe reads {k}",
                              f"give one weight per entry ({k}), or leave plan.state_weights empty")
-        w = torch.tensor(state_weights, dtype=torch.float32)
+        w = torch.tensor(state_weights, dtype=torch.float32, device=wm.state_head.mean.device)
 
     def energy(pred: torch.Tensor | Predicted, z_goal: torch.Tensor) -> torch.Tensor:  # pred (S, H, N, D) -> (S,)
         states = None  # the predictor's own states (S, H, S_dim), from `WorldModel.rollout_states`
@@ -83,7 +83,7 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
             probed = (wm.state_head(pred) if states is None
                       else wm.state_head.standardise(states, tuple(wm.predictor.cfg.state_dims)))
         if state_weight:
-            d = wm.state_head.goal_gap(probed, z_goal, None if w is None else w.to(probed.device))  # (S, H)
+            d = wm.state_head.goal_gap(probed, z_goal, w)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
         if rest_weight:
             if pred.shape[1] < 2:
@@ -107,7 +107,7 @@ def plan_energy(wm: WorldModel, plan: WMPlanConfig, mode: str, mods: Sequence[st
         goal_w = 0.0
     if goal_w == 1.0 and not reward_w and not state_w and not rest_w and plan.state_from == "probe":
         return None
-    return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w, plan.state_weights if state_w else ())
+    return blended_energy(wm, mode, goal_w, reward_w, state_w, rest_w, plan.state_weights)
 
 
 def plan_rollout(wm: WorldModel, plan: WMPlanConfig) -> Callable[[Any, torch.Tensor], Any]:

@@ -9,7 +9,7 @@ distance weighs the dimensions alike; `decode` gives the state in its own units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -49,6 +49,14 @@ class StateHead(nn.Module):
         self.register_buffer("mean", torch.tensor(cfg.mean, dtype=torch.float32), persistent=False)
         self.register_buffer("std", torch.tensor(cfg.std, dtype=torch.float32), persistent=False)
         init_fan_in(self, generator)
+
+    @classmethod
+    def ensemble(cls, members: list[StateHead]) -> StateHead:
+        """One head averaging single-member heads of one config (their bodies copied; frozen, in eval mode)."""
+        head = cls(replace(members[0].cfg, members=len(members)), generator=torch.Generator())  # overwritten below
+        for slot, member in zip([head.body, *head.more], members, strict=True):
+            slot.load_state_dict(member.body.state_dict())
+        return head.eval().requires_grad_(False)
 
     def forward(self, z: Tensor) -> Tensor:
         lead, flat = z.shape[:-2], z.reshape(-1, *z.shape[-2:])  # (M, N, D)

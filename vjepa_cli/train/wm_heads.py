@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -184,8 +183,4 @@ def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollo
         losses.append(_fit(member, loss, cfg, gen))
     if len(members) == 1:
         return members[0], losses[0]
-    head = StateHead(replace(one, members=len(members)))
-    head.body.load_state_dict(members[0].body.state_dict())
-    for slot, member in zip(head.more, members[1:], strict=True):
-        slot.load_state_dict(member.body.state_dict())
-    return head.eval().requires_grad_(False), [float(np.mean(x)) for x in zip(*losses, strict=True)]
+    return StateHead.ensemble(members), [float(np.mean(x)) for x in zip(*losses, strict=True)]
