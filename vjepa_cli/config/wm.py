@@ -179,10 +179,18 @@ class WMHeadsConfig:
     lr: float = 1e-3  # AdamW peak learning rate
     lr_schedule: LRSchedule = "constant"  # or "cosine": from lr down to 0 over the steps
     goal_horizon: int = 10  # policy: the goal is 1..goal_horizon frames after the current one
+    # a goal reader: a small CNN that reads the state (at `state_dims`) from a goal image's pixels, trained on the
+    # collection's probe resets (needs data.probe_resets); planning uses it with plan.goal_state_from=reader
+    goal_reader: bool = False
+    reader_steps: int = 6000  # its AdamW steps (cosine from reader_lr down to 0)
+    reader_batch: int = 128  # its frames per step
+    reader_lr: float = 2e-3  # its peak learning rate
 
     def __post_init__(self):
         if min(self.proj, self.hidden, self.steps, self.batch_size, self.goal_horizon) < 1 or self.lr <= 0:
             raise ValueError("heads: proj, hidden, steps, batch_size, goal_horizon must be >= 1 and lr > 0")
+        if min(self.reader_steps, self.reader_batch) < 1 or self.reader_lr <= 0:
+            raise ValueError("heads: reader_steps and reader_batch must be >= 1 and reader_lr > 0")
         if self.state_rollout < 0:
             raise ValueError("heads.state_rollout must be >= 0")
         if self.state_members < 1:
@@ -220,8 +228,10 @@ class WMPlanConfig:
     context: int = 1  # observed frames each plan starts from (> 1: the recent frames and actions, for velocity)
     # where the state distance (state_weight, rest_weight) reads a planned step's state: the state probe on the
     # predicted features, or the predictor's own predicted state (a model trained with predictor.predict_states);
-    # the goal's state is the probe's reading of the goal image either way
     state_from: Literal["probe", "predictor"] = "probe"
+    # who reads the goal image's state for that distance: the state probe on its features, or the goal reader
+    # (a model trained with heads.goal_reader) on its pixels, once per goal
+    goal_state_from: Literal["probe", "reader"] = "probe"
 
     def __post_init__(self):
         if any(c.low or c.high for c in (self.cem, self.mppi, self.gd)):

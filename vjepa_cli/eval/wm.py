@@ -18,8 +18,8 @@ from vjepa_cli.config.wm import WMConfig, WMPlanConfig
 from vjepa_cli.data.media import read_image, write_png
 from vjepa_cli.envs.registry import ENVS, GYM_PREFIX, canonical_env, make_env
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.eval.wm_methods import GoalState, method_label, plan_energy, plan_rollout, planned_method
 from vjepa_cli.eval.wm_methods import baselines as baseline_methods
-from vjepa_cli.eval.wm_methods import method_label, plan_energy, plan_rollout, planned_method
 from vjepa_cli.eval.wm_stats import MethodStats, method_stats
 from vjepa_cli.io.atomic import write_text_atomic
 from vjepa_cli.models.world_model import WorldModel, load_world_model
@@ -146,7 +146,9 @@ def run_wm_plan(model_path: str | Path, start: str | Path, goal: str | Path, set
     with autocast(wm.device, dtype):
         z = wm.encode(np.stack([s_img, g_img]))  # (2, N, D)
         cfg = plan.planner_for(wm.action_low, wm.action_high)
-        planner = make_planner(plan.method, plan_rollout(wm, plan), cfg, plan_energy(wm, plan, cfg.energy))
+        goal = GoalState(wm, plan.goal_state_from)
+        goal.set_image(g_img)
+        planner = make_planner(plan.method, plan_rollout(wm, plan), cfg, plan_energy(wm, plan, cfg.energy, goal=goal))
         t0 = time.perf_counter()
         res = planner.plan(z[0], z[1], torch.Generator(device=wm.device).manual_seed(seed))
     return WMPlanResult(res.actions.cpu().tolist(), list(wm.action_names), res.energy,

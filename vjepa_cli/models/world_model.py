@@ -4,7 +4,7 @@ One safetensors file: `encoder.*` (the frozen encoder the predictor was trained 
 (the action-conditioned predictor), with JSON metadata: `format`, `encoder_config` (a ModelConfig),
 `encoder_source`, `predictor_config` (an ACPredictorConfig), `action_names`, `action_low`, `action_high`,
 `state_names`, `fps`, `stride`, `env`, optional heads (`reward.*` with `reward_config`, `policy.*` with
-`policy_config`, `state.*` with `state_config`), `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
+`policy_config`, `state.*` with `state_config`, `goal_reader.*` with `goal_reader_config`), `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
 files written before hold the CEM settings flat, `{horizon, samples, ...}`, which still reads), `wm_config`
 and `step`.
 """
@@ -25,6 +25,7 @@ from vjepa_cli.errors import VjepaError
 from vjepa_cli.io.tensors import load_tensors, meta_json, save_tensors
 from vjepa_cli.models.ac_predictor import ACPredictor, ACPredictorConfig, select_states
 from vjepa_cli.models.frozen import FrozenEncoder, encode_frames
+from vjepa_cli.models.goal_reader import GoalReader, GoalReaderConfig
 from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
@@ -64,6 +65,7 @@ class WorldModel:
     reward_head: RewardHead | None = None  # learned reward on features (wm train with heads.reward)
     policy_head: PolicyHead | None = None  # goal-conditioned behaviour cloning (heads.policy)
     state_head: StateHead | None = None  # state probe, a goal-conditioned distance for planning (heads.state)
+    goal_reader: GoalReader | None = None  # reads a goal image's state from its pixels (heads.goal_reader)
 
     @property
     def device(self) -> torch.device:
@@ -104,7 +106,7 @@ class WorldModel:
 
 
 HEADS = {"reward": (RewardHead, RewardHeadConfig), "policy": (PolicyHead, PolicyHeadConfig),
-         "state": (StateHead, StateHeadConfig)}  # optional
+         "state": (StateHead, StateHeadConfig), "goal_reader": (GoalReader, GoalReaderConfig)}  # optional
 
 
 def save_world_model(path: str | Path, enc: FrozenEncoder, predictor: ACPredictor, meta: dict[str, Any],
@@ -152,7 +154,7 @@ def load_world_model(path: str | Path, device: torch.device | str = "cpu") -> Wo
     heads = {name: _load_head(path, tensors, meta, name, device) for name in HEADS if f"{name}_config" in meta}
     return WorldModel(enc, predictor, tuple(meta_json(meta, "action_low")), tuple(meta_json(meta, "action_high")),
                       tuple(meta_json(meta, "action_names", [])), plan, info, heads.get("reward"),
-                      heads.get("policy"), heads.get("state"))
+                      heads.get("policy"), heads.get("state"), heads.get("goal_reader"))
 
 
 def _load_head(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], name: str,

@@ -40,6 +40,7 @@ from vjepa_cli.train.wm_heads import (
     check_heads,
     check_state_dims,
     mean_spread,
+    train_goal_reader,
     train_policy_head,
     train_reward_head,
     train_state_head,
@@ -150,7 +151,7 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
 
 def train_heads(cfg: WMConfig, data: WMData,
                 predictor: ACPredictor | None = None) -> dict[str, tuple[torch.nn.Module, float]]:
-    """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`) -> name: (head, final mean loss);
+    """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`, `.goal_reader`) -> name: (head, final mean loss);
     the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`)."""
     out = {}
 
@@ -162,7 +163,8 @@ def train_heads(cfg: WMConfig, data: WMData,
     state = partial(train_state_head, rollout=None if predictor is None else rollout, context=cfg.plan.context)
     for name, wanted, fit in (("reward", cfg.heads.reward, train_reward_head),
                               ("policy", cfg.heads.policy, train_policy_head),
-                              ("state", cfg.heads.state, state)):
+                              ("state", cfg.heads.state, state),
+                              ("goal_reader", cfg.heads.goal_reader, train_goal_reader)):
         if wanted:
             head, losses = fit(data, cfg.heads, cfg.seed)
             out[name] = (head, float(np.mean(losses[-max(1, len(losses) // 10):])))

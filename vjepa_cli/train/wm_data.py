@@ -67,6 +67,7 @@ class WMData:
     env: str  # environment name recorded in the episodes ("" when unknown)
     probe_features: torch.Tensor | None = None  # (M, N, D) frames of extra resets, for the state probe alone
     probe_states: np.ndarray | None = None  # (M, S) their states
+    probe_path: Path | None = None  # the file of their frames and states (`PROBE_FILE`), for the goal reader
 
     @property
     def embed_dim(self) -> int:
@@ -132,7 +133,8 @@ def prepare_data(cfg: WMConfig, out_dir: Path, device: torch.device | str,
     low = list(first.action_low) or [float(x) for x in np.min([a.min(0) for a in acts], 0)]
     high = list(first.action_high) or [float(x) for x in np.max([a.max(0) for a in acts], 0)]
     return WMData(encoder, feats, acts, states, rewards, list(first.action_names), low, high, list(first.state_names),
-                  first.fps, stride, str(first.info.get("env", "")), probe_z, probe_s)
+                  first.fps, stride, str(first.info.get("env", "")), probe_z, probe_s,
+                  root / PROBE_FILE if probe_z is not None else None)
 
 
 def probe_poses(enc: FrozenEncoder, path: Path, cache_dir: Path, batch_size: int,

@@ -6,7 +6,9 @@
 - state: regression (MSE) of the recorded state s_t[dims], standardised, on the features of its frame z_t and
   (with `state_rollout` K) on the predictor's k-step predictions of it, k = 1..K, from `context` recorded frames
   and the recorded actions: planning probes predicted features, which are blurrier than encoded ones; with
-  `state_members` M, M probes fitted apart (own initialisation and batches) whose outputs are averaged.
+  `state_members` M, M probes fitted apart (own initialisation and batches) whose outputs are averaged;
+- goal reader: regression (MSE) of the same states, standardised, on the pixels of the collection's probe resets
+  (their first and goal frames), AdamW with a cosine schedule for `reader_steps`.
 
 Both draw every batch from a torch.Generator seeded with the recipe's seed, so the heads are reproducible.
 """
@@ -21,6 +23,8 @@ import torch
 
 from vjepa_cli.config.wm import WMHeadsConfig
 from vjepa_cli.errors import VjepaError
+from vjepa_cli.io.tensors import load_tensors
+from vjepa_cli.models.goal_reader import GoalReader, GoalReaderConfig
 from vjepa_cli.models.policy_head import PolicyHead, PolicyHeadConfig
 from vjepa_cli.models.reward_head import RewardHead, RewardHeadConfig
 from vjepa_cli.models.state_head import StateHead, StateHeadConfig
@@ -58,10 +62,14 @@ def check_heads(data: WMData, cfg: WMHeadsConfig) -> None:
     """Fail before any training when the episodes lack what a wanted head learns from."""
     if cfg.reward and any(r is None for r in data.rewards):
         raise VjepaError("heads.reward needs rewards in the episodes", "collect them again with this version")
-    if not cfg.state:
+    if cfg.goal_reader and data.probe_path is None:
+        raise VjepaError("heads.goal_reader learns from the collection's probe resets, and these episodes have none",
+                         "set data.probe_resets (e.g. 10000) and collect again")
+    if not (cfg.state or cfg.goal_reader):
         return
+    name = "heads.state" if cfg.state else "heads.goal_reader"
     if data.state_dim == 0 or any(s is None for s in data.states):
-        raise VjepaError("heads.state needs states in the episodes", "collect them from an environment with states")
+        raise VjepaError(f"{name} needs states in the episodes", "collect them from an environment with states")
     check_state_dims(data, "heads.state_dims", cfg.state_dims)
 
 
@@ -184,3 +192,24 @@ def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollo
     if len(members) == 1:
         return members[0], losses[0]
     return StateHead.ensemble(members), [float(np.mean(x)) for x in zip(*losses, strict=True)]
+
+
+def train_goal_reader(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[GoalReader, list[float]]:
+    """Fit s[dims] ~ G(frame) on the probe resets' frames (dims = `cfg.state_dims`, all when empty)."""
+    check_heads(data, WMHeadsConfig(goal_reader=True, state_dims=cfg.state_dims))
+    raw, _ = load_tensors(data.probe_path)
+    frames = raw["frames"]  # (M, H, W, 3) uint8, converted a batch at a time
+    dims = tuple(cfg.state_dims) or tuple(range(data.state_dim))
+    s = raw["states"].float()[:, list(dims)]  # (M, K)
+    mu, sd = mean_spread(s)
+    y = (s - mu) / sd
+    gen = torch.Generator().manual_seed(seed + 3)
+    reader = GoalReader(GoalReaderConfig(dims, tuple(mu.tolist()), tuple(sd.tolist()), size=max(8, frames.shape[1] // 8 * 8)),
+                        generator=gen)
+
+    def loss(g: torch.Generator) -> torch.Tensor:
+        i = torch.randint(len(frames), (cfg.reader_batch,), generator=g)
+        return ((reader(frames[i]) - y[i]) ** 2).mean()
+
+    fit = WMHeadsConfig(steps=cfg.reader_steps, lr=cfg.reader_lr, lr_schedule="cosine")
+    return reader, _fit(reader, loss, fit, gen)
