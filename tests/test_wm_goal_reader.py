@@ -143,7 +143,11 @@ def test_reader_in_the_model_file_and_in_eval(tmp_path):
     sets = [*TINY, "heads.state=true", "heads.goal_reader=true", "heads.steps=5", "heads.hidden=16",
             "heads.reader_steps=4", "heads.reader_batch=4", "data.probe_resets=3", "plan.goal_weight=0",
             "plan.state_weight=1", "plan.goal_state_from=reader"]
-    res = run_wm_train(load_recipe(WMConfig, recipe, sets), tmp_path / "run")
+    phases: list[list] = []  # [name, total, last step seen]
+    res = run_wm_train(load_recipe(WMConfig, recipe, sets), tmp_path / "run",
+                       on_phase=lambda name, total: phases.append([name, total, None]),
+                       on_step=lambda i, info: phases[-1].__setitem__(2, i))
+    assert phases[-2:] == [["state head", 5, 4], ["goal reader", 4, 3]]  # the progress bar follows the heads too
     wm = load_world_model(res.model_path)  # strict: the reader's weights match its stored config
     assert wm.goal_reader is not None and wm.goal_reader.cfg.size == 32 and "goal_reader" in wm.meta["heads_loss"]
     assert wm.plan.goal_state_from == "reader"

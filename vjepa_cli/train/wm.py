@@ -149,10 +149,12 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
 
 
 
-def train_heads(cfg: WMConfig, data: WMData,
-                predictor: ACPredictor | None = None) -> dict[str, tuple[torch.nn.Module, float]]:
+def train_heads(cfg: WMConfig, data: WMData, predictor: ACPredictor | None = None,
+                on_phase: Callable[[str, int], None] | None = None,
+                on_step: Callable[[int, dict], None] | None = None) -> dict[str, tuple[torch.nn.Module, float]]:
     """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`, `.goal_reader`) -> name: (head, final mean loss);
-    the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`)."""
+    the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`); `on_phase("<name> head",
+    steps)` announces each, `on_step(i, {"loss": ...})` follows it."""
     out = {}
 
     def rollout(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -161,12 +163,15 @@ def train_heads(cfg: WMConfig, data: WMData,
         return predictor.rollout(ctx.to(dev), acts.to(dev), held)
 
     state = partial(train_state_head, rollout=None if predictor is None else rollout, context=cfg.plan.context)
-    for name, wanted, fit in (("reward", cfg.heads.reward, train_reward_head),
-                              ("policy", cfg.heads.policy, train_policy_head),
-                              ("state", cfg.heads.state, state),
-                              ("goal_reader", cfg.heads.goal_reader, train_goal_reader)):
+    h = cfg.heads
+    for name, wanted, fit, steps in (("reward", h.reward, train_reward_head, h.steps),
+                                     ("policy", h.policy, train_policy_head, h.steps),
+                                     ("state", h.state, state, h.steps * h.state_members),
+                                     ("goal_reader", h.goal_reader, train_goal_reader, h.reader_steps)):
         if wanted:
-            head, losses = fit(data, cfg.heads, cfg.seed)
+            if on_phase:
+                on_phase("goal reader" if name == "goal_reader" else f"{name} head", steps)
+            head, losses = fit(data, cfg.heads, cfg.seed, on_step=on_step)
             out[name] = (head, float(np.mean(losses[-max(1, len(losses) // 10):])))
             log.info("%s head: final loss %.4f", name, out[name][1])
     return out
@@ -256,8 +261,10 @@ class WMTrainer(Trainer):
             self.runlog.write({**out.info, "loss_mean": self.last_mean, "time": time.perf_counter() - self.t0})
             self.losses.clear()
 
-    def finish(self) -> Path:
-        """Write the world-model file (frozen encoder + predictor + what planning needs to know)."""
+    def finish(self, on_phase: Callable[[str, int], None] | None = None,
+               on_step: Callable[[int, dict], None] | None = None) -> Path:
+        """Train the heads (`on_phase` / `on_step` follow them, as in `train_heads`) and write the world-model
+        file (frozen encoder + predictor + heads + what planning needs to know)."""
         d = self.data
         meta = {"action_names": d.action_names, "action_low": d.action_low, "action_high": d.action_high,
                 "state_names": d.state_names, "fps": d.fps, "stride": d.stride, "env": d.env,
@@ -265,7 +272,7 @@ class WMTrainer(Trainer):
         path = self.folder.path / "wm.safetensors"
         if self.acc.is_main_process:
             predictor = self.acc.unwrap_model(self.model).eval()
-            heads = train_heads(self.cfg, d, predictor)
+            heads = train_heads(self.cfg, d, predictor, on_phase, on_step)
             meta["heads_loss"] = {k: v[1] for k, v in heads.items()}
             with disk_full_is_clear(path, self.last_checkpoint):
                 save_world_model(path, d.encoder, predictor, meta,
@@ -279,7 +286,7 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
                  on_step: Callable[[int, dict], None] | None = None) -> WMTrainResult:
     """Collect (if asked), cache features, train, and write OUT/wm.safetensors.
 
-    `on_phase(name, total)` announces "collect", "features" and "train" with their lengths; `on_step(i, info)`
+    `on_phase(name, total)` announces "collect", "features", "train" and each head with their lengths; `on_step(i, info)`
     is called after every unit of the current phase (the CLI drives its progress bar with them). SIGINT/SIGTERM
     end the run after the step and a checkpoint (`interrupted`); a run that fails before its first step
     leaves its folder as it found it.
@@ -299,6 +306,6 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
         if on_phase:
             on_phase("train", cfg.optim.steps)
         stopped = trainer.train(None if on_step is None else lambda s: on_step(trainer.step - 1, s.info))
-        model_path = None if stopped else trainer.finish()
+        model_path = None if stopped else trainer.finish(on_phase, on_step)
     return WMTrainResult(out_dir, model_path, trainer.step, trainer.last_mean, time.perf_counter() - trainer.t0,
                          len(data.features), interrupted=stopped)

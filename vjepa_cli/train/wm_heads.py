@@ -33,8 +33,12 @@ from vjepa_cli.train.wm_data import WMData
 MEMBER_SEED_STRIDE = 1000  # member k of a state-probe ensemble draws from seed + 2 + k * this
 
 
+Progress = Callable[[int, dict], None]  # (step, {"loss": ...}) every PROGRESS_EVERY steps and at the last
+PROGRESS_EVERY = 50
+
+
 def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tensor], cfg: WMHeadsConfig,
-         gen: torch.Generator) -> list[float]:
+         gen: torch.Generator, on_step: Progress | None = None) -> list[float]:
     """AdamW for `cfg.steps` steps at `cfg.lr`, constant or cosine-decayed to 0; -> the loss of every step."""
     opt = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=1e-4)
     module.train()
@@ -48,6 +52,8 @@ def _fit(module: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Ten
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
+        if on_step and (step % PROGRESS_EVERY == 0 or step == cfg.steps - 1):
+            on_step(step, {"loss": losses[-1]})
     module.eval().requires_grad_(False)
     return losses
 
@@ -81,7 +87,8 @@ def check_state_dims(data: WMData, name: str, dims: tuple[int, ...]) -> None:
                          f"use indices 0..{data.state_dim - 1}")
 
 
-def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[RewardHead, list[float]]:
+def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int,
+                      on_step: Progress | None = None) -> tuple[RewardHead, list[float]]:
     """Fit r_t ~ R(z_{t+1}) on every recorded transition."""
     check_heads(data, WMHeadsConfig(reward=True))
     z = torch.cat([f[1:] for f in data.features]).float()  # (M, N, D): the frame after each action
@@ -94,7 +101,7 @@ def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Rewa
         i = torch.randint(len(z), (cfg.batch_size,), generator=g)
         return ((head(z[i]) - (r[i] - mu) / sd) ** 2).mean()  # standardised targets
 
-    losses = _fit(head, loss, cfg, gen)
+    losses = _fit(head, loss, cfg, gen, on_step)
     with torch.no_grad():  # fold the standardisation into the last layer: the head outputs rewards
         fc2 = head.body.mlp.fc2
         fc2.weight.mul_(sd)
@@ -102,7 +109,8 @@ def train_reward_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Rewa
     return head, losses
 
 
-def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[PolicyHead, list[float]]:
+def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int,
+                      on_step: Progress | None = None) -> tuple[PolicyHead, list[float]]:
     """Fit a_t ~ pi(z_t, z_{t+k}) with hindsight goals k in 1..goal_horizon."""
     lengths = torch.tensor([len(a) for a in data.actions])  # actions per episode
     offsets = torch.cumsum(torch.cat([torch.zeros(1, dtype=torch.long), lengths + 1]), 0)  # frame offsets
@@ -123,7 +131,7 @@ def train_policy_head(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Poli
         pred = head(z[offsets[e] + t], z[offsets[e] + goal_t])  # (B, A)
         return (((pred - acts[i]) / (high - low)) ** 2).mean()  # in units of the bound range
 
-    return head, _fit(head, loss, cfg, gen)
+    return head, _fit(head, loss, cfg, gen, on_step)
 
 
 # (context [B, T0, N, D], actions [B, T0 - 1 + H, A], context states [B, T0, S]) -> predictions [B, H, N, D]
@@ -160,7 +168,7 @@ def rollout_samples(data: WMData, rollout: Rollout, context: int, steps: int,
 
 
 def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollout | None = None,
-                     context: int = 1) -> tuple[StateHead, list[float]]:
+                     context: int = 1, on_step: Progress | None = None) -> tuple[StateHead, list[float]]:
     """Fit s_t[dims] ~ S(z_t) on every recorded frame (dims = `cfg.state_dims`, all when empty) and the
     collection's extra resets, and with `cfg.state_rollout` > 0 on the `rollout`'s predictions from `context`
     frames too."""
@@ -188,13 +196,15 @@ def train_state_head(data: WMData, cfg: WMHeadsConfig, seed: int, rollout: Rollo
             return ((member(z[i]) - y[i]) ** 2).mean()
 
         members.append(member)
-        losses.append(_fit(member, loss, cfg, gen))
+        done = k * cfg.steps  # the members' steps count on one after another
+        losses.append(_fit(member, loss, cfg, gen, on_step and (lambda i, info, done=done: on_step(done + i, info))))
     if len(members) == 1:
         return members[0], losses[0]
     return StateHead.ensemble(members), [float(np.mean(x)) for x in zip(*losses, strict=True)]
 
 
-def train_goal_reader(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[GoalReader, list[float]]:
+def train_goal_reader(data: WMData, cfg: WMHeadsConfig, seed: int,
+                      on_step: Progress | None = None) -> tuple[GoalReader, list[float]]:
     """Fit s[dims] ~ G(frame) on the probe resets' frames (dims = `cfg.state_dims`, all when empty)."""
     check_heads(data, WMHeadsConfig(goal_reader=True, state_dims=cfg.state_dims))
     raw, _ = load_tensors(data.probe_path)
@@ -212,4 +222,4 @@ def train_goal_reader(data: WMData, cfg: WMHeadsConfig, seed: int) -> tuple[Goal
         return ((reader(frames[i]) - y[i]) ** 2).mean()
 
     fit = WMHeadsConfig(steps=cfg.reader_steps, lr=cfg.reader_lr, lr_schedule="cosine")
-    return reader, _fit(reader, loss, fit, gen)
+    return reader, _fit(reader, loss, fit, gen, on_step)
