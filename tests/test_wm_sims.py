@@ -179,7 +179,7 @@ def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
     from vjepa_cli.train.wm import run_wm_train
 
     assert load_recipe(WMConfig, "wm/pusht-relative", []).data.probe_resets == 10000  # as shipped
-    sets = SHRUNK + ["data.steps=5", "heads.batch_size=8", "data.probe_resets=4"]
+    sets = SHRUNK + ["data.steps=5", "heads.batch_size=8", "data.probe_resets=4", "heads.reader_steps=3"]
     cfg = load_recipe(WMConfig, "wm/pusht-relative", sets)
     assert cfg.data.policy == "noisy" and cfg.loss.state_loss == "l2" and cfg.plan.state_from == "predictor"
     res = run_wm_train(cfg, tmp_path / "run")
@@ -189,6 +189,7 @@ def test_the_pusht_recipe_learns_and_plans_on_agent_and_block_states(tmp_path):
     pcfg = wm.predictor.cfg
     assert pcfg.predict_states and pcfg.state_dim == 6 and min(pcfg.state_std) > 0
     assert wm.state_head.cfg.dims == (0, 1, 2, 3, 4, 5)
+    assert wm.goal_reader.cfg.dims == (0, 1, 2, 3, 4, 5) and wm.plan.goal_state_from == "reader"  # reads the goal
     ev = run_wm_eval(res.model_path, f"gym:{ENV_ID}", episodes=1, methods=["mppi"], out_dir=tmp_path / "ev",
                      device="cpu")
     assert [r.method for r in ev.rows] == ["world model (MPPI)", "random", "oracle"]
