@@ -134,3 +134,21 @@ def test_strict_and_cli_paths(run_cli, tmp_path, vids):
     assert r.code == 1 and "--out-dir" in r.err
     r = run_cli("preprocess", root / "videos", "-o", tmp_path / "j.csv", "--json", "--workers", "1")
     assert r.code == 0 and json.loads(r.out)["videos"] == 3
+
+
+def test_worker_pool_starts_fresh_interpreters_not_forks(tmp_path, vids, monkeypatch):
+    """A fork of a process with running threads (pytest-timeout's watchdog, an OpenMP pool) can inherit a held
+    lock and hang the pool for good (it did in CI under load): the workers must be spawned."""
+    from vjepa_cli.data import preprocess
+
+    seen = []
+    real = preprocess.ProcessPoolExecutor
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["mp_context"].get_start_method() if kwargs.get("mp_context") else "default (fork)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess, "ProcessPoolExecutor", recording)
+    root, _ = vids
+    res = preprocess.run_preprocess(str(root / "videos"), tmp_path / "m.csv", workers=2)
+    assert seen == ["spawn"] and res.num_videos == 3

@@ -8,6 +8,7 @@ outputs that already exist and decode are kept.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -130,7 +131,9 @@ def _run_jobs(jobs: list[tuple], workers: int, progress: Callable[[int, int], No
     results: list = [None] * len(jobs)
     done = 0
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+        # fresh interpreters, not forks: a fork of a process with running threads (the timeout watchdog, an OpenMP
+        # pool) can inherit a held lock, and the pool then waits forever (seen in CI under load)
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
             finished = (fut.result() for fut in as_completed([pool.submit(_work, j) for j in jobs]))
             for r in finished:
                 results[r[0]] = r

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def _generate(spec: SynthSpec, out: Path, workers: int = 1, progress: Callable[[
     jobs = [(spec, i, p) for i, p in enumerate(paths)]
     metas: list[dict] = []
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:  # no fork: see preprocess
             for meta in pool.map(_make_one, jobs, chunksize=4):
                 metas.append(meta)
                 if progress:
