@@ -116,7 +116,8 @@ def test_goal_state_comes_from_the_reader_standardised_like_the_probe():
 
     states = probed * wm.state_head.std + wm.state_head.mean  # the same, in state units, as a predictor gives them
     wm.predictor = type("P", (), {"cfg": type("C", (), {"state_dims": (0, 1)})})()
-    e = blended_energy(wm, "final", 0.0, state_weight=1.0, goal_state=goal)(Predicted(torch.randn(5, 3, 4, 6), states), z)
+    energy = blended_energy(wm, "final", 0.0, state_weight=1.0, goal_state=goal)
+    e = energy(Predicted(torch.randn(5, 3, 4, 6), states), z)
     torch.testing.assert_close(e, (probed[:, -1] - torch.tensor([2.0, 2.0])).norm(dim=-1))
     with pytest.raises(VjepaError, match="goal reader") as err:
         GoalState(_WM(reader=False), "reader")

@@ -137,7 +137,8 @@ def _generate(spec: SynthSpec, out: Path, workers: int = 1, progress: Callable[[
     jobs = [(spec, i, p) for i, p in enumerate(paths)]
     metas: list[dict] = []
     if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:  # no fork: see preprocess
+        spawn = multiprocessing.get_context("spawn")  # fresh interpreters, not forks: see data/preprocess.py
+        with ProcessPoolExecutor(workers, mp_context=spawn) as pool:
             for meta in pool.map(_make_one, jobs, chunksize=4):
                 metas.append(meta)
                 if progress:

@@ -71,7 +71,7 @@ class GoalState:
         """The goal image uint8 [H, W, 3] of the episode (or plan) to come; read now when the reader reads it."""
         if self.source == "reader" and self.wm.state_head is not None:
             state = self.wm.goal_reader.read(image)  # (K',) in the states' own units
-            self._read = self.wm.state_head.standardise(state.float(), self.wm.goal_reader.cfg.dims)  # (K,)
+            self._read = self.wm.state_head.standardise(state, self.wm.goal_reader.cfg.dims)  # (K,)
 
     def __call__(self, z_goal: torch.Tensor) -> torch.Tensor:
         """Goal features [N, D] -> the goal's standardised state [K]."""
@@ -117,8 +117,7 @@ def blended_energy(wm: WorldModel, mode: str, goal_weight: float, reward_weight:
             probed = (wm.state_head(pred) if states is None
                       else wm.state_head.standardise(states, tuple(wm.predictor.cfg.state_dims)))
         if state_weight:
-            gap = probed - goal_state(z_goal)  # (S, H, K)
-            d = (gap if w is None else gap * w).norm(dim=-1)  # (S, H)
+            d = wm.state_head.gap(probed, goal_state(z_goal), w)  # (S, H)
             e = e + state_weight * over_horizon(d, mode)
         if rest_weight:
             if pred.shape[1] < 2:

@@ -81,11 +81,16 @@ class StateHead(nn.Module):
         """As `pick`, standardised like the head's output [..., K]."""
         return (self.pick(states, entries) - self.mean) / self.std
 
-    def goal_gap(self, probed: Tensor, goal: Tensor, weights: Tensor | None = None) -> Tensor:
-        """Euclidean distance between standardised states probed [..., K] and the goal features' probed state
-        (goal [N, D]) -> [...]; `weights` [K] scale each entry's gap first (None = all 1)."""
-        gap = probed - self(goal.unsqueeze(0))[0]  # (..., K)
+    @staticmethod
+    def gap(probed: Tensor, goal_state: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Euclidean distance between standardised states probed [..., K] and a goal's standardised state [K]
+        -> [...]; `weights` [K] scale each entry's gap first (None = all 1)."""
+        gap = probed - goal_state  # (..., K)
         return (gap if weights is None else gap * weights).norm(dim=-1)
+
+    def goal_gap(self, probed: Tensor, goal: Tensor, weights: Tensor | None = None) -> Tensor:
+        """`gap` to the goal features' probed state (goal [N, D])."""
+        return self.gap(probed, self(goal.unsqueeze(0))[0], weights)
 
     def distance(self, pred: Tensor, goal: Tensor) -> Tensor:
         """Euclidean distance between probed states, standardised: pred [..., N, D], goal [N, D] -> [...]."""

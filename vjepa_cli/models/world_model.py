@@ -4,9 +4,9 @@ One safetensors file: `encoder.*` (the frozen encoder the predictor was trained 
 (the action-conditioned predictor), with JSON metadata: `format`, `encoder_config` (a ModelConfig),
 `encoder_source`, `predictor_config` (an ACPredictorConfig), `action_names`, `action_low`, `action_high`,
 `state_names`, `fps`, `stride`, `env`, optional heads (`reward.*` with `reward_config`, `policy.*` with
-`policy_config`, `state.*` with `state_config`, `goal_reader.*` with `goal_reader_config`), `plan` (WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`;
-files written before hold the CEM settings flat, `{horizon, samples, ...}`, which still reads), `wm_config`
-and `step`.
+`policy_config`, `state.*` with `state_config`, `goal_reader.*` with `goal_reader_config`), `plan`
+(WMPlanConfig defaults: `{cem: {...}, max_steps, prior_weight}`; files written before hold the CEM settings
+flat, `{horizon, samples, ...}`, which still reads), `wm_config` and `step`.
 """
 
 from __future__ import annotations

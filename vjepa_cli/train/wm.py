@@ -152,9 +152,9 @@ def build_predictor(cfg: WMConfig, embed_dim: int, grid: tuple[int, int], action
 def train_heads(cfg: WMConfig, data: WMData, predictor: ACPredictor | None = None,
                 on_phase: Callable[[str, int], None] | None = None,
                 on_step: Callable[[int, dict], None] | None = None) -> dict[str, tuple[torch.nn.Module, float]]:
-    """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`, `.goal_reader`) -> name: (head, final mean loss);
-    the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`); `on_phase("<name> head",
-    steps)` announces each, `on_step(i, {"loss": ...})` follows it."""
+    """The optional heads of the recipe (`heads.reward`, `.policy`, `.state`, `.goal_reader`) -> name: (head,
+    final mean loss); the trained `predictor` gives the state probe its rollouts (`heads.state_rollout`);
+    `on_phase("<name> head", steps)` announces each, `on_step(i, {"loss": ...})` follows it."""
     out = {}
 
     def rollout(ctx: torch.Tensor, acts: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
@@ -286,8 +286,8 @@ def run_wm_train(cfg: WMConfig, out_dir: str | Path, resume: bool = False,
                  on_step: Callable[[int, dict], None] | None = None) -> WMTrainResult:
     """Collect (if asked), cache features, train, and write OUT/wm.safetensors.
 
-    `on_phase(name, total)` announces "collect", "features", "train" and each head with their lengths; `on_step(i, info)`
-    is called after every unit of the current phase (the CLI drives its progress bar with them). SIGINT/SIGTERM
+    `on_phase(name, total)` announces "collect", "features", "train" and each head with their lengths;
+    `on_step(i, info)` is called after every unit of the current phase (the CLI drives its progress bar with them). SIGINT/SIGTERM
     end the run after the step and a checkpoint (`interrupted`); a run that fails before its first step
     leaves its folder as it found it.
     """

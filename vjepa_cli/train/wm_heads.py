@@ -214,8 +214,8 @@ def train_goal_reader(data: WMData, cfg: WMHeadsConfig, seed: int,
     mu, sd = mean_spread(s)
     y = (s - mu) / sd
     gen = torch.Generator().manual_seed(seed + 3)
-    reader = GoalReader(GoalReaderConfig(dims, tuple(mu.tolist()), tuple(sd.tolist()), size=max(8, frames.shape[1] // 8 * 8)),
-                        generator=gen)
+    size = max(8, frames.shape[1] // 8 * 8)  # the frames' size, down to a multiple of 8
+    reader = GoalReader(GoalReaderConfig(dims, tuple(mu.tolist()), tuple(sd.tolist()), size=size), generator=gen)
 
     def loss(g: torch.Generator) -> torch.Tensor:
         i = torch.randint(len(frames), (cfg.reader_batch,), generator=g)
